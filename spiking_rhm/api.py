@@ -1,0 +1,82 @@
+"""Python API: one call trains one run described by a :class:`~spiking_rhm.config.RunConfig`.
+
+``train(cfg)`` dispatches on ``cfg.backend`` and returns one *results record*, the
+same schema for every back end (see :func:`make_record`); sweeps store these records.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import platform
+import time
+from typing import Any, Callable
+
+from spiking_rhm import __version__
+from spiking_rhm.config import BACKENDS, RunConfig
+from spiking_rhm.errors import BackendUnavailableError, UnknownNameError
+
+# backend name -> "module:function" taking (cfg) and returning (metrics dict, extra dict)
+BACKEND_TRAINERS = {
+    "rate": "rate_models.train:train_rate",
+    "norse": "spiking_rhm.backends.norse.train:train_norse",
+}
+
+
+def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
+    if name not in BACKENDS:
+        raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    if name not in BACKEND_TRAINERS:
+        raise BackendUnavailableError(f"backend {name!r} has no trainer yet; available: {', '.join(BACKEND_TRAINERS)}")
+    module, func = BACKEND_TRAINERS[name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        raise BackendUnavailableError(f"backend {name!r} needs {err.name!r}, which is not installed") from None
+    return getattr(mod, func)
+
+
+def train(cfg: RunConfig, progress: bool = False) -> dict:
+    """Train one run and return its results record (never raises on divergence)."""
+    trainer = backend_trainer(cfg.backend)
+    start = time.perf_counter()
+    metrics = trainer(cfg, progress=progress)
+    return make_record(cfg, metrics, wall_time=time.perf_counter() - start)
+
+
+def make_record(cfg: RunConfig, metrics: dict[str, Any], wall_time: float, status: str | None = None) -> dict:
+    """The one results-record schema.
+
+    Top-level keys: ``run_id, rule, backend, P, P_test, seed, status, test_error,
+    train_error, metrics, config, version, wall_time, platform``.  ``status`` is
+    ``ok``, ``diverged`` (a NaN/inf loss or error) or ``failed``.
+    """
+    P, P_test = cfg.sizes()
+    test_error = metrics.get("test_error")
+    train_error = metrics.get("train_error")
+    if status is None:
+        bad = [x for x in (test_error, train_error) if x is not None and not math.isfinite(x)]
+        status = "diverged" if (bad or metrics.get("diverged")) else "ok"
+    return {
+        "run_id": cfg.run_id(),
+        "rule": cfg.rule,
+        "backend": cfg.backend,
+        "P": P,
+        "P_test": P_test,
+        "seed": cfg.seed,
+        "status": status,
+        "test_error": _finite_or_none(test_error),
+        "train_error": _finite_or_none(train_error),
+        "metrics": {k: v for k, v in metrics.items() if k not in ("test_error", "train_error")},
+        "config": cfg.to_dict(),
+        "version": __version__,
+        "wall_time": wall_time,
+        "platform": platform.platform(),
+    }
+
+
+def _finite_or_none(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,57 @@
+"""Command line interface: ``spiking-rhm <command>``.
+
+The group lives here; each subsystem adds its commands from its own module
+(``data``, ``train``, ``experiments``, ``dynamics``) so that heavy imports stay
+inside the commands and ``spiking-rhm --help`` is fast.  Any
+:class:`~spiking_rhm.errors.SpikingRHMError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from spiking_rhm import __version__
+from spiking_rhm.errors import SpikingRHMError
+
+# Modules that register commands on the group; a missing one is skipped so that a
+# partial checkout still offers the rest.
+COMMAND_MODULES = ("data", "train", "experiments", "dynamics")
+
+
+class _Group(click.Group):
+    """Click group that turns user errors into one clean line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpikingRHMError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished results are kept; rerun the same command to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spiking-rhm")
+def cli() -> None:
+    """spiking-rhm: local plasticity rules, rate and spiking, on the Random Hierarchy Model."""
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"spiking_rhm.cli.{_name}")
+    except ModuleNotFoundError as _err:  # pragma: no cover - only while a subsystem is missing
+        if _err.name != f"spiking_rhm.cli.{_name}":
+            raise
+        continue
+    for _command in getattr(_module, "COMMANDS", ()):
+        cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the ``spiking-rhm`` script."""
+    cli(prog_name="spiking-rhm")

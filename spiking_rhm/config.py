@@ -1,0 +1,321 @@
+"""One validated config object per run, shared by the CLI, the Python API and sweeps.
+
+A :class:`RunConfig` is a tree of frozen dataclasses.  It round-trips through plain
+dicts, JSON and TOML; loading rejects unknown keys and wrong types with a
+:class:`~spiking_rhm.errors.ConfigError` that names the offending key and what is valid.
+
+Training-set sizes ``P`` accept three spellings (see :func:`resolve_size`):
+
+* an integer ``1000`` -- absolute number of training points;
+* ``"4x"`` -- 4 times ``n_c * m**L``, the sample-complexity scale of the RHM;
+* ``"max"`` -- every point of the dataset (P_max).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from spiking_rhm.errors import ConfigError, RHMParameterError
+
+BACKENDS = ("rate", "norse", "brian2", "lava")
+ARCHITECTURES = ("cnn", "lcn", "fcn")
+SPIKE_CODES = ("rate", "latency", "population")
+DEFAULT_MAX_TEST = 20_000
+
+
+@dataclass(frozen=True)
+class RHMConfig:
+    """Random Hierarchy Model parameters and the seed of the rule draw."""
+
+    v: int = 8
+    m: int = 4
+    n_c: int = 8
+    s: int = 2
+    L: int = 2
+    rule_seed: int = 0
+
+    def build(self):
+        """The :class:`~spiking_rhm.rhm.RHM` grammar these parameters describe."""
+        from spiking_rhm.rhm import RHM
+
+        return RHM(self.v, self.m, self.n_c, self.s, self.L, seed=self.rule_seed)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Hierarchical network: ``cnn`` (shared filters), ``lcn`` (untied), ``fcn`` (dense)."""
+
+    arch: str = "cnn"
+    width: int = 256
+    bias: bool = False
+    depth: int | None = None  # None: the RHM depth L (required for cnn/lcn)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and schedule.  ``lr=None`` takes the rule's documented default."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | constant
+    stop_train_loss: float = 1e-3  # early stop once the train loss falls below
+
+
+@dataclass(frozen=True)
+class SpikingConfig:
+    """Spike code and neuron/trace time constants of the spiking back ends (seconds)."""
+
+    code: str = "rate"
+    T: int = 20
+    dt: float = 1e-3
+    max_rate: float = 200.0  # Hz, rate code
+    tau_mem: float = 1e-2
+    tau_syn: float = 5e-3
+    tau_pre: float = 1e-2  # pre-synaptic trace
+    tau_elig: float = 2e-2  # low-pass filter of the eligibility trace
+    v_th: float = 1.0
+    delay: int = 0  # steps between the two views of a self-supervised pair
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run."""
+
+    rhm: RHMConfig = field(default_factory=RHMConfig)
+    P: int | str = "2x"
+    P_test: int | None = None  # None: min(20 000, P_max - P)
+    rule: str = "bp"
+    backend: str = "rate"
+    seed: int = 0  # split, initialisation and training order
+    device: str = "cpu"
+    net: NetConfig = field(default_factory=NetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    spiking: SpikingConfig = field(default_factory=SpikingConfig)
+    rule_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        validate(self)
+
+    # -- sizes -----------------------------------------------------------------
+    def sizes(self) -> tuple[int, int]:
+        """``(P, P_test)`` as integers, checked against P_max."""
+        rhm = self.rhm.build()
+        P = resolve_size(self.P, rhm)
+        P_test = default_test_size(rhm.P_max, P) if self.P_test is None else int(self.P_test)
+        if P + P_test > rhm.P_max:
+            raise RHMParameterError(
+                f"P + P_test = {P} + {P_test} = {P + P_test} exceeds P_max = {rhm.P_max} "
+                f"for (v, m, n_c, s, L) = {rhm.params.astuple()}; train and test sets must be disjoint"
+            )
+        return P, P_test
+
+    # -- serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return _from_mapping(cls, data, "config")
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def run_id(self) -> str:
+        """Stable 12-hex-digit hash of the full config (used to skip finished runs)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+
+def resolve_size(P: int | str, rhm) -> int:
+    """Turn a size spelling (``1000``, ``"4x"``, ``"max"``) into an integer in [1, P_max]."""
+    scale = rhm.params.n_c * rhm.params.m ** rhm.params.L
+    where = f"(v, m, n_c, s, L) = {rhm.params.astuple()}, P_max = {rhm.P_max}"
+    if isinstance(P, bool):
+        raise RHMParameterError(f"P must be an integer, 'Nx' or 'max', got {P!r}")
+    if isinstance(P, str):
+        text = P.strip().lower()
+        if text == "max":
+            return rhm.P_max
+        try:
+            if text.endswith("x"):
+                value = float(text[:-1]) * scale
+                if not math.isfinite(value) or value < 0:
+                    raise ValueError
+                n = int(round(value))
+            else:
+                n = int(text)
+        except ValueError:
+            raise RHMParameterError(
+                f"cannot read P = {P!r}: use an integer (1000), a multiple of n_c*m^L = {scale} ('4x') or 'max'"
+            ) from None
+    elif isinstance(P, (int,)) or (hasattr(P, "__index__")):
+        n = int(P)
+    elif isinstance(P, float) and P.is_integer():
+        n = int(P)
+    else:
+        raise RHMParameterError(f"P must be an integer, 'Nx' or 'max', got {P!r}")
+    if n < 1:
+        raise RHMParameterError(f"P must be at least 1, got {n} (from {P!r})")
+    if n > rhm.P_max:
+        raise RHMParameterError(f"P = {n} exceeds P_max = {rhm.P_max} for {where}")
+    return n
+
+
+def default_test_size(P_max: int, P: int) -> int:
+    """Up to 20 000 test points, all remaining points when fewer are left."""
+    return int(min(DEFAULT_MAX_TEST, P_max - P))
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cheap consistency checks that need no registry; raises :class:`ConfigError`."""
+    from spiking_rhm.rhm import RHMParams
+
+    r = cfg.rhm
+    RHMParams(r.v, r.m, r.n_c, r.s, r.L)  # raises RHMParameterError with the reason
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+    if cfg.net.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown net.arch {cfg.net.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    if cfg.net.width < 1:
+        raise ConfigError(f"net.width must be >= 1, got {cfg.net.width}")
+    if cfg.net.arch in ("cnn", "lcn") and cfg.net.depth not in (None, r.L):
+        raise ConfigError(f"net.depth must equal L = {r.L} for a {cfg.net.arch} (filter = stride = s)")
+    if cfg.net.depth is not None and cfg.net.depth < 1:
+        raise ConfigError(f"net.depth must be >= 1, got {cfg.net.depth}")
+    if cfg.spiking.code not in SPIKE_CODES:
+        raise ConfigError(f"unknown spiking.code {cfg.spiking.code!r}; valid: {', '.join(SPIKE_CODES)}")
+    if cfg.spiking.T < 1 or cfg.spiking.dt <= 0:
+        raise ConfigError("spiking.T must be >= 1 and spiking.dt > 0")
+    o = cfg.optim
+    if o.epochs < 0 or o.batch_size < 1:
+        raise ConfigError("optim.epochs must be >= 0 and optim.batch_size >= 1")
+    if o.lr is not None and not (o.lr > 0 and math.isfinite(o.lr)):
+        raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
+    if o.schedule not in ("cosine", "constant"):
+        raise ConfigError(f"unknown optim.schedule {o.schedule!r}; valid: cosine, constant")
+    if cfg.P_test is not None and int(cfg.P_test) < 0:
+        raise ConfigError(f"P_test must be >= 0, got {cfg.P_test}")
+    if cfg.seed < 0 or r.rule_seed < 0:
+        raise ConfigError("seeds must be non-negative integers")
+    if not isinstance(cfg.rule_options, Mapping):
+        raise ConfigError("rule_options must be a table of option = value")
+
+
+# ---------------------------------------------------------------------------
+# strict loading of nested dataclasses from plain mappings
+# ---------------------------------------------------------------------------
+def _from_mapping(cls, data: Any, where: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # pragma: no cover - defensive
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _from_mapping(hint, value, where)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{where}: {value!r} is not a valid {_describe(hint)}")
+    if origin is not None and origin.__name__ == "Mapping" or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value  # pragma: no cover
+
+
+def _describe(hint) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
+
+
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a TOML, YAML or JSON file into a plain dict (errors become :class:`ConfigError`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"config file {str(path)!r}: unknown format {suffix!r}; use .toml, .yaml or .json")
+    except ConfigError:
+        raise
+    except Exception as err:  # parse errors of any of the three formats
+        raise ConfigError(f"cannot parse {str(path)!r}: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a table at top level")
+    return data

@@ -1,0 +1,149 @@
+r"""The rule algebra shared by every back end.
+
+Every rule updates hidden layer ``l`` by a learning signal times an eligibility trace::
+
+    Delta W^l_ji = -eta * sum_{t, samples, positions} L^l_j(t) * e^l_ji(t),
+    e^l_ji(t)    = psi^l_j(t) * pre^l_i(t)
+
+* The **back end** computes the eligibility ``e`` from local quantities only
+  (rate: ``psi = rho'(a)``, ``pre = h^{l-1}``; spiking: surrogate derivative x
+  filtered pre-synaptic spikes, itself low-pass filtered).
+* The **rule** computes the learning signal ``L^l`` -- the only thing a rule defines --
+  from what a :class:`LearningContext` holds (layer activities of one or two views,
+  output error, target).  ``L^l`` has the shape of the layer activity ``h^l``:
+  ``[batch, channels, positions]``.
+
+For every rule there is also a *local loss* ``ell^l`` such that
+``d ell^l / d h^l == L^l`` with the layer input detached; ``tests/rules`` checks the
+two forms against each other, which is what allows the rate back end to train
+through autograd of the local loss.
+
+Rules are small classes registered by name (see :func:`register`, :func:`get_rule`);
+their mutable parameters (feedback matrices, predictors) live in an explicit state
+dict created by :meth:`Rule.init_state` and returned by :meth:`Rule.update_state`,
+never on the rule object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+import torch
+
+from spiking_rhm.errors import ConfigError, UnknownNameError
+
+Tensor = torch.Tensor
+RuleState = dict[str, Any]
+
+
+@dataclass
+class LearningContext:
+    """Everything a rule may read to form its learning signals.
+
+    Fields a back end cannot provide are ``None``; a rule that needs one raises.
+    Activities are per layer, ``layers[l-1] = h^l`` of shape ``[B, H_l, P_l]``
+    (P_l = number of positions; 1 for dense layers).
+    """
+
+    layers: Sequence[Tensor]  # h^1..h^L of the (anchor) view
+    pre_activations: Sequence[Tensor] | None = None  # a^1..a^L (for masks, e.g. dfa-masked)
+    output: Tensor | None = None  # readout output / logits [B, n_out]
+    target: Tensor | None = None  # one-hot targets [B, n_out]
+    positive: Sequence[Tensor] | None = None  # h^l of the positive view (same layout)
+    negative: Sequence[Tensor] | None = None  # h^l of the negative view
+    bp_signals: Sequence[Tensor] | None = None  # dLoss/dh^l by backprop (bp and diagnostics only)
+    weights: Sequence[Tensor] | None = None  # forward weights (non-local diagnostics only)
+
+    @property
+    def error(self) -> Tensor:
+        """Output error ``softmax(output) - target`` (the DFA-family broadcast vector)."""
+        if self.output is None or self.target is None:
+            raise ConfigError("this rule needs the readout output and the target")
+        return torch.softmax(self.output, dim=-1) - self.target
+
+
+class Rule:
+    """Base class of a learning rule.  Subclasses set the class attributes and
+    implement :meth:`learning_signals` and :meth:`local_losses`."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # one line for ``spiking-rhm rules``
+    family: ClassVar[str] = ""  # reference | direct-feedback | self-supervised | control | diagnostic
+    supervised: ClassVar[bool] = True  # do hidden layers see labels?
+    local: ClassVar[bool] = True  # False for bp and the non-local diagnostics
+    default_lr: ClassVar[float] = 0.1
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.option_defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.option_defaults)) or "none"
+            raise ConfigError(f"rule {self.name!r} takes no option(s) {', '.join(unknown)}; valid: {valid}")
+        self.options = {**self.option_defaults, **options}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({opts})"
+
+    # -- state ---------------------------------------------------------------
+    def init_state(self, layer_shapes: Sequence[tuple[int, int]], n_out: int, generator: torch.Generator,
+                   dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> RuleState:
+        """Rule parameters (feedback matrices, predictors) for layers of shapes ``(H_l, P_l)``."""
+        return {}
+
+    def update_state(self, ctx: LearningContext, state: RuleState, lr: float) -> RuleState:
+        """Local learning of the rule's own parameters (e.g. dkp's B, clapp's predictor)."""
+        return state
+
+    # -- the algebra -----------------------------------------------------------
+    def learning_signals(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+        """``L^l`` for every hidden layer, each of the shape of ``h^l``."""
+        raise NotImplementedError
+
+    def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+        """Scalar ``ell^l`` per hidden layer with ``d ell^l / d h^l = L^l``."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Rule]] = {}
+
+
+def register(cls: type[Rule]) -> type[Rule]:
+    """Class decorator adding a rule to the registry under ``cls.name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise TypeError(f"rule name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin_rules() -> None:
+    # importing the modules registers their rules
+    import importlib
+
+    for module in ("reference", "feedback", "selfsupervised"):
+        try:
+            importlib.import_module(f"spiking_rhm.rules.{module}")
+        except ModuleNotFoundError as err:  # pragma: no cover - partial checkout
+            if err.name != f"spiking_rhm.rules.{module}":
+                raise
+
+
+def available_rules() -> dict[str, type[Rule]]:
+    """Registered rules by name, sorted."""
+    _load_builtin_rules()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def rule_class(name: str) -> type[Rule]:
+    rules = available_rules()
+    if name not in rules:
+        raise UnknownNameError(f"unknown rule {name!r}; valid: {', '.join(rules)}")
+    return rules[name]
+
+
+def get_rule(name: str, **options: Any) -> Rule:
+    """Instantiate a registered rule; unknown names or options raise a clear error."""
+    return rule_class(name)(**options)
