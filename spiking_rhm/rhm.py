@@ -232,7 +232,7 @@ class RHM:
         for depth, table in enumerate(self.rules):
             pick = choices[:, self.depth_slice(depth)]
             rows = table.reshape(-1, self.s)  # row (parent * m + choice) holds that production
-            level = np.take(rows, level * self.m + pick, axis=0).reshape(level.shape[0], -1)
+            level = np.take(rows, level * self.m + pick, axis=0).reshape(level.shape[0], level.shape[1] * self.s)
             levels.append(level)
         return levels
 
