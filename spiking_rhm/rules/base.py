@@ -27,7 +27,7 @@ never on the rule object.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 
@@ -54,6 +54,9 @@ class LearningContext:
     negative: Sequence[Tensor] | None = None  # h^l of the negative view
     bp_signals: Sequence[Tensor] | None = None  # dLoss/dh^l by backprop (bp and diagnostics only)
     weights: Sequence[Tensor] | None = None  # forward weights (non-local diagnostics only)
+    # layer_vjp(l, g): dLoss/dh^{l-1} [B, H, P_{l-1}] from g = dLoss/da^l [B, H, P_l] through the true
+    # forward weights W^l (weight transport: bp-style non-local diagnostics only)
+    layer_vjp: Callable[[int, Tensor], Tensor] | None = None
 
     @property
     def error(self) -> Tensor:
@@ -73,6 +76,12 @@ class Rule:
     supervised: ClassVar[bool] = True  # do hidden layers see labels?
     local: ClassVar[bool] = True  # False for bp and the non-local diagnostics
     default_lr: ClassVar[float] = 0.1
+    # True: the back end multiplies the learning rate by the width H (mean-field parametrisation of
+    # the reference RHM code, whose readout -- hence every backpropagated -- gradient is O(1/H))
+    width_scaled_lr: ClassVar[bool] = False
+    # optional LearningContext fields the rule reads (``bp_signals``, ``pre_activations``, ``output``,
+    # ``target``, ``weights``, ``layer_vjp``); a back end may skip computing the others
+    needs: ClassVar[frozenset[str]] = frozenset()
     option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **options: Any):

@@ -1,0 +1,347 @@
+r"""The rate back end: one training run of any registered rule on the RHM.
+
+Per step (batch ``x``, labels ``y``)::
+
+    y_hat, activity = forward(params, x, cut=True)     # graph cut at every layer boundary
+    ctx   = LearningContext(h^l, a^l, y_hat, y*, [bp signals, positive views, ...as the rule needs])
+    loss  = CE(readout(features.detach()), y) + sum_l ell^l(ctx)      # ell^l = the rule's local losses
+    grads = autograd(loss) w.r.t. W^l, b^l, beta                       # = explicit L x e updates (tests)
+    SGD(momentum) step, cosine schedule;  rule state <- rule.update_state(ctx, state, lr)
+
+Because the graph is cut, ``ell^l`` reaches only ``W^l`` and the readout's cross-entropy
+reaches only the readout (the delta rule on detached features).  Nothing here depends on
+which rule runs: a rule says which optional context fields it ``needs``, whether its
+hidden layers see labels (``supervised``), which second views it wants
+(``positive_view_levels``) and whether its learning rate scales with the width.
+
+Back-end options (valid for every rule, given with the rule options):
+``readout`` = ``top`` (default) | ``all`` (concatenated position-averaged activities of all
+hidden layers; unsupervised rules only), ``readout_lr`` (base lr of the readout; default:
+the rule's lr for width-scaled rules, else 1.0; always multiplied by the readout's fan-in,
+mean-field convention).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rate_models.networks import (
+    Activity,
+    NetParams,
+    bp_signals,
+    forward,
+    init_params,
+    layer_vjp,
+    spec_from_config,
+)
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.rhm import onehot
+from spiking_rhm.rules.base import LearningContext, Rule, get_rule
+
+Tensor = torch.Tensor
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None}
+READOUTS = ("top", "all")
+N_ALIGNMENT_POINTS = 5
+EVAL_CHUNK = 4096
+SENSITIVITY_POINTS = 1000
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(rule options, back-end options) from ``cfg.rule_options``."""
+    rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
+    backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+    if backend["readout"] not in READOUTS:
+        raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {backend['readout']!r}")
+    lr = backend["readout_lr"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+        raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
+    return rule_opts, backend
+
+
+def build_rule(cfg) -> tuple[Rule, dict]:
+    """The rule of ``cfg`` and the back-end options (unknown rule / option: a clear error)."""
+    rule_opts, backend = split_options(cfg.rule_options)
+    rule = get_rule(cfg.rule, **rule_opts)
+    if backend["readout"] == "all" and rule.supervised:
+        raise ConfigError(f"readout=all is for unsupervised rules; {cfg.rule!r} trains through its own top readout")
+    return rule, backend
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def positive_levels(rule: Rule, L: int) -> list[int] | None:
+    fn = getattr(rule, "positive_view_levels", None)
+    return fn(L) if fn is not None else None
+
+
+class _Readout:
+    """Linear mean-field readout ``y = f . beta / D`` on the chosen (detached) features."""
+
+    def __init__(self, which: str, params: NetParams, generator: torch.Generator, device, dtype):
+        self.which = which
+        spec = params.spec
+        if which == "top":
+            self.beta = params.readout
+        else:
+            D = spec.width * spec.depth
+            self.beta = torch.randn(D, spec.n_out, generator=generator, dtype=dtype).to(device).requires_grad_(True)
+
+    @property
+    def fan_in(self) -> int:
+        return self.beta.shape[0]
+
+    def logits(self, out: Tensor, activity: Activity) -> Tensor:
+        if self.which == "top":
+            return out
+        feats = torch.cat([h.detach().mean(-1) for h in activity.post], 1)
+        return feats @ self.beta / self.fan_in
+
+
+def _cosine(a: Tensor, b: Tensor) -> float | None:
+    na, nb = a.norm(), b.norm()
+    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
+        return None
+    return float((a * b).sum() / (na * nb))
+
+
+def train_rate(cfg, progress: bool = False) -> dict:
+    """Train ``cfg`` with the rate back end; returns the metrics dict (never raises on divergence)."""
+    start = time.perf_counter()
+    rule, backend = build_rule(cfg)
+    device = resolve_device(cfg.device)
+    dtype = torch.float32
+    rhm = cfg.rhm.build()
+    P, P_test = cfg.sizes()
+    spec = spec_from_config(cfg)
+    L = spec.depth
+
+    # -- data: the whole training set as one tensor on the device -------------------------
+    train, test = rhm.split(P, P_test, seed=cfg.seed)
+    X = onehot(train.inputs, rhm.v, dtype=dtype, device=device)
+    Y = torch.as_tensor(train.labels, device=device)
+    X_test = onehot(test.inputs, rhm.v, dtype=dtype, device=device)
+    Y_test = torch.as_tensor(test.labels, device=device)
+
+    # -- parameters, rule state, optimiser ------------------------------------------------
+    init_gen = torch.Generator().manual_seed(cfg.seed)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    view_rng = np.random.default_rng([cfg.seed, 2])
+    params = init_params(spec, init_gen, dtype, device)
+    for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
+        t.requires_grad_(True)
+    state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device)
+    head = _Readout(backend["readout"], params, init_gen, device, dtype)
+
+    base_lr = cfg.optim.lr if cfg.optim.lr is not None else rule.default_lr
+    hidden_lr = base_lr * (spec.width if rule.width_scaled_lr else 1.0)
+    readout_base = backend["readout_lr"] if backend["readout_lr"] is not None else (
+        base_lr if rule.width_scaled_lr else 1.0)
+    readout_lr = readout_base * head.fan_in
+    hidden = [*params.weights, *(b for b in params.biases if b is not None)]
+    groups = [{"params": hidden, "lr": hidden_lr, "base": hidden_lr},
+              {"params": [head.beta], "lr": readout_lr, "base": readout_lr}]
+    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    trainables = [*hidden, head.beta]
+
+    levels = positive_levels(rule, L)
+    distinct_levels = sorted(set(levels)) if levels else []
+    needs = rule.needs
+
+    batch = min(cfg.optim.batch_size, P)
+    steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
+    total_steps = max(1, cfg.optim.epochs * steps_per_epoch)
+    align_at = sorted({int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1)))
+                       for k in range(N_ALIGNMENT_POINTS)}) if cfg.optim.epochs > 0 else []
+    eval_every = max(1, cfg.optim.epochs // 20)
+
+    def predict(x: Tensor) -> Tensor:
+        out, act = forward(params, x)
+        return head.logits(out, act)
+
+    def evaluate(x: Tensor, y: Tensor) -> tuple[float, float]:
+        if x.shape[0] == 0:
+            return float("nan"), float("nan")
+        wrong, loss = 0, 0.0
+        with torch.no_grad():
+            for i in range(0, x.shape[0], EVAL_CHUNK):
+                logits = predict(x[i:i + EVAL_CHUNK])
+                wrong += int((logits.argmax(1) != y[i:i + EVAL_CHUNK]).sum())
+                loss += float(F.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum"))
+        return wrong / x.shape[0], loss / x.shape[0]
+
+    def positive_views(idx: Tensor) -> list[Tensor]:
+        sub = train.take(idx.cpu().numpy())
+        by_level = {}
+        with torch.no_grad():
+            for level in distinct_levels:
+                xv = onehot(rhm.resample(sub, level, view_rng).inputs, rhm.v, dtype=dtype, device=device)
+                by_level[level] = forward(params, xv)[1].post
+        return [by_level[level][l] for l, level in enumerate(levels)]
+
+    curve = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [], "test_error": []}
+    alignment = []
+    n_generated = 0
+    diverged = False
+    stopped_early = None
+    step = 0
+    seen_total = 0
+    epochs_run = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.optim.epochs, desc=f"{cfg.rule} P={P}", unit="epoch", leave=False)
+    train_start = time.perf_counter()
+
+    for epoch in range(1, cfg.optim.epochs + 1):
+        perm = torch.randperm(P, generator=order_gen)
+        loss_sum = torch.zeros((), dtype=dtype, device=device)
+        wrong = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        for k in range(steps_per_epoch):
+            idx = perm[k * batch:(k + 1) * batch]
+            idx_dev = idx.to(device)
+            xb, yb = X[idx_dev], Y[idx_dev]
+            out, act = forward(params, xb, cut=True)
+            logits = head.logits(out, act)
+            task_loss = F.cross_entropy(logits, yb)
+            target = F.one_hot(yb, spec.n_out).to(dtype)
+            ctx = LearningContext(layers=act.post, pre_activations=act.pre, output=logits.detach(), target=target)
+            if "bp_signals" in needs:
+                ctx.bp_signals = bp_signals(task_loss, act)
+            if "layer_vjp" in needs:
+                ctx.layer_vjp = partial(layer_vjp, act)
+            if "weights" in needs:
+                ctx.weights = params.weights
+            if levels:
+                ctx.positive = positive_views(idx)
+                n_generated += len(distinct_levels) * idx.shape[0]
+            local = rule.local_losses(ctx, state)
+            local_sum = sum(local) if local else torch.zeros((), device=device)
+            if step in align_at:
+                alignment.append(_alignment(rule, ctx, local_sum, task_loss, act, params, head, step, epoch))
+            opt.zero_grad(set_to_none=True)
+            torch.autograd.backward(task_loss + local_sum, inputs=trainables)
+            scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
+            for g in opt.param_groups:
+                g["lr"] = g["base"] * scale
+            opt.step()
+            state = rule.update_state(ctx, state, hidden_lr * scale)
+            loss_sum += task_loss.detach() * idx.shape[0]
+            wrong += (logits.detach().argmax(1) != yb).sum()
+            seen += idx.shape[0]
+            seen_total += idx.shape[0]
+            step += 1
+        epochs_run = epoch
+        train_loss = float(loss_sum) / seen
+        curve["epoch"].append(epoch)
+        curve["train_loss"].append(train_loss)
+        curve["train_error"].append(int(wrong) / seen)
+        if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in trainables):
+            diverged = True
+            break
+        last = epoch == cfg.optim.epochs or train_loss < cfg.optim.stop_train_loss
+        if epoch % eval_every == 0 or last:
+            curve["test_epoch"].append(epoch)
+            curve["test_error"].append(evaluate(X_test, Y_test)[0])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.3g}", test=f"{curve['test_error'][-1]:.3f}" if curve["test_error"]
+                            else "-")
+        if train_loss < cfg.optim.stop_train_loss:
+            stopped_early = epoch
+            break
+    train_time = time.perf_counter() - train_start
+    if bar is not None:
+        bar.close()
+
+    test_error, test_loss = evaluate(X_test, Y_test)
+    train_error, train_loss = evaluate(X, Y)
+    if diverged:
+        test_error = train_error = float("nan")
+    sensitivity = None if diverged else _sensitivity(params, rhm, test if P_test >= 2 else train, cfg.seed, device)
+    data_use = rule.data_use(L) if hasattr(rule, "data_use") else {"pairs": None}
+    return {
+        "test_error": test_error,
+        "train_error": train_error,
+        "test_loss": test_loss,
+        "train_loss": train_loss,
+        "diverged": diverged,
+        "alignment": alignment,
+        "curve": curve,
+        "data": {"labelled_trees": P, "unlabelled_inputs": P if not rule.supervised else 0,
+                 "generated_resampled_inputs": n_generated, "test_points": P_test,
+                 "pair_mode": data_use.get("pairs"), "pairs": data_use},
+        "sensitivity": sensitivity,
+        "epochs_run": epochs_run,
+        "stopped_early_at_epoch": stopped_early,
+        "steps": step,
+        "samples_per_s": seen_total / max(train_time, 1e-9),
+        "train_time": train_time,
+        "wall_time": time.perf_counter() - start,
+        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
+        "rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,
+                 "options": dict(rule.options)},
+        "readout": backend["readout"],
+        "device": str(device),
+    }
+
+
+def _alignment(rule: Rule, ctx: LearningContext, local_sum: Tensor, task_loss: Tensor, act: Activity,
+               params: NetParams, head: _Readout, step: int, epoch: int) -> dict:
+    """Per-layer cosine between the rule's weight update and BP's on the same batch and weights."""
+    weights = list(params.weights)
+    if local_sum.requires_grad:
+        rule_grads = torch.autograd.grad(local_sum, weights, retain_graph=True, allow_unused=True)
+    else:
+        rule_grads = [None] * len(weights)
+    signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
+    bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
+    bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
+    cos = [None if r is None else _cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
+    return {"step": step, "epoch": epoch, "cosine": cos}
+
+
+def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tensor) -> list[Tensor]:
+    """``dLoss/dh^l`` of the readout's cross-entropy by backprop (readout=all: every layer feeds it directly)."""
+    if head.which == "top":
+        return bp_signals(task_loss, act)
+    feats = torch.cat([h.mean(-1) for h in act.post], 1)
+    loss = F.cross_entropy(feats @ head.beta.detach() / head.fan_in, target.argmax(1))
+    direct = torch.autograd.grad(loss, act.post, retain_graph=True)
+    signals = [direct[-1]]
+    for l in range(len(act.post) - 1, 0, -1):  # signal on h^l = direct part + backprop from layer l+1
+        signals.append(direct[l - 1] + layer_vjp(act, l + 1, signals[-1] * (act.pre[l] > 0)))
+    return signals[::-1]
+
+
+def _sensitivity(params: NetParams, rhm, sample, seed: int, device) -> dict | None:
+    """Synonymic sensitivity of every hidden layer (``spiking_rhm.metrics``) on up to 1000 points."""
+    try:
+        from spiking_rhm.metrics import synonymic_sensitivity
+    except ImportError:  # HOOK: metrics module not available in this checkout
+        return None
+    n = min(SENSITIVITY_POINTS, sample.labels.shape[0])
+    sub = sample.take(np.arange(n))
+
+    def layer_fn(inputs: np.ndarray):
+        with torch.no_grad():
+            x = onehot(inputs, rhm.v, dtype=torch.float32, device=device)
+            return [h.reshape(h.shape[0], -1).cpu().numpy() for h in forward(params, x)[1].post]
+
+    return synonymic_sensitivity(layer_fn, rhm, sub, np.random.default_rng([seed, 3]))
+
+
+__all__ = ["BACKEND_OPTIONS", "READOUTS", "build_rule", "resolve_device", "split_options", "train_rate"]

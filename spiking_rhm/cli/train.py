@@ -1,0 +1,157 @@
+"""Training commands: ``spiking-rhm train`` (one run) and ``spiking-rhm rules`` (the registry).
+
+``train`` builds one :class:`~spiking_rhm.config.RunConfig` (from ``--config FILE`` if given,
+then the flags on top), calls :func:`spiking_rhm.api.train`, optionally writes the results
+record as JSON (atomically), and ends with the line ``test_error: <fraction>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from spiking_rhm.errors import ConfigError
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with a YAML-read value (``3``, ``0.5``, ``true``, ``none``/``null``, strings)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"--option expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--option expects key=value, got {text!r}")
+    if raw.strip().lower() == "none":
+        return key, None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def build_config(config_file, overrides: dict, options: list[tuple[str, object]]):
+    """RunConfig from an optional file plus command-line overrides (None = not given)."""
+    from spiking_rhm.config import RunConfig, load_config_file
+
+    data = load_config_file(config_file) if config_file else {}
+    sections = {"rhm": ("v", "m", "n_c", "s", "L", "rule_seed"), "net": ("arch", "width", "bias"),
+                "optim": ("epochs", "lr", "batch_size")}
+    top = ("rule", "backend", "P", "P_test", "seed", "device")
+    for key in top:
+        if overrides.get(key) is not None:
+            data[key] = overrides[key]
+    for section, keys in sections.items():
+        for key in keys:
+            if overrides.get(key) is not None:
+                data.setdefault(section, {})
+                if not isinstance(data[section], dict):
+                    raise ConfigError(f"config key {section!r} must be a table")
+                data[section][key] = overrides[key]
+    if options:
+        merged = dict(data.get("rule_options", {}) or {})
+        merged.update(options)
+        data["rule_options"] = merged
+    return RunConfig.from_dict(data)
+
+
+def _size(text: str | None):
+    if text is None:
+        return None
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _write_json_atomically(path: Path, record: dict) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {path}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command()
+@click.option("--rule", help="learning rule (see `spiking-rhm rules`)")
+@click.option("--backend", help="rate | norse | brian2 | lava")
+@click.option("--v", "v", type=int, help="vocabulary size")
+@click.option("--m", "m", type=int, help="synonyms per symbol")
+@click.option("--nc", "n_c", type=int, help="number of classes")
+@click.option("--s", "s", type=int, help="tuple size")
+@click.option("--L", "L", type=int, help="depth")
+@click.option("--rule-seed", type=int, help="seed of the grammar draw")
+@click.option("--P", "P", help="training points: N, 'Nx' (x n_c m^L) or 'max'")
+@click.option("--P-test", "P_test", type=int, help="test points (default min(20000, P_max - P))")
+@click.option("--seed", type=int, help="seed of split, initialisation and order")
+@click.option("--width", type=int, help="hidden width H")
+@click.option("--arch", type=click.Choice(["cnn", "lcn", "fcn"]), help="network")
+@click.option("--bias/--no-bias", default=None, help="position-dependent bias")
+@click.option("--epochs", type=int)
+@click.option("--lr", type=float, help="base learning rate (default: the rule's)")
+@click.option("--batch-size", type=int)
+@click.option("--device", help="cpu | cuda | cuda:N")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML/YAML/JSON run config")
+@click.option("--option", "options", multiple=True, help="rule (or back-end readout) option key=value; repeatable")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the results record (JSON) here")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, lr, batch_size,
+          device, config_file, options, out, quiet):
+    """Train one run and print `test_error: <fraction>` as the last line."""
+    from spiking_rhm import api
+
+    overrides = dict(rule=rule, backend=backend, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),
+                     P_test=P_test, seed=seed, width=width, arch=arch, bias=bias, epochs=epochs, lr=lr,
+                     batch_size=batch_size, device=device)
+    cfg = build_config(config_file, overrides, [parse_option(o) for o in options])
+    _check_rule(cfg)
+    P_int, P_test_int = cfg.sizes()
+    record = api.train(cfg, progress=not quiet)
+    metrics = record["metrics"]
+    click.echo(f"rule: {cfg.rule}  backend: {cfg.backend}  (v, m, n_c, s, L) = "
+               f"({cfg.rhm.v}, {cfg.rhm.m}, {cfg.rhm.n_c}, {cfg.rhm.s}, {cfg.rhm.L})  P = {P_int}  P_test = {P_test_int}")
+    click.echo(f"status: {record['status']}  epochs: {metrics.get('epochs_run')}  "
+               f"wall time: {record['wall_time']:.1f} s")
+    if record["train_error"] is not None:
+        click.echo(f"train_error: {record['train_error']:.4f}")
+    if out:
+        _write_json_atomically(Path(out), record)
+        click.echo(f"record: {out}")
+    test_error = record["test_error"]
+    click.echo(f"test_error: {'nan' if test_error is None else f'{test_error:.4f}'}")
+
+
+def _check_rule(cfg) -> None:
+    """Fail fast (exit 2) on an unknown rule or option, before any data is generated."""
+    if cfg.backend == "rate":
+        from rate_models.train import build_rule
+
+        build_rule(cfg)
+    else:
+        from spiking_rhm.rules import get_rule
+
+        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr")})
+
+
+@click.command()
+def rules():
+    """List the registered rules: name, family, supervised?, summary."""
+    from spiking_rhm.rules import available_rules
+
+    registry = available_rules()
+    width = max(len(n) for n in registry)
+    for name, cls in registry.items():
+        sup = "supervised" if cls.supervised else "unsupervised"
+        click.echo(f"{name:<{width}}  {cls.family:<16} {sup:<12}  {cls.summary}")
+
+
+COMMANDS = [train, rules]

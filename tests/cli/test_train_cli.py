@@ -1,0 +1,61 @@
+"""spiking-rhm train / rules through click's runner."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from spiking_rhm.cli import cli
+
+BASE = ["train", "--backend", "rate", "--v", "8", "--m", "4", "--nc", "8", "--s", "2", "--L", "2", "--P", "256",
+        "--seed", "0", "--width", "32", "--epochs", "3", "--quiet"]
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args)
+
+
+def test_train_prints_test_error_last_and_writes_record(tmp_path):
+    out = tmp_path / "rec.json"
+    res = _run([*BASE, "--rule", "bp", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("test_error: ") and 0 <= float(last.split()[1]) <= 1
+    rec = json.loads(out.read_text())
+    assert rec["rule"] == "bp" and rec["status"] == "ok" and rec["config"]["net"]["width"] == 32
+    assert abs(rec["test_error"] - float(last.split()[1])) < 1e-4
+
+
+def test_options_and_config_file(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('rule = "dfa"\n[rhm]\nv = 8\nm = 4\nn_c = 8\ns = 2\nL = 2\n[optim]\nepochs = 2\n')
+    res = _run(["train", "--config", str(cfg), "--P", "128", "--width", "16", "--quiet",
+                "--option", "feedback_shape=shared", "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["rule"] == "dfa" and rec["config"]["rule_options"] == {"feedback_shape": "shared"}
+    assert rec["config"]["optim"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--rule", "nope"], "unknown rule"),
+    (["--rule", "dfa", "--option", "colour=1"], "takes no option"),
+    (["--rule", "dfa", "--option", "colour"], "key=value"),
+    (["--rule", "dfa", "--backend", "quantum"], "unknown backend"),
+    (["--rule", "bp", "--option", "readout=all"], "readout"),
+])
+def test_bad_input_exit_2(extra, needle):
+    res = _run([*BASE, *extra])
+    assert res.exit_code == 2
+    assert needle in res.output
+
+
+def test_rules_lists_every_registered_rule():
+    from spiking_rhm.rules import available_rules
+
+    res = _run(["rules"])
+    assert res.exit_code == 0
+    lines = res.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(available_rules())
+    bp = next(line for line in lines if line.startswith("bp "))
+    assert "reference" in bp and " supervised" in bp
