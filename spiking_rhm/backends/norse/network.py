@@ -1,0 +1,284 @@
+r"""The spiking hierarchy: static spec, parameters, weights, one presentation window, readout.
+
+A window of T steps runs every layer once per step (input spikes -> patches -> current ->
+LIF -> spikes of the next layer); optional eligibility accumulators (:mod:`.traces`) record
+``psi x xbar`` at every synapse online.  Outputs are spike counts per layer ``[N, P, H]``.
+
+Activities handed to the rules are firing rates in units of the nominal hidden rate,
+``h^l = count / (T * rho_h)`` with ``rho_h = g dt / tau_mem`` (the slope of the LIF f-I curve
+at large drive in the units of :mod:`.neurons`), laid out ``[N, H, P]``; with
+``v_leak = v_th`` the LIF rate is a smoothed ``relu`` of the rate network's pre-activation,
+so ``h^l`` is close to the rate network's ``relu(a^l)``.
+
+Readout (the mean-field readout of ``rate_models``): top-layer rates averaged over positions,
+``y = hbar . beta / H`` with ``beta [H, n_out]``, trained by the delta rule
+``grad beta = hbar^T (softmax(y) - y*) / (N H)``.  Weights are drawn exactly as
+``rate_models.networks.init_params`` draws them (same generator order), so a rate and a
+spiking run with the same seed start from the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+
+import torch
+from norse.torch.functional.lif import LIFParameters
+
+from spiking_rhm.backends.norse.neurons import (
+    Connectivity,
+    LIFFeedForwardState,
+    Local,
+    Shared,
+    initial_lif_state,
+    layer_gain,
+    lif_layer_step,
+    patches,
+)
+from spiking_rhm.backends.norse.traces import (
+    Eligibility,
+    EligibilityParameters,
+    PreTraceParameters,
+    PreTraceState,
+    SurrogateParameters,
+    pre_trace_step,
+    surrogate_derivative,
+)
+from spiking_rhm.errors import ConfigError
+
+Tensor = torch.Tensor
+
+
+# --------------------------------------------------------------------------- architectures
+class Architecture:
+    """Patch size and weight tying of a hierarchical network (registry below)."""
+
+    name: ClassVar[str] = ""
+    connectivity: ClassVar[type[Connectivity]] = Shared
+    hierarchical: ClassVar[bool] = True  # filter = stride = s; otherwise one dense patch
+
+
+class CNN(Architecture):
+    name = "cnn"
+    connectivity = Shared
+
+
+class LCN(Architecture):
+    name = "lcn"
+    connectivity = Local
+
+
+class FCN(Architecture):
+    name = "fcn"
+    connectivity = Shared
+    hierarchical = False
+
+
+ARCHITECTURES: dict[str, type[Architecture]] = {c.name: c for c in (CNN, LCN, FCN)}
+
+
+class NetworkSpec(NamedTuple):
+    """Static shapes: positions ``P_0..P_L`` (P_0 = d), widths ``H_1..H_L``, fan-ins ``K_1..K_L``."""
+
+    arch: str
+    connectivity: type[Connectivity]
+    patch: int | None
+    in_channels: int
+    positions: tuple[int, ...]
+    widths: tuple[int, ...]
+    fan_in: tuple[int, ...]
+    n_out: int
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(H_l, P_l)`` of every hidden layer (the rules' ``init_state`` argument)."""
+        return [(H, P) for H, P in zip(self.widths, self.positions[1:])]
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        return [self.connectivity.weight_shape(P, H, K)
+                for P, H, K in zip(self.positions[1:], self.widths, self.fan_in)]
+
+
+def build_spec(arch: str, in_channels: int, d: int, s: int, depth: int, width: int, n_out: int) -> NetworkSpec:
+    """Shapes of an ``arch`` network on ``in_channels`` x ``d`` inputs (filter = stride = s)."""
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    a = ARCHITECTURES[arch]
+    positions, fan_in, C, P = [d], [], in_channels, d
+    for _ in range(depth):
+        if a.hierarchical:
+            if P % s:
+                raise ConfigError(f"{arch}: {P} positions not divisible by s = {s}; depth {depth} is too deep")
+            fan_in.append(C * s)
+            P //= s
+        else:
+            fan_in.append(C * P)
+            P = 1
+        positions.append(P)
+        C = width
+    return NetworkSpec(arch, a.connectivity, s if a.hierarchical else None, in_channels, tuple(positions),
+                       (width,) * depth, tuple(fan_in), n_out)
+
+
+# --------------------------------------------------------------------------- parameters
+class NorseParameters(NamedTuple):
+    """Everything the simulation needs besides weights and inputs."""
+
+    lif: LIFParameters
+    pre: PreTraceParameters
+    psi: SurrogateParameters
+    elig: EligibilityParameters
+    dt: float
+    drive: float  # g: mean potential above rest per unit of the rate network's pre-activation
+    rho_in: tuple[float, ...]  # nominal rate (per step) of each layer's inputs; [0] is the spike code's
+    gains: tuple[float, ...]
+
+    @property
+    def rho_hidden(self) -> float:
+        return self.drive * self.dt * float(self.lif.tau_mem_inv)
+
+
+def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau_mem: float = 1e-2,
+                     tau_syn: float = 5e-3, tau_pre: float = 1e-2, tau_elig: float = 2e-2, v_th: float = 1.0,
+                     drive: float = 4.0, psi_beta: float = 5.0, v_leak: float | None = None) -> NorseParameters:
+    """Parameters with the default choices of this back end (``docs/spiking.md``).
+
+    ``v_leak = v_th`` by default: the rheobase sits at pre-activation 0, so the LIF f-I curve is
+    a smoothed ReLU.  The BPTT surrogate (Norse ``method="super"``) uses ``alpha = psi_beta``, the
+    same function as the eligibility's psi.
+    """
+    for name, value in (("dt", dt), ("tau_mem", tau_mem), ("tau_syn", tau_syn), ("tau_pre", tau_pre),
+                        ("tau_elig", tau_elig), ("v_th", v_th), ("drive", drive), ("psi_beta", psi_beta),
+                        ("input_rate", input_rate)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    lif = LIFParameters(tau_syn_inv=torch.as_tensor(1 / tau_syn), tau_mem_inv=torch.as_tensor(1 / tau_mem),
+                        v_leak=torch.as_tensor(v_th if v_leak is None else v_leak), v_th=torch.as_tensor(v_th),
+                        v_reset=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(psi_beta))
+    rho_h = drive * dt / tau_mem
+    rho_in = (float(input_rate),) + (rho_h,) * (spec.depth - 1)
+    gains = tuple(layer_gain(drive, lif, dt, r, K) for r, K in zip(rho_in, spec.fan_in))
+    return NorseParameters(lif, PreTraceParameters(1 / tau_pre), SurrogateParameters(v_th, psi_beta),
+                           EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains)
+
+
+# --------------------------------------------------------------------------- weights
+class Weights(NamedTuple):
+    hidden: list[Tensor]  # W^1..W^L, shapes spec.weight_shapes()
+    readout: Tensor  # beta [H_L, n_out]
+
+    def parameters(self) -> list[Tensor]:
+        return [*self.hidden, self.readout]
+
+
+def init_weights(spec: NetworkSpec, generator: torch.Generator, dtype=torch.float32, device="cpu") -> Weights:
+    """Standard-normal hidden weights (scaled by 1/sqrt(K) in the current) and readout, drawn in order."""
+    hidden = [torch.randn(shape, generator=generator, dtype=dtype).to(device) for shape in spec.weight_shapes()]
+    readout = torch.randn(spec.widths[-1], spec.n_out, generator=generator, dtype=dtype).to(device)
+    return Weights(hidden, readout)
+
+
+# --------------------------------------------------------------------------- simulation
+class NetState(NamedTuple):
+    lif: tuple[LIFFeedForwardState, ...]
+    pre: tuple[PreTraceState, ...]
+
+    def repeat(self, n: int) -> "NetState":
+        """The same state for ``n`` copies of the batch (branches of a pair sequence)."""
+        rep = lambda x: x.repeat(n, *([1] * (x.dim() - 1)))  # noqa: E731
+        return NetState(tuple(LIFFeedForwardState(rep(s.v), rep(s.i)) for s in self.lif),
+                        tuple(PreTraceState(rep(s.x)) for s in self.pre))
+
+
+class WindowResult(NamedTuple):
+    counts: list[Tensor]  # spike counts per layer [N, P, H]
+    v_mean: list[Tensor]  # mean pre-reset potential per layer [N, P, H]
+    steps: int
+
+
+def initial_state(spec: NetworkSpec, params: NorseParameters, N: int, dtype=torch.float32, device="cpu") -> NetState:
+    lif = tuple(initial_lif_state((N, P, H), params.lif, dtype, device)
+                for P, H in zip(spec.positions[1:], spec.widths))
+    pre = tuple(PreTraceState(torch.zeros(N, P, K, dtype=dtype, device=device))
+                for P, K in zip(spec.positions[1:], spec.fan_in))
+    return NetState(lif, pre)
+
+
+Recorder = Callable[[int, int, dict[str, Tensor]], None]
+
+
+def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, params: NorseParameters,
+               state: NetState, traces: Sequence[Eligibility] | None = None, plastic: bool = True,
+               recorder: Recorder | None = None) -> tuple[WindowResult, NetState]:
+    """Simulate ``spikes`` ``[T, N, C, d]`` (the layout of :mod:`spiking_rhm.spikes`) from ``state``.
+
+    With ``traces`` every layer's eligibility steps with ``psi(v_pre)`` and the normalised pre
+    trace ``xbar / rho_in``; ``plastic=False`` only lets them decay.  ``recorder(t, l, values)``
+    receives ``z, v_pre, current`` (and ``psi, xbar`` with traces) of layer ``l`` at step ``t``.
+    """
+    T = spikes.shape[0]
+    if spikes.dim() != 4 or spikes.shape[2] != spec.in_channels or spikes.shape[3] != spec.positions[0]:
+        raise ConfigError(f"input spikes must be [T, N, {spec.in_channels}, {spec.positions[0]}], "
+                          f"got {tuple(spikes.shape)}")
+    lif, pre = list(state.lif), list(state.pre)
+    counts = [torch.zeros_like(s.v) for s in lif]
+    v_sum = [torch.zeros_like(s.v) for s in lif]
+    need_pre = traces is not None or recorder is not None
+    dt = params.dt
+    for t in range(T):
+        x = spikes[t].transpose(1, 2)  # channel-last [N, d, C]
+        for l in range(spec.depth):
+            pat = patches(x, spec.patch)
+            current = params.gains[l] * spec.connectivity.apply(pat, weights[l])
+            z, v_pre, lif[l] = lif_layer_step(current, lif[l], params.lif, dt)
+            if need_pre:
+                xbar, pre[l] = pre_trace_step(pat, pre[l], params.pre, dt)
+            if traces is not None:
+                psi = surrogate_derivative(v_pre, params.psi)
+                traces[l].step(psi, xbar / params.rho_in[l], plastic)
+            if recorder is not None:
+                values = {"z": z, "v_pre": v_pre, "current": current, "xbar": xbar}
+                if traces is not None:
+                    values["psi"] = psi
+                recorder(t, l, values)
+            counts[l] = counts[l] + z
+            v_sum[l] = v_sum[l] + v_pre
+            x = z
+    result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T)
+    return result, NetState(tuple(lif), tuple(pre))
+
+
+def rates(counts: Tensor, steps: int, params: NorseParameters) -> Tensor:
+    """Layer activity for the rules: ``count / (steps rho_h)``, ``[N, P, H] -> [N, H, P]``."""
+    return (counts / (steps * params.rho_hidden)).transpose(1, 2)
+
+
+def readout(counts_top: Tensor, steps: int, beta: Tensor, params: NorseParameters) -> tuple[Tensor, Tensor]:
+    """``(hbar [N, H], logits [N, n_out])``: position-averaged top rates and ``hbar . beta / H``."""
+    hbar = counts_top.mean(1) / (steps * params.rho_hidden)
+    return hbar, hbar @ beta / beta.shape[0]
+
+
+def readout_gradient(hbar: Tensor, logits: Tensor, target: Tensor) -> Tensor:
+    """Delta rule = gradient of the mean cross-entropy: ``hbar^T (softmax(y) - y*) / (N H)``."""
+    err = torch.softmax(logits, -1) - target
+    return hbar.T @ err / (hbar.shape[0] * hbar.shape[1])
+
+
+def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
+    """Logits of a plain (non-plastic) presentation."""
+    state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device)
+    res, _ = run_window(spikes, weights.hidden, spec, params, state)
+    return readout(res.counts[-1], res.steps, weights.readout, params)[1]
+
+
+def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
+    """Plain-data summary for results records."""
+    return {"arch": spec.arch, "widths": list(spec.widths), "positions": list(spec.positions),
+            "fan_in": list(spec.fan_in), "drive": params.drive, "rho_in": list(params.rho_in),
+            "rho_hidden": params.rho_hidden, "psi_beta": params.psi.beta,
+            "v_leak": float(params.lif.v_leak), "v_th": float(params.lif.v_th)}

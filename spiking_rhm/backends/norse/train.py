@@ -1,0 +1,275 @@
+r"""``train_norse(cfg)``: one spiking training run of any registered rule on the RHM.
+
+Per batch::
+
+    spikes = code(onehot(x)) over T steps            (cfg.spiking: code, T, dt, max_rate)
+    [pairs: positive views R_l(x) encoded the same way, shown after cfg.spiking.delay silent steps]
+    grads  = learner.step(...)                        (three-factor L x e, or BPTT for rule 'bp')
+    SGD(momentum, weight decay) step, cosine schedule (as the rate back end)
+
+Learning rates follow ``rate_models.train``: hidden ``lr x H`` for width-scaled rules, readout
+``readout_lr x H``.  Back-end options given with the rule options: ``readout_lr`` (as the rate
+back end), ``eligibility`` (``factored`` default | ``synapse``), ``drive`` (g), ``psi_beta``.
+The metrics dict has the keys of the rate back end (``test_error``, ``train_error``, ``curve``,
+``alignment``, ``data``, ``diverged``, ...) plus ``spiking`` (the neuron/trace parameters used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from spiking_rhm.backends.norse.inputs import SpikeEncoder
+from spiking_rhm.backends.norse.learners import BPTTLearner, Learner, PresentedBatch, make_learner
+from spiking_rhm.backends.norse.network import (
+    NetworkSpec,
+    NorseParameters,
+    Weights,
+    build_parameters,
+    build_spec,
+    describe,
+    forward,
+    init_weights,
+)
+from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.rhm import onehot
+
+Tensor = torch.Tensor
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "eligibility": "factored", "drive": 4.0, "psi_beta": 5.0}
+EVAL_CHUNK = 2048
+N_ALIGNMENT_POINTS = 3
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(rule options, back-end options) from ``cfg.rule_options``."""
+    if options.get("readout", "top") != "top":
+        raise ConfigError("the norse back end reads out the top layer only (readout = 'top')")
+    rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS and k != "readout"}
+    backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+    lr = backend["readout_lr"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+        raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
+    if backend["eligibility"] not in ELIGIBILITY_MODES:
+        raise ConfigError(f"eligibility must be one of {', '.join(ELIGIBILITY_MODES)}, got {backend['eligibility']!r}")
+    return rule_opts, backend
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu or cuda[:n]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+class NorseSetup:
+    """Everything a run builds from its config: encoder, spec, parameters, weights, learner."""
+
+    def __init__(self, cfg, device: torch.device | None = None, dtype: torch.dtype = torch.float32):
+        self.cfg = cfg
+        rule_opts, self.backend = split_options(cfg.rule_options)
+        self.device = device if device is not None else resolve_device(cfg.device)
+        self.dtype = dtype
+        self.rhm = cfg.rhm.build()
+        sp = cfg.spiking
+        self.encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, self.rhm.v)
+        r = cfg.rhm
+        depth = cfg.net.depth if cfg.net.depth is not None else r.L
+        self.spec: NetworkSpec = build_spec(cfg.net.arch, self.encoder.channels, r.s**r.L, r.s, depth,
+                                            cfg.net.width, r.n_c)
+        if cfg.net.bias:
+            raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
+        self.params: NorseParameters = build_parameters(
+            self.spec, self.encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
+            tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(self.backend["drive"]),
+            psi_beta=float(self.backend["psi_beta"]))
+        init_gen = torch.Generator().manual_seed(cfg.seed)
+        self.weights: Weights = init_weights(self.spec, init_gen, dtype, self.device)
+        self.learner: Learner = make_learner(cfg.rule, rule_opts, self.spec, self.params, init_gen,
+                                             delay=sp.delay, eligibility=self.backend["eligibility"],
+                                             dtype=dtype, device=self.device)
+        self.levels = self.learner.positive_view_levels()
+        self.spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
+        self.view_rng = np.random.default_rng([cfg.seed, 2])
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(hidden, readout) learning rates, the conventions of the rate back end."""
+        rule = getattr(self.learner, "rule", None)
+        scaled = getattr(rule, "width_scaled_lr", isinstance(self.learner, BPTTLearner))
+        base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.learner.default_lr
+        H = self.spec.widths[-1]
+        hidden = base * (self.spec.widths[0] if scaled else 1.0)
+        ro = self.backend["readout_lr"] if self.backend["readout_lr"] is not None else (base if scaled else 0.1)
+        return hidden, ro * H
+
+    def encode(self, inputs: np.ndarray, generator: torch.Generator | None = None) -> Tensor:
+        x = onehot(inputs, self.rhm.v, dtype=self.dtype, device=self.device)
+        return self.encoder(x, self.spike_gen if generator is None else generator)
+
+    def present(self, sample) -> PresentedBatch:
+        """Spikes of a batch (and of its positive views when the rule wants them)."""
+        target = torch.nn.functional.one_hot(torch.as_tensor(sample.labels, device=self.device),
+                                             self.spec.n_out).to(self.dtype)
+        views = None
+        if self.levels:
+            views = {level: self.encode(self.rhm.resample(sample, level, self.view_rng).inputs)
+                     for level in sorted(set(self.levels))}
+        return PresentedBatch(self.encode(sample.inputs), target, views)
+
+
+def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[float, float]:
+    """(error, mean cross-entropy) of the spiking network on ``sample``."""
+    n = sample.labels.shape[0]
+    if n == 0:
+        return float("nan"), float("nan")
+    wrong, loss = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, n, EVAL_CHUNK):
+            part = sample.take(np.arange(i, min(n, i + EVAL_CHUNK)))
+            logits = forward(setup.encode(part.inputs, generator), setup.weights, setup.spec, setup.params)
+            y = torch.as_tensor(part.labels, device=setup.device)
+            wrong += int((logits.argmax(1) != y).sum())
+            loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+    return wrong / n, loss / n
+
+
+def _cosine(a: Tensor, b: Tensor) -> float | None:
+    na, nb = a.norm(), b.norm()
+    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
+        return None
+    return float((a * b).sum() / (na * nb))
+
+
+def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor], step: int, epoch: int) -> dict:
+    """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
+    bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
+    ref = bptt.step(setup.weights, batch, 0.0)
+    return {"step": step, "epoch": epoch, "cosine": [_cosine(g, r) for g, r in zip(grads, ref.grads)]}
+
+
+def train_norse(cfg, progress: bool = False) -> dict:
+    """Train ``cfg`` with the Norse back end; returns the metrics dict (never raises on divergence)."""
+    start = time.perf_counter()
+    setup = NorseSetup(cfg)
+    P, P_test = cfg.sizes()
+    train, test = setup.rhm.split(P, P_test, seed=cfg.seed)
+    hidden_lr, readout_lr = setup.learning_rates()
+    w = setup.weights
+    for t in w.parameters():
+        t.requires_grad_(False)
+    groups = [{"params": w.hidden, "lr": hidden_lr, "base": hidden_lr},
+              {"params": [w.readout], "lr": readout_lr, "base": readout_lr}]
+    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+
+    batch_size = min(cfg.optim.batch_size, P)
+    steps_per_epoch = P // batch_size + (1 if P % batch_size >= 2 else 0)
+    total_steps = max(1, cfg.optim.epochs * steps_per_epoch)
+    align_at = set()
+    if cfg.optim.epochs > 0 and not isinstance(setup.learner, BPTTLearner):
+        align_at = {int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1))) for k in range(N_ALIGNMENT_POINTS)}
+    eval_every = max(1, cfg.optim.epochs // 20)
+
+    curve = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [], "test_error": []}
+    alignment, n_generated, diverged, stopped_early = [], 0, False, None
+    step = seen_total = epochs_run = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.optim.epochs, desc=f"norse {cfg.rule} P={P}", unit="epoch", leave=False)
+    train_start = time.perf_counter()
+    for epoch in range(1, cfg.optim.epochs + 1):
+        perm = torch.randperm(P, generator=order_gen).numpy()
+        loss_sum, wrong, seen = 0.0, 0, 0
+        for k in range(steps_per_epoch):
+            idx = perm[k * batch_size:(k + 1) * batch_size]
+            sample = train.take(idx)
+            batch = setup.present(sample)
+            if setup.levels:
+                n_generated += len(set(setup.levels)) * len(idx)
+            scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
+            result = setup.learner.step(w, batch, hidden_lr * scale)
+            if step in align_at:
+                alignment.append(alignment_with_bptt(setup, batch, result.grads, step, epoch))
+            for param, grad in zip(w.parameters(), [*result.grads, result.grad_readout]):
+                param.grad = grad
+            for g in opt.param_groups:
+                g["lr"] = g["base"] * scale
+            opt.step()
+            loss_sum += result.loss * len(idx)
+            wrong += int((result.logits.argmax(1).cpu().numpy() != sample.labels).sum())
+            seen += len(idx)
+            step += 1
+        seen_total += seen
+        epochs_run = epoch
+        train_loss = loss_sum / seen
+        curve["epoch"].append(epoch)
+        curve["train_loss"].append(train_loss)
+        curve["train_error"].append(wrong / seen)
+        if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in w.parameters()):
+            diverged = True
+            break
+        last = epoch == cfg.optim.epochs or train_loss < cfg.optim.stop_train_loss
+        if epoch % eval_every == 0 or last:
+            curve["test_epoch"].append(epoch)
+            curve["test_error"].append(evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.3g}", test=f"{curve['test_error'][-1]:.3f}" if curve["test_error"]
+                            else "-")
+        if train_loss < cfg.optim.stop_train_loss:
+            stopped_early = epoch
+            break
+    train_time = time.perf_counter() - train_start
+    if bar is not None:
+        bar.close()
+
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    test_error, test_loss = evaluate(setup, test, eval_gen)
+    train_error, train_loss = evaluate(setup, train, eval_gen)
+    if diverged:
+        test_error = train_error = float("nan")
+    learner = setup.learner
+    rule = getattr(learner, "rule", None)
+    data_use = learner.data_use() or {"pairs": None}
+    supervised = True if rule is None else rule.supervised
+    return {
+        "test_error": test_error,
+        "train_error": train_error,
+        "test_loss": test_loss,
+        "train_loss": train_loss,
+        "diverged": diverged,
+        "alignment": alignment,
+        "alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
+        "curve": curve,
+        "data": {"labelled_trees": P, "unlabelled_inputs": P if not supervised else 0,
+                 "generated_resampled_inputs": n_generated, "test_points": P_test,
+                 "pair_mode": data_use.get("pairs"), "pairs": data_use},
+        "sensitivity": None,
+        "epochs_run": epochs_run,
+        "stopped_early_at_epoch": stopped_early,
+        "steps": step,
+        "samples_per_s": seen_total / max(train_time, 1e-9),
+        "train_time": train_time,
+        "wall_time": time.perf_counter() - start,
+        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
+        "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"), "supervised": supervised,
+                 "local": getattr(rule, "local", False), "options": dict(getattr(rule, "options", {})),
+                 "learner": type(learner).__name__},
+        "readout": "top",
+        "device": str(setup.device),
+        "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
+                    "eligibility": setup.backend["eligibility"]},
+    }
+
+
+__all__ = ["BACKEND_OPTIONS", "NorseSetup", "evaluate", "resolve_device", "split_options", "train_norse"]

@@ -1,0 +1,74 @@
+"""``spiking-rhm dynamics``: record a short Norse run and save figures of its plasticity dynamics."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("dynamics")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML/YAML/JSON run config (options below override it)")
+@click.option("--rule", default=None, help="learning rule (e.g. dfa, clapp)")
+@click.option("--v", type=int, default=None)
+@click.option("--m", type=int, default=None)
+@click.option("--nc", "--n-c", "n_c", type=int, default=None, help="number of classes")
+@click.option("--s", type=int, default=None)
+@click.option("--L", "L", type=int, default=None)
+@click.option("--P", "P", default=None, help="training points: 1000, '4x' or 'max'")
+@click.option("--width", type=int, default=None)
+@click.option("--T", "T", type=int, default=None, help="time steps per presentation")
+@click.option("--code", default=None, help="spike code: rate | latency | population")
+@click.option("--delay", type=int, default=None, help="silent steps between the views of a pair")
+@click.option("--seed", type=int, default=None)
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="rule/back-end option (value parsed as JSON when possible), repeatable")
+@click.option("--steps", type=int, default=20, show_default=True, help="training batches to record")
+@click.option("--synapses", type=int, default=6, show_default=True, help="synapses per layer to follow")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="folder for the PNG files")
+def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed, options, steps, synapses, out):
+    """Spike rasters, membrane potentials, eligibility traces, modulator and weights of a Norse run."""
+    from spiking_rhm.backends.norse.dynamics import plot_dynamics, record_dynamics
+    from spiking_rhm.config import RunConfig, load_config_file
+    from spiking_rhm.errors import ConfigError
+
+    data = load_config_file(config_path) if config_path else {}
+    data["backend"] = "norse"
+    rhm = dict(data.get("rhm", {}))
+    for key, value in (("v", v), ("m", m), ("n_c", n_c), ("s", s), ("L", L)):
+        if value is not None:
+            rhm[key] = value
+    data["rhm"] = rhm
+    if rule is not None:
+        data["rule"] = rule
+    if P is not None:
+        data["P"] = int(P) if P.isdigit() else P
+    if seed is not None:
+        data["seed"] = seed
+    if width is not None:
+        data["net"] = {**data.get("net", {}), "width": width}
+    spk = dict(data.get("spiking", {}))
+    for key, value in (("T", T), ("code", code), ("delay", delay)):
+        if value is not None:
+            spk[key] = value
+    data["spiking"] = spk
+    opts = dict(data.get("rule_options", {}))
+    for item in options:
+        if "=" not in item:
+            raise ConfigError(f"--option takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    data["rule_options"] = opts
+    if "P_test" not in data:
+        data["P_test"] = 0
+    cfg = RunConfig.from_dict(data)
+    record = record_dynamics(cfg, steps=steps, n_synapses=synapses)
+    for path in plot_dynamics(record, out):
+        click.echo(str(path))
+
+
+COMMANDS = [dynamics]

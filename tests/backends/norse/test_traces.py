@@ -1,0 +1,86 @@
+"""Pre-synaptic trace and eligibility trace against their closed forms; the two implementations agree."""
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("norse")
+
+from spiking_rhm.backends.norse.traces import (  # noqa: E402
+    EligibilityParameters,
+    FactoredEligibility,
+    PreTraceParameters,
+    PreTraceState,
+    SurrogateParameters,
+    SynapseEligibility,
+    pre_trace_step,
+    surrogate_derivative,
+)
+
+pytestmark = pytest.mark.norse
+DT = 1e-3
+
+
+def test_pre_trace_closed_form():
+    p = PreTraceParameters(1 / 7e-3)
+    a = math.exp(-DT / 7e-3)
+    spikes = torch.zeros(40)
+    spikes[[0, 3, 4, 20]] = 1
+    state = PreTraceState(torch.zeros(()))
+    for t in range(40):
+        x, state = pre_trace_step(spikes[t], state, p, DT)
+        closed = sum((1 - a) * a ** (t - s) for s in range(t + 1) if spikes[s])
+        assert float(x) == pytest.approx(closed, rel=1e-5, abs=1e-9)
+
+
+def test_surrogate_is_superspike():
+    p = SurrogateParameters(v_th=1.0, beta=4.0)
+    v = torch.tensor([1.0, 1.5, 0.0, -1.0])
+    assert torch.allclose(surrogate_derivative(v, p), 1 / (1 + 4 * (v - 1).abs()) ** 2)
+
+
+@pytest.mark.parametrize("cls", [SynapseEligibility, FactoredEligibility])
+def test_eligibility_closed_form_for_known_spike_train(cls):
+    """e(t) = (1-k) sum_{t'<=t} k^{t-t'} g(t') psi(t') xbar(t') for a known train, with a plastic gate."""
+    tau_pre, tau_e = 5e-3, 12e-3
+    a, k = math.exp(-DT / tau_pre), math.exp(-DT / tau_e)
+    T = 30
+    z_pre = torch.zeros(T)
+    z_pre[[1, 2, 8, 15, 16]] = 1
+    v_post = torch.linspace(0.2, 1.4, T)  # a ramp crossing threshold
+    plastic = [t < 20 for t in range(T)]
+    psi_p = SurrogateParameters(1.0, 3.0)
+    elig = cls(EligibilityParameters(1 / tau_e), DT)
+    state = PreTraceState(torch.zeros(1, 1, 1))
+    for t in range(T):
+        xbar, state = pre_trace_step(z_pre[t].view(1, 1, 1), state, PreTraceParameters(1 / tau_pre), DT)
+        elig.step(surrogate_derivative(v_post[t].view(1, 1, 1), psi_p), xbar, plastic[t])
+    xbar_closed = [sum((1 - a) * a ** (t - s) * float(z_pre[s]) for s in range(t + 1)) for t in range(T)]
+    psi_closed = [1 / (1 + 3 * abs(float(v_post[t]) - 1)) ** 2 for t in range(T)]
+    e_closed = sum((1 - k) * k ** (T - 1 - t) * psi_closed[t] * xbar_closed[t] for t in range(T) if plastic[t])
+    assert e_closed > 0.01
+    assert float(elig.value().squeeze()) == pytest.approx(e_closed, rel=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_factored_equals_synapse_trace(gen, shared):
+    B, P, H, K = 3, 2, 5, 4
+    p = EligibilityParameters(1 / 8e-3)
+    a, b = SynapseEligibility(p, DT), FactoredEligibility(p, DT)
+    for t in range(25):
+        psi = torch.rand((B, P, H), generator=gen, dtype=torch.float64)
+        pre = torch.rand((B, P, K), generator=gen, dtype=torch.float64)
+        plastic = t % 7 != 3
+        a.step(psi, pre, plastic)
+        b.step(psi, pre, plastic)
+    a.decay(6)
+    b.decay(6)
+    L = torch.randn((B, P, H), generator=gen, dtype=torch.float64)  # position-dependent signal
+    assert torch.allclose(a.value(), b.value())
+    assert torch.allclose(a.contract(L, shared), b.contract(L, shared))
+    # the per-position trace is what a position-dependent signal needs: sum over p of L_p e_p
+    expected = torch.einsum("bph,bphk->phk", L, a.value())
+    assert torch.allclose(a.contract(L, shared), expected.sum(0) if shared else expected)
+    if shared:  # summing e over positions before the signal arrives would give another number
+        assert not torch.allclose(expected.sum(0), torch.einsum("bh,bhk->hk", L.mean(1), a.value().sum(1)))
