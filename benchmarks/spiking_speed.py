@@ -27,7 +27,7 @@ def _cfg(args, backend: str):
         "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": args.P, "P_test": 0, "rule": args.rule,
         "backend": backend, "device": args.device, "net": {"width": args.width},
         "optim": {"epochs": 1, "batch_size": args.batch, "schedule": "constant"},
-        "spiking": {"T": args.T}, "rule_options": {"eligibility": args.eligibility} if backend == "norse" else {}})
+        "spiking": {"T": args.T, "eligibility": args.eligibility}})
 
 
 def _sync(device: str) -> None:

@@ -86,6 +86,9 @@ class SpikingConfig:
     tau_elig: float = 2e-2  # low-pass filter of the eligibility trace
     v_th: float = 1.0
     delay: int = 0  # steps between the two views of a self-supervised pair
+    drive: float = 4.0  # g: input gain, mean potential = v_th + g * a (a = rate pre-activation)
+    psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
+    eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown spiking.code {cfg.spiking.code!r}; valid: {', '.join(SPIKE_CODES)}")
     if cfg.spiking.T < 1 or cfg.spiking.dt <= 0:
         raise ConfigError("spiking.T must be >= 1 and spiking.dt > 0")
+    if cfg.spiking.eligibility not in ("factored", "synapse"):
+        raise ConfigError(f"unknown spiking.eligibility {cfg.spiking.eligibility!r}; valid: factored, synapse")
+    if cfg.spiking.delay < 0:
+        raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1:
         raise ConfigError("optim.epochs must be >= 0 and optim.batch_size >= 1")

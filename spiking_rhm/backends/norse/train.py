@@ -8,8 +8,9 @@ Per batch::
     SGD(momentum, weight decay) step, cosine schedule (as the rate back end)
 
 Learning rates follow ``rate_models.train``: hidden ``lr x H`` for width-scaled rules, readout
-``readout_lr x H``.  Back-end options given with the rule options: ``readout_lr`` (as the rate
-back end), ``eligibility`` (``factored`` default | ``synapse``), ``drive`` (g), ``psi_beta``.
+``readout_lr x H``.  Back-end option given with the rule options: ``readout_lr`` (as the rate
+back end); the neuron and trace parameters (``eligibility``, ``drive`` g, ``psi_beta``, taus) come
+from ``cfg.spiking``.
 The metrics dict has the keys of the rate back end (``test_error``, ``train_error``, ``curve``,
 ``alignment``, ``data``, ``diverged``, ...) plus ``spiking`` (the neuron/trace parameters used).
 """
@@ -41,21 +42,23 @@ from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 
 Tensor = torch.Tensor
-BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "eligibility": "factored", "drive": 4.0, "psi_beta": 5.0}
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None}
 EVAL_CHUNK = 2048
 N_ALIGNMENT_POINTS = 3
 
 
-def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
-    """(rule options, back-end options) from ``cfg.rule_options``."""
+def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]:
+    """(rule options, back-end options) from ``cfg.rule_options`` and ``cfg.spiking``."""
     if options.get("readout", "top") != "top":
         raise ConfigError("the norse back end reads out the top layer only (readout = 'top')")
     rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS and k != "readout"}
     backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+    if spiking is not None:
+        backend.update(eligibility=spiking.eligibility, drive=spiking.drive, psi_beta=spiking.psi_beta)
     lr = backend["readout_lr"]
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
         raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
-    if backend["eligibility"] not in ELIGIBILITY_MODES:
+    if backend.get("eligibility", "factored") not in ELIGIBILITY_MODES:
         raise ConfigError(f"eligibility must be one of {', '.join(ELIGIBILITY_MODES)}, got {backend['eligibility']!r}")
     return rule_opts, backend
 
@@ -75,7 +78,7 @@ class NorseSetup:
 
     def __init__(self, cfg, device: torch.device | None = None, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
-        rule_opts, self.backend = split_options(cfg.rule_options)
+        rule_opts, self.backend = split_options(cfg.rule_options, cfg.spiking)
         self.device = device if device is not None else resolve_device(cfg.device)
         self.dtype = dtype
         self.rhm = cfg.rhm.build()

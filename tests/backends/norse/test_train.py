@@ -43,13 +43,13 @@ def test_runs_are_reproducible(rule, options):
 def test_eligibility_modes_give_the_same_run():
     from spiking_rhm.backends.norse.train import train_norse
 
-    a = train_norse(tiny(rule_options={"eligibility": "synapse"}, optim={"epochs": 1}))
-    b = train_norse(tiny(rule_options={"eligibility": "factored"}, optim={"epochs": 1}))
+    a = train_norse(tiny(spiking={"eligibility": "synapse"}, optim={"epochs": 1}))
+    b = train_norse(tiny(spiking={"eligibility": "factored"}, optim={"epochs": 1}))
     assert a["curve"]["train_loss"] == pytest.approx(b["curve"]["train_loss"], rel=1e-4)
 
 
 @pytest.mark.parametrize("changes, match", [
-    ({"rule_options": {"eligibility": "magic"}}, "eligibility"),
+    ({"spiking": {"eligibility": "magic"}}, "eligibility"),
     ({"rule": "bp-unmasked"}, "surrogate-gradient BPTT"),
     ({"device": "cuda"} if not torch.cuda.is_available() else {"rule_options": {"readout": "all"}}, "CUDA|top"),
     ({"rule_options": {"readout": "all"}}, "top layer"),
