@@ -14,6 +14,7 @@ Training-set sizes ``P`` accept three spellings (see :func:`resolve_size`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -135,8 +136,14 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def run_id(self) -> str:
-        """Stable 12-hex-digit hash of the full config (used to skip finished runs)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable 12-hex-digit hash of the config (used to skip finished runs).
+
+        Only fields that differ from their defaults enter the hash, so adding a new
+        config field (with a default that keeps the old behaviour) leaves the ids of
+        existing records unchanged.
+        """
+        changed = _non_default(self.to_dict(), _default_dict())
+        blob = json.dumps(changed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def to_json(self) -> str:
@@ -146,6 +153,27 @@ class RunConfig:
         import tomli_w
 
         return tomli_w.dumps(_drop_none(self.to_dict()))
+
+
+def _non_default(data: dict, defaults: dict) -> dict:
+    out = {}
+    for key, value in data.items():
+        default = defaults.get(key, _MISSING)
+        if isinstance(value, dict) and isinstance(default, dict) and value and default:
+            sub = _non_default(value, default)
+            if sub:
+                out[key] = sub
+        elif value != default:
+            out[key] = value
+    return out
+
+
+_MISSING = object()
+
+
+@functools.cache
+def _default_dict() -> dict:
+    return RunConfig().to_dict()
 
 
 def resolve_size(P: int | str, rhm) -> int:

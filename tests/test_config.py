@@ -77,3 +77,9 @@ def test_malformed_files(tmp_path):
     yml = tmp_path / "cfg.yaml"
     yml.write_text("rule: dfa\nP: 1x\n")
     assert RunConfig.from_dict(load_config_file(yml)).rule == "dfa"
+
+
+def test_run_id_hashes_only_non_default_fields():
+    explicit = RunConfig.from_dict({"seed": 0, "rule": "bp", "spiking": {"T": 20}})
+    assert explicit.run_id() == RunConfig().run_id()
+    assert RunConfig(rule_options={"pairs": "mask"}).run_id() != RunConfig().run_id()

@@ -1,0 +1,162 @@
+"""From records to learning curves and P* tables.
+
+Records are grouped into *curves*: runs that differ only in P, P_test and seed (same RHM
+setting, rule, back end and every other setting).  Within a curve:
+
+* ``ok`` runs contribute their test error;
+* ``diverged`` runs count as chance-level error ``1 - 1/n_c`` (the rule did not learn);
+* ``failed`` runs (exceptions) are left out and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spiking_rhm.metrics import PStar, pstar
+
+_SWEPT = ("P", "P_test", "seed")
+
+
+@dataclass
+class Curve:
+    """Test error of one (setting, rule, backend, variant) against P, per seed."""
+
+    rule: str
+    backend: str
+    rhm: tuple[int, int, int, int, int]  # (v, m, n_c, s, L)
+    rule_seed: int
+    variant: str  # "" or the settings that tell this curve from others of the same rule/backend/rhm
+    P: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    errors: np.ndarray | None = None  # [n_seeds, n_P], NaN = missing
+    records: list[dict] = field(default_factory=list)
+    n_diverged: int = 0
+    n_failed: int = 0
+
+    @property
+    def scale(self) -> int:
+        v, m, n_c, s, L = self.rhm
+        return n_c * m**L
+
+    @property
+    def chance(self) -> float:
+        return 1.0 - 1.0 / self.rhm[2]
+
+    @property
+    def label(self) -> str:
+        text = f"{self.rule} [{self.backend}]"
+        return f"{text} {self.variant}" if self.variant else text
+
+    def pstar(self, eps: float = 0.1, **kwargs) -> PStar:
+        return pstar(self.P, self.errors, eps=eps, **kwargs)
+
+    def metric_by_P(self, getter) -> dict[int, list]:
+        """``P -> [getter(record) for its ok records]`` (None values dropped)."""
+        out: dict[int, list] = {}
+        for record in self.records:
+            if record.get("status") != "ok":
+                continue
+            value = getter(record.get("metrics") or {})
+            if value is not None:
+                out.setdefault(record["P"], []).append(value)
+        return dict(sorted(out.items()))
+
+
+def _flatten(obj, prefix=""):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], obj
+
+
+def curves(records: list[dict]) -> list[Curve]:
+    """Group records into curves (see the module docstring), sorted by setting, rule, backend."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        config = {k: v for k, v in record["config"].items() if k not in _SWEPT}
+        groups.setdefault(json.dumps(config, sort_keys=True), []).append(record)
+    flat = {key: dict(_flatten(json.loads(key))) for key in groups}
+    out = []
+    for key, members in groups.items():
+        config = json.loads(key)
+        r = config["rhm"]
+        family = [k for k in flat if _same_family(flat[k], flat[key])]
+        varying = sorted({name for k in family for name, value in flat[k].items() if flat[key].get(name) != value}
+                         | {name for k in family for name in flat[key] if name not in flat[k]})
+        variant = " ".join(f"{name}={flat[key].get(name)}" for name in varying)
+        curve = Curve(rule=config["rule"], backend=config["backend"], rhm=(r["v"], r["m"], r["n_c"], r["s"], r["L"]),
+                      rule_seed=r.get("rule_seed", 0), variant=variant, records=members)
+        curve.P = sorted({rec["P"] for rec in members})
+        curve.seeds = sorted({rec["seed"] for rec in members})
+        curve.errors = np.full((len(curve.seeds), len(curve.P)), np.nan)
+        for rec in members:
+            i, j = curve.seeds.index(rec["seed"]), curve.P.index(rec["P"])
+            if rec["status"] == "ok" and rec.get("test_error") is not None:
+                curve.errors[i, j] = rec["test_error"]
+            elif rec["status"] == "diverged":
+                curve.errors[i, j] = curve.chance
+                curve.n_diverged += 1
+            else:
+                curve.n_failed += 1
+        out.append(curve)
+    return sorted(out, key=lambda c: (c.rhm, c.rule_seed, c.rule, c.backend, c.variant))
+
+
+def _same_family(a: dict, b: dict) -> bool:
+    keys = ("rule", "backend", "rhm.v", "rhm.m", "rhm.n_c", "rhm.s", "rhm.L", "rhm.rule_seed")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _fmt_p(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.4g}" if x < 1e5 else f"{x:.3e}"
+
+
+def pstar_rows(records: list[dict], eps: float = 0.1, n_boot: int = 2000, confidence: float = 0.9) -> list[dict]:
+    """One row per curve: P*, its bootstrap interval, P*/(n_c m^L), seeds and notes."""
+    rows = []
+    for curve in curves(records):
+        result = curve.pstar(eps, n_boot=n_boot, confidence=confidence)
+        notes = []
+        if result.status == "not_reached":
+            notes.append(f"error never <= {eps} (min seed-mean {np.nanmin(np.nanmean(curve.errors, 0)):.3f})"
+                         if np.isfinite(curve.errors).any() else "no finished runs")
+        elif result.status == "below_range":
+            notes.append(f"already <= {eps} at the smallest P: P* <= {curve.P[0]}")
+        if curve.n_diverged:
+            notes.append(f"{curve.n_diverged} diverged (counted at chance)")
+        if curve.n_failed:
+            notes.append(f"{curve.n_failed} failed (left out)")
+        rows.append({
+            "rule": curve.label, "rhm": curve.rhm, "scale": curve.scale, "pstar": result,
+            "ratio": result.value / curve.scale, "n_seeds": result.n_seeds, "n_P": len(curve.P),
+            "notes": "; ".join(notes),
+        })
+    return rows
+
+
+def format_pstar_table(rows: list[dict], eps: float, confidence: float = 0.9) -> str:
+    """Plain aligned columns (no table library is a dependency)."""
+    header = ["rule [backend]", "(v,m,n_c,s,L)", f"P*(eps={eps})", f"{int(confidence * 100)}% interval",
+              "P*/(n_c m^L)", "seeds", "P values", "notes"]
+    body = []
+    for row in rows:
+        result: PStar = row["pstar"]
+        prefix = "<=" if result.status == "below_range" else ""
+        body.append([
+            row["rule"], ",".join(map(str, row["rhm"])), prefix + _fmt_p(result.value),
+            f"[{_fmt_p(result.low)}, {_fmt_p(result.high)}]", prefix + _fmt_p(row["ratio"]), str(row["n_seeds"]),
+            str(row["n_P"]), row["notes"],
+        ])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

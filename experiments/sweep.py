@@ -1,0 +1,464 @@
+"""Sweeps: one training per (RHM setting, rule, back end, P, seed), run in parallel, stored crash-safe.
+
+A :class:`SweepConfig` comes from a TOML/YAML/JSON file, from the CLI, or from Python; all
+three go through the same strict validation.  A sweep file looks like::
+
+    out = "results/bp_scaling"
+    rules = ["bp", "random-features"]
+    backends = ["rate"]
+    P = ["1x", "2x", "4x", 20000]      # absolute, multiples of n_c*m^L ("Nx"), or "max"
+    seeds = [0, 1, 2]
+    workers = 2                         # local processes; or dask = "tcp://host:8786"
+
+    [[rhm]]                             # one table, or several for a scaling study
+    v = 8
+    m = 4
+    n_c = 8
+    L = 3
+
+    [optim]                             # any RunConfig section: net, optim, spiking,
+    epochs = 100                        # rule_options, P_test, device
+    [overrides.dfa.optim]               # per-rule changes of those sections
+    lr = 0.01
+
+:func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
+have a final record in the output directory (see :mod:`experiments.store`), and runs the
+rest with a local process pool (default), serially (``workers = 1``) or on a Dask cluster.
+An exception inside a run gives a ``failed`` record and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from spiking_rhm.config import BACKENDS, RHMConfig, RunConfig, _from_mapping, load_config_file, resolve_size
+from spiking_rhm.errors import ConfigError, SpikingRHMError
+
+from experiments.store import ResultStore
+
+TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results record
+
+# RunConfig sections a sweep sets once for all its runs (the rest is swept).
+RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options")
+SWEEP_KEYS = ("rules", "backends", "rhm", "P", "seeds", "out", "workers", "dask", "retry_failed", "overrides",
+              *RUN_KEYS)
+
+
+def default_workers() -> int:
+    """Local worker processes when none are asked for: min(2, number of CPUs)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: the grid ``rhm x rules x backends x P x seeds`` and shared run settings.
+
+    ``run`` holds the shared :data:`RUN_KEYS` sections as a plain dict (validated by building
+    a :class:`RunConfig`); ``overrides[rule]`` changes them for one rule.
+    """
+
+    rules: tuple[str, ...]
+    P: tuple[int | str, ...]
+    rhm: tuple[RHMConfig, ...] = (RHMConfig(),)
+    backends: tuple[str, ...] = ("rate",)
+    seeds: tuple[int, ...] = (0,)
+    run: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    out: str | None = None
+    workers: int | None = None
+    dask: str | None = None
+    retry_failed: bool = True
+
+    def __post_init__(self):
+        self.runs()  # validates every run of the grid
+
+    # -- construction --------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "sweep") -> "SweepConfig":
+        """Strict loading: unknown keys, wrong types and invalid values raise :class:`ConfigError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a table, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(SWEEP_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(SWEEP_KEYS)}")
+        for required in ("rules", "P"):
+            if required not in data:
+                raise ConfigError(f"{where} needs {required!r} (e.g. rules = ['bp'], P = ['1x', '2x'])")
+        rhm = data.get("rhm", {})
+        rhm_list = [rhm] if isinstance(rhm, Mapping) else rhm
+        if not isinstance(rhm_list, (list, tuple)) or not rhm_list:
+            raise ConfigError(f"{where}.rhm must be a table or a non-empty list of tables")
+        settings = tuple(_from_mapping(RHMConfig, r, f"{where}.rhm") for r in rhm_list)
+        overrides = data.get("overrides", {})
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"{where}.overrides must be a table of rule = {{section = ...}}")
+        for rule, change in overrides.items():
+            if not isinstance(change, Mapping):
+                raise ConfigError(f"{where}.overrides.{rule} must be a table")
+            bad = sorted(set(change) - set(RUN_KEYS))
+            if bad:
+                raise ConfigError(f"unknown key(s) {', '.join(map(repr, bad))} in {where}.overrides.{rule}; "
+                                  f"valid: {', '.join(RUN_KEYS)}")
+        workers = data.get("workers")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+            raise ConfigError(f"{where}.workers must be an integer, got {workers!r}")
+        for key in ("out", "dask"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ConfigError(f"{where}.{key} must be a string, got {data[key]!r}")
+        retry = data.get("retry_failed", True)
+        if not isinstance(retry, bool):
+            raise ConfigError(f"{where}.retry_failed must be true or false, got {retry!r}")
+        return cls(
+            rules=_str_tuple(data["rules"], f"{where}.rules"),
+            P=_size_tuple(data["P"], f"{where}.P"),
+            rhm=settings,
+            backends=_str_tuple(data.get("backends", ("rate",)), f"{where}.backends"),
+            seeds=_int_tuple(data.get("seeds", (0,)), f"{where}.seeds"),
+            run={k: data[k] for k in RUN_KEYS if k in data},
+            overrides={str(k): dict(v) for k, v in overrides.items()},
+            out=data.get("out"),
+            workers=workers,
+            dask=data.get("dask"),
+            retry_failed=retry,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "SweepConfig":
+        return cls.from_dict(load_config_file(path), where=str(path))
+
+    def to_dict(self) -> dict:
+        data = {
+            "rules": list(self.rules),
+            "backends": list(self.backends),
+            "rhm": [dataclasses.asdict(r) for r in self.rhm],
+            "P": list(self.P),
+            "seeds": list(self.seeds),
+            **{k: v for k, v in self.run.items()},
+            "overrides": {k: dict(v) for k, v in self.overrides.items()},
+            "retry_failed": self.retry_failed,
+        }
+        for key in ("out", "workers", "dask"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
+    def replace(self, **changes) -> "SweepConfig":
+        return dataclasses.replace(self, **changes)
+
+    # -- expansion -----------------------------------------------------------
+    def run_dict(self, rule: str) -> dict:
+        """The shared run sections with the overrides of ``rule`` merged in."""
+        return _deep_merge(dict(self.run), self.overrides.get(rule, {}))
+
+    def runs(self) -> list[RunConfig]:
+        """Every run of the grid, P resolved to an integer (so that '2x' and 256 are one run)."""
+        from spiking_rhm.rules import rule_class
+
+        if not self.rules or not self.P or not self.seeds or not self.backends:
+            raise ConfigError("a sweep needs at least one rule, one P, one seed and one backend")
+        for backend in self.backends:
+            if backend not in BACKENDS:
+                raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        unused = sorted(set(self.overrides) - set(self.rules))
+        if unused:
+            raise ConfigError(f"overrides for rule(s) not in the sweep: {', '.join(unused)}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if any(seed < 0 for seed in self.seeds):
+            raise ConfigError(f"seeds must be non-negative, got {list(self.seeds)}")
+        templates = {}
+        backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
+        for rule in self.rules:
+            cls = rule_class(rule)  # unknown rule -> clear error listing the valid ones
+            run = self.run_dict(rule)
+            template = RunConfig.from_dict({**run, "rule": rule})
+            options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
+            try:
+                cls(**options)  # options neither the rule nor the back end takes -> clear error
+            except ConfigError as err:
+                if backend_options:
+                    raise ConfigError(f"{err} (back-end options: {', '.join(sorted(backend_options))})") from None
+                raise
+            templates[rule] = run
+        runs = []
+        for setting in self.rhm:
+            grammar = setting.build()
+            sizes = []
+            for spelling in self.P:
+                try:
+                    size = resolve_size(spelling, grammar)
+                except SpikingRHMError as err:
+                    raise ConfigError(f"P = {spelling!r}: {err}") from None
+                if size not in sizes:
+                    sizes.append(size)
+            for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):
+                cfg = RunConfig.from_dict(
+                    {**templates[rule], "rhm": dataclasses.asdict(setting), "rule": rule, "backend": backend,
+                     "P": P, "seed": seed}
+                )
+                try:
+                    cfg.sizes()
+                except SpikingRHMError as err:
+                    raise ConfigError(f"run {rule}/{backend} P={P} seed={seed}: {err}") from None
+                runs.append(cfg)
+        return runs
+
+
+def _backend_option_names(backend: str) -> set[str]:
+    """Names in ``rule_options`` that the back end consumes itself (its ``BACKEND_OPTIONS``)."""
+    import importlib
+
+    from spiking_rhm import api
+
+    target = api.BACKEND_TRAINERS.get(backend)
+    if target is None:
+        return set()
+    try:
+        module = importlib.import_module(target.split(":")[0])
+    except ImportError:  # back end not installed: run_sweep reports it
+        return set()
+    return set(getattr(module, "BACKEND_OPTIONS", {}))
+
+
+def _deep_merge(base: dict, change: Mapping) -> dict:
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _as_list(value, where: str) -> list:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
+    return list(value)
+
+
+def _str_tuple(value, where: str) -> tuple[str, ...]:
+    items = _as_list(value, where)
+    if any(not isinstance(x, str) or not x.strip() for x in items):
+        raise ConfigError(f"{where} must be a list of names, got {value!r}")
+    return tuple(dict.fromkeys(x.strip() for x in items))
+
+
+def _int_tuple(value, where: str) -> tuple[int, ...]:
+    items = _as_list(value, where)
+    if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
+        raise ConfigError(f"{where} must be a list of integers, got {value!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def _size_tuple(value, where: str) -> tuple[int | str, ...]:
+    items = _as_list(value, where)
+    for x in items:
+        if isinstance(x, bool) or not isinstance(x, (int, str)):
+            raise ConfigError(f"{where}: {x!r} is not a size; use an integer (1000), 'Nx' (N n_c m^L) or 'max'")
+    return tuple(dict.fromkeys(items))
+
+
+# ---------------------------------------------------------------------------
+# CLI list syntax
+# ---------------------------------------------------------------------------
+def parse_size_list(text: str) -> tuple[int | str, ...]:
+    """``"256,2x,4x,max"`` -> ``(256, "2x", "4x", "max")`` (checked against P_max later)."""
+    items = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        if part.lstrip("-").isdigit():
+            items.append(int(part))
+        elif part.lower() == "max" or part.lower().endswith("x"):
+            try:
+                if part.lower() != "max":
+                    float(part[:-1])
+            except ValueError:
+                raise ConfigError(f"cannot read P = {part!r}: use an integer (1000), 'Nx' (e.g. '4x', "
+                                  "N times n_c*m^L) or 'max'") from None
+            items.append(part.lower())
+        else:
+            raise ConfigError(f"cannot read P = {part!r}: use an integer (1000), 'Nx' (e.g. '4x', "
+                              "N times n_c*m^L) or 'max'")
+    if not items:
+        raise ConfigError("--P needs at least one size")
+    return tuple(items)
+
+
+def parse_int_list(text: str, what: str = "seeds") -> tuple[int, ...]:
+    """``"0,1,2"`` or ``"0-4"`` (inclusive range) or a mix -> tuple of ints."""
+    out = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"cannot read {what} {part!r}: use integers, comma lists (0,1,2) or ranges (0-4)") from None
+    if not out:
+        raise ConfigError(f"--{what} needs at least one integer")
+    return tuple(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------
+def run_one(cfg: RunConfig, train_fn: TrainFn | None = None) -> dict:
+    """Train one run; any exception becomes a ``failed`` record carrying its message."""
+    from spiking_rhm import api
+
+    train_fn = train_fn or api.train
+    start = time.perf_counter()
+    try:
+        return train_fn(cfg, progress=False)
+    except Exception as err:  # noqa: BLE001 - a failing run must not stop the sweep
+        message = f"{type(err).__name__}: {err}"
+        metrics = {"error": message, "traceback": traceback.format_exc(limit=20)}
+        return api.make_record(cfg, metrics, wall_time=time.perf_counter() - start, status="failed")
+
+
+def _init_worker(threads: int) -> None:
+    """Pool worker setup: share the CPUs; leave Ctrl-C to the parent, which terminates the workers."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class SweepSummary:
+    """What :func:`run_sweep` did: runs in the grid, skipped (already finished), and new statuses."""
+
+    total: int
+    skipped: int
+    statuses: Counter
+    out: Path
+
+    def __str__(self) -> str:
+        done = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing new"
+        return f"{self.total} runs in the sweep, {self.skipped} already finished, ran: {done}; results in {self.out / 'results.jsonl'}"
+
+
+def run_sweep(sweep: SweepConfig, out: str | os.PathLike | None = None, train_fn: TrainFn | None = None,
+              progress: bool = True) -> SweepSummary:
+    """Run every unfinished run of ``sweep`` and store each record as it finishes.
+
+    ``train_fn`` (default :func:`spiking_rhm.api.train`) must be picklable by reference for
+    the process pool and Dask.  Finished runs (status ok or diverged; failed too when
+    ``retry_failed`` is false) are skipped, so an interrupted sweep resumes where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    out = out if out is not None else sweep.out
+    if out is None:
+        raise ConfigError("the sweep needs an output directory (--out DIR or out = 'DIR' in the config)")
+    runs = sweep.runs()
+    if train_fn is None:
+        from spiking_rhm.api import backend_trainer
+
+        for backend in sweep.backends:
+            backend_trainer(backend)  # unavailable back end -> clear error before anything runs
+    store = ResultStore(out)
+
+    def done(cfg: RunConfig) -> bool:
+        record = store.get(cfg.run_id())
+        return record is not None and (store.finished(cfg.run_id()) or not sweep.retry_failed)
+
+    pending = [cfg for cfg in runs if not done(cfg)]
+    summary = SweepSummary(total=len(runs), skipped=len(runs) - len(pending), statuses=Counter(), out=Path(out))
+    bar = tqdm(total=len(runs), initial=summary.skipped, unit="run", desc="sweep", disable=not progress,
+               dynamic_ncols=True)
+
+    def finish(record: dict) -> None:
+        store.add(record)
+        summary.statuses[record["status"]] += 1
+        bar.update(1)
+        bar.set_postfix({k: v for k, v in summary.statuses.items()}, refresh=False)
+
+    try:
+        if not pending:
+            pass
+        elif sweep.dask:
+            _run_dask(pending, sweep.dask, train_fn, finish)
+        else:
+            workers = sweep.workers or default_workers()
+            if workers == 1 or len(pending) == 1:
+                for cfg in pending:
+                    finish(run_one(cfg, train_fn))
+            else:
+                _run_pool(pending, min(workers, len(pending)), train_fn, finish)
+    finally:
+        bar.close()
+    return summary
+
+
+def _run_pool(pending: Sequence[RunConfig], workers: int, train_fn, finish) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+    try:
+        futures = {pool.submit(run_one, cfg, train_fn): cfg for cfg in pending}
+        for future in as_completed(futures):
+            finish(_result_or_failed(future, futures[future]))
+    except BaseException:  # Ctrl-C or an error in the parent: stop the runs in flight now
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(pending: Sequence[RunConfig], address: str, train_fn, finish) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ModuleNotFoundError:  # pragma: no cover - dask is a dependency
+        raise ConfigError("--dask needs the 'distributed' package (pip install 'dask[distributed]')") from None
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as err:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
+    try:
+        futures = {}
+        for cfg in pending:
+            future = client.submit(run_one, cfg, train_fn, pure=False, key=f"spiking-rhm-run-{cfg.run_id()}-{time.time_ns()}")
+            futures[future] = cfg
+        for future in as_completed(futures):
+            finish(_result_or_failed(future, futures[future]))
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        client.close()
+
+
+def _result_or_failed(future, cfg: RunConfig) -> dict:
+    """The record of a finished future; a lost worker becomes a ``failed`` record."""
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - the run itself catches its exceptions; this is infrastructure
+        from spiking_rhm import api
+
+        return api.make_record(cfg, {"error": f"{type(err).__name__}: {err}"}, wall_time=0.0, status="failed")

@@ -1,0 +1,149 @@
+"""``spiking-rhm curve | pstar | plot``: learning-curve sweeps, P* tables and figures."""
+
+from __future__ import annotations
+
+import click
+
+from spiking_rhm.errors import ConfigError
+
+
+def _parse_option(text: str) -> tuple[list[str], object]:
+    """``k=v``: a TOML literal value (number, bool, string, list), else the raw string.
+
+    ``k`` without a dot is a rule option; ``section.key`` (e.g. ``net.bias``) sets a run setting.
+    """
+    import tomllib
+
+    if "=" not in text:
+        raise ConfigError(f"--option {text!r}: expected key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if not key:
+        raise ConfigError(f"--option {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    path = key.split(".")
+    return (["rule_options", key] if len(path) == 1 else path), value
+
+
+def _set(data: dict, path: list[str], value) -> None:
+    for key in path[:-1]:
+        node = data.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {key!r} is not a section")
+        data = node
+    data[path[-1]] = value
+
+
+@click.command("curve")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="sweep file (TOML/YAML/JSON); CLI options override it")
+@click.option("--rule", "rules", help="rule name(s), comma separated")
+@click.option("--backend", "backends", help="back end(s), comma separated [rate]")
+@click.option("--v", type=int, help="vocabulary size")
+@click.option("--m", type=int, help="synonyms per symbol")
+@click.option("--nc", "n_c", type=int, help="number of classes")
+@click.option("--s", type=int, help="tuple size (branching)")
+@click.option("--L", "L", type=int, help="depth")
+@click.option("--rule-seed", type=int, help="seed of the grammar draw [0]")
+@click.option("--P", "P", help="training sizes: comma list of integers, 'Nx' (N n_c m^L) or 'max', e.g. 1x,2x,4x,5000")
+@click.option("--P-test", "P_test", type=int, help="test points [min(20000, P_max - P)]")
+@click.option("--seeds", help="seeds: comma list or range, e.g. 0,1,2 or 0-4 [0]")
+@click.option("--out", type=click.Path(file_okay=False), help="output directory (results.jsonl, records/)")
+@click.option("--workers", type=int, help="local worker processes [min(2, CPUs)]; 1 runs in this process")
+@click.option("--dask", help="run on the Dask scheduler at this address (e.g. tcp://host:8786)")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float, help="learning rate [the rule's default]")
+@click.option("--width", type=int, help="hidden channels per layer")
+@click.option("--arch", type=click.Choice(["cnn", "lcn", "fcn"]))
+@click.option("--device", help="torch device [cpu]")
+@click.option("--option", "options", multiple=True, metavar="K=V",
+              help="rule option K=V, or section.key=V for any run setting (repeatable)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, epochs,
+          batch_size, lr, width, arch, device, options, quiet):
+    """Learning curves: one training per (rule, backend, P, seed); resumable."""
+    from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
+    from spiking_rhm.config import load_config_file
+
+    data = load_config_file(config_path) if config_path else {}
+    where = config_path or "command line"
+    if rules:
+        data["rules"] = [r.strip() for r in rules.split(",") if r.strip()]
+    if backends:
+        data["backends"] = [b.strip() for b in backends.split(",") if b.strip()]
+    if P:
+        data["P"] = list(parse_size_list(P))
+    if seeds:
+        data["seeds"] = list(parse_int_list(seeds))
+    rhm_changes = {k: val for k, val in dict(v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed).items() if val is not None}
+    if rhm_changes:
+        settings = data.get("rhm", {})
+        settings = [settings] if isinstance(settings, dict) else list(settings)
+        data["rhm"] = [{**setting, **rhm_changes} for setting in settings]
+    for key, value in dict(out=out, workers=workers, dask=dask, P_test=P_test, device=device).items():
+        if value is not None:
+            data[key] = value
+    for path, value in (("optim.epochs", epochs), ("optim.batch_size", batch_size), ("optim.lr", lr),
+                        ("net.width", width), ("net.arch", arch)):
+        if value is not None:
+            _set(data, path.split("."), value)
+    for text in options:
+        _set(data, *_parse_option(text))
+    if "rules" not in data:
+        raise ConfigError("give --rule (or rules = [...] in --config)")
+    if "P" not in data:
+        raise ConfigError("give --P (or P = [...] in --config)")
+    sweep = SweepConfig.from_dict(data, where=where)
+    summary = run_sweep(sweep, progress=not quiet)
+    click.echo(str(summary))
+
+
+@click.command("pstar")
+@click.argument("directory", type=click.Path(exists=True))
+@click.option("--eps", type=float, default=0.1, show_default=True, help="test-error threshold")
+@click.option("--boot", type=int, default=2000, show_default=True, help="bootstrap resamples over seeds")
+@click.option("--confidence", type=float, default=0.9, show_default=True, help="coverage of the bootstrap interval")
+def pstar_command(directory, eps, boot, confidence):
+    """Sample complexity P*(eps) per rule and back end, with bootstrap intervals over seeds."""
+    from experiments.analysis import format_pstar_table, pstar_rows
+    from experiments.store import read_results
+
+    if not 0 < eps < 1:
+        raise ConfigError(f"--eps must lie in (0, 1), got {eps}")
+    if boot < 1:
+        raise ConfigError(f"--boot must be >= 1, got {boot}")
+    records = read_results(directory)
+    if not records:
+        raise ConfigError(f"{directory!r} holds no records yet")
+    rows = pstar_rows(records, eps=eps, n_boot=boot, confidence=confidence)
+    click.echo(format_pstar_table(rows, eps, confidence))
+    click.echo("P*: first crossing of the seed-mean test error, linear in log P; '<=' = already below eps at the "
+               "smallest P; inf = never reached.")
+
+
+@click.command("plot")
+@click.argument("directory", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), help="figure directory [DIRECTORY/figures]")
+@click.option("--eps", type=float, default=0.1, show_default=True)
+def plot_command(directory, out, eps):
+    """Figures (PNG + PDF): learning curves, P* vs n_c m^L, sensitivity and alignment per layer."""
+    from pathlib import Path
+
+    from experiments.plots import plot_all
+    from experiments.store import read_results
+
+    records = read_results(directory)
+    if not records:
+        raise ConfigError(f"{directory!r} holds no records yet")
+    base = Path(directory)
+    out = Path(out) if out else (base if base.is_dir() else base.parent) / "figures"
+    files, notes = plot_all(records, out, eps=eps)
+    for path in files:
+        click.echo(f"wrote {path}")
+    for note in notes:
+        click.echo(f"note: {note}")
+
+
+COMMANDS = [curve, pstar_command, plot_command]

@@ -1,0 +1,227 @@
+r"""Metrics of learned representations and of learning curves (science.md section 6).
+
+* :func:`synonymic_sensitivity` -- how much a layer's activity changes when synonyms are
+  exchanged below level l, relative to how much it changes between datapoints::
+
+      S_l(f) = mean_i ||f(x_i) - f(R_l x_i)||^2  /  mean_{i,j} ||f(x_i) - f(x_j)||^2
+
+  (the reference ``observables/stability.py`` formula; the denominator averages over
+  all pairs, diagonal included).  S = 0 means invariance.
+* :func:`pstar` -- sample complexity P*(eps): the smallest P at which the seed-mean test
+  error falls to eps, interpolated linearly in log P, with a bootstrap interval over seeds.
+* :func:`clustering_error` -- whether the first layer groups synonymous bottom tuples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from spiking_rhm.errors import SpikingRHMError
+
+LayerFn = Callable[[np.ndarray], Sequence]  # int inputs [N, d] -> per-layer activations [N, ...]
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _flat_layers(layer_fn: LayerFn, inputs: np.ndarray) -> list[np.ndarray]:
+    out = layer_fn(inputs)
+    if not isinstance(out, (list, tuple)):
+        raise SpikingRHMError("layer_fn must return a list of per-layer activations")
+    return [_as_numpy(a).reshape(inputs.shape[0], -1) for a in out]
+
+
+def synonymic_sensitivity(layer_fn: LayerFn, rhm, sample, generator: np.random.Generator,
+                          batch_size: int = 2048) -> dict:
+    r"""Synonymic sensitivity of every layer to resampling at every level.
+
+    ``S[k][i] = mean_n ||f_k(x_n) - f_k(R_l x_n)||^2 / mean_{n,n'} ||f_k(x_n) - f_k(x_n')||^2``
+    for layer ``k`` and level ``l = levels[i]``, ``levels = [L-1, ..., 0]`` (L-1: exchange of
+    bottom synonyms only; 0: everything but the class redrawn).
+
+    ``layer_fn`` maps int inputs ``[N, d]`` (numpy int64) to a list of activations, each
+    ``[N, ...]`` (flattened here).  The denominator uses the identity
+    ``mean_{n,n'} ||a_n - a_n'||^2 = 2 (mean_n ||a_n||^2 - ||mean_n a_n||^2)`` over the whole
+    sample (the reference uses the first 2000 points; same quantity, less noise).
+    A layer with constant activity has an undefined S, reported as NaN.
+
+    Returns ``{"levels": [L-1..0], "layers": [[S per level] per layer], "n": N}``.
+    """
+    n = int(sample.inputs.shape[0])
+    if n < 2:
+        raise SpikingRHMError("synonymic sensitivity needs at least 2 datapoints")
+    levels = list(range(rhm.L - 1, -1, -1))
+    resampled = [rhm.resample(sample, level, generator).inputs for level in levels]
+    sq_norm = None  # per layer: sum_n ||a_n||^2
+    total = None  # per layer: sum_n a_n
+    numer = None  # per layer, per level: sum_n ||a_n - a'_n||^2
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        base = _flat_layers(layer_fn, sample.inputs[start:stop])
+        if sq_norm is None:
+            sq_norm = [0.0] * len(base)
+            total = [np.zeros(a.shape[1]) for a in base]
+            numer = [[0.0] * len(levels) for _ in base]
+        for k, a in enumerate(base):
+            sq_norm[k] += float(np.einsum("ij,ij->", a, a))
+            total[k] += a.sum(axis=0)
+        for i, moved in enumerate(resampled):
+            for k, b in enumerate(_flat_layers(layer_fn, moved[start:stop])):
+                diff = base[k] - b
+                numer[k][i] += float(np.einsum("ij,ij->", diff, diff))
+    layers = []
+    for k in range(len(sq_norm)):
+        mean_a = total[k] / n
+        denom = 2.0 * (sq_norm[k] / n - float(mean_a @ mean_a))
+        if denom <= 1e-12 * max(1.0, sq_norm[k] / n):
+            layers.append([math.nan] * len(levels))
+        else:
+            layers.append([numer[k][i] / n / denom for i in range(len(levels))])
+    return {"levels": levels, "layers": layers, "n": n}
+
+
+# ---------------------------------------------------------------------------
+# sample complexity P*
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PStar:
+    """P*(eps) with its bootstrap interval.
+
+    ``status``: ``reached`` (interpolated between two bracketing P), ``below_range``
+    (the smallest P already has error <= eps: ``value`` = that P is an upper bound),
+    ``not_reached`` (``value`` = inf: the error never falls to eps in the range).
+    ``low``/``high``: bootstrap percentile interval over seeds (``high`` = inf when some
+    resamples never reach eps).
+    """
+
+    value: float
+    low: float
+    high: float
+    status: str
+    eps: float
+    n_seeds: int
+
+    @property
+    def reached(self) -> bool:
+        return self.status != "not_reached"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pstar_point(P: Sequence[float], mean_error: Sequence[float], eps: float) -> tuple[float, str]:
+    r"""First crossing of ``eps`` by the curve ``mean_error(P)``, linear in log P.
+
+    With ``k`` the first index where ``e_k <= eps``::
+
+        log P* = log P_{k-1} + (e_{k-1} - eps) / (e_{k-1} - e_k) * (log P_k - log P_{k-1})
+
+    NaN points (no data) are skipped.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    e = np.asarray(mean_error, dtype=np.float64)
+    keep = np.isfinite(e)
+    P, e = P[keep], e[keep]
+    if P.size == 0:
+        return math.inf, "not_reached"
+    hits = np.flatnonzero(e <= eps)
+    if hits.size == 0:
+        return math.inf, "not_reached"
+    k = int(hits[0])
+    if k == 0:
+        return float(P[0]), "below_range"
+    frac = (e[k - 1] - eps) / (e[k - 1] - e[k])
+    log_p = math.log(P[k - 1]) + frac * (math.log(P[k]) - math.log(P[k - 1]))
+    return float(math.exp(log_p)), "reached"
+
+
+def pstar(P: Sequence[float], errors_by_seed, eps: float = 0.1, n_boot: int = 2000,
+          confidence: float = 0.9, seed: int = 0) -> PStar:
+    """P*(eps) from test errors ``errors_by_seed[seed_index][P_index]`` (NaN = missing run).
+
+    The point estimate uses the seed-mean curve (:func:`pstar_point`); the interval is the
+    bootstrap percentile interval of the same estimate over seeds resampled with
+    replacement (``n_boot`` resamples, ``confidence`` coverage).
+    """
+    P = np.asarray(P, dtype=np.float64)
+    err = np.atleast_2d(np.asarray(errors_by_seed, dtype=np.float64))
+    if P.ndim != 1 or err.shape[1] != P.size:
+        raise SpikingRHMError(f"errors_by_seed must be [n_seeds, {P.size}], got {list(err.shape)}")
+    if P.size and (np.any(P <= 0) or np.any(np.diff(P) <= 0)):
+        raise SpikingRHMError("P must be positive and strictly increasing")
+    if not 0 < confidence < 1:
+        raise SpikingRHMError(f"confidence must lie in (0, 1), got {confidence}")
+    err = err[np.isfinite(err).any(axis=1)]
+    n_seeds = err.shape[0]
+    if n_seeds == 0:
+        return PStar(math.inf, math.inf, math.inf, "not_reached", eps, 0)
+    value, status = pstar_point(P, _nanmean(err), eps)
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        rows = err[rng.integers(0, n_seeds, size=n_seeds)]
+        boots[b] = pstar_point(P, _nanmean(rows), eps)[0]
+    boots.sort()
+    alpha = (1.0 - confidence) / 2.0
+    low = float(boots[int(math.floor(alpha * (n_boot - 1)))])
+    high = float(boots[int(math.ceil((1.0 - alpha) * (n_boot - 1)))])
+    return PStar(value, low, high, status, float(eps), n_seeds)
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    count = np.isfinite(a).sum(axis=0)
+    total = np.where(np.isfinite(a), a, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+# ---------------------------------------------------------------------------
+# clustering error of the first layer
+# ---------------------------------------------------------------------------
+def bottom_tuples(rhm) -> tuple[np.ndarray, np.ndarray]:
+    """Every bottom-level production ``[n_pairs, s]`` and its parent symbol, ordered by parent."""
+    table = rhm.rules[-1]  # [n_parents, m, s], -1 rows for unused parents
+    parents = np.flatnonzero(table[:, 0, 0] >= 0)
+    tuples = table[parents].reshape(-1, rhm.s)
+    return tuples, np.repeat(parents, rhm.m)
+
+
+def clustering_error(first_layer_fn: Callable[[np.ndarray], object], rhm, seed: int = 0,
+                     n_init: int = 10, position: int = 0) -> float:
+    """Clustering error of the first layer (reference ``observables/clustering.py``).
+
+    Each bottom production (``m`` per used parent) is placed at the first patch, every
+    other position holding symbol 0; the first-layer activity at ``position`` (layout
+    ``[N, H, positions]``, or ``[N, features]``) is clustered by k-means into
+    ``#tuples / m`` clusters (best of ``n_init`` seeded k-means++ runs).  Error =
+    1 - fraction of tuples whose cluster is the modal cluster of their synonym group.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    tuples, parents = bottom_tuples(rhm)
+    inputs = np.zeros((tuples.shape[0], rhm.d), dtype=np.int64)
+    inputs[:, : rhm.s] = tuples
+    act = _as_numpy(first_layer_fn(inputs))
+    if act.ndim == 3:
+        act = act[:, :, position]
+    act = act.reshape(act.shape[0], -1)
+    k = tuples.shape[0] // rhm.m
+    rng = np.random.default_rng(seed)
+    best, best_inertia = None, math.inf
+    for _ in range(n_init):
+        centroids, labels = kmeans2(act, k, minit="++", seed=rng)
+        inertia = float(((act - centroids[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    correct = 0
+    for parent in np.unique(parents):
+        group = best[parents == parent]
+        correct += int(np.bincount(group).max())
+    return 1.0 - correct / tuples.shape[0]

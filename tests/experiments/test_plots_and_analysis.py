@@ -1,0 +1,94 @@
+"""P* table and figures from synthetic records (exact expected P*), missing data skipped with a note."""
+
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from experiments.analysis import curves, format_pstar_table, pstar_rows
+from experiments.plots import plot_all
+from experiments.store import ResultStore
+
+
+def record(rule, rhm, P, seed, error, status="ok", lr=None, metrics=None):
+    config = {"rhm": dict(zip(("v", "m", "n_c", "s", "L"), rhm), rule_seed=0), "rule": rule, "backend": "rate",
+              "P": P, "P_test": 1000, "seed": seed, "optim": {"lr": lr}}
+    return {"run_id": f"{rule}-{rhm}-{P}-{seed}-{lr}".replace(" ", ""), "rule": rule, "backend": "rate", "P": P,
+            "P_test": 1000, "seed": seed, "status": status, "test_error": error if status == "ok" else None,
+            "train_error": 0.0, "metrics": metrics or {}, "config": config, "version": "0", "wall_time": 1.0}
+
+
+def synthetic(with_layers=True):
+    """bp: error = 1 - 0.25 log2(P / (n_c m^L / 4)) (P* at 0.1 = 2^1.6 / 4 n_c m^L, linear in log P);
+    dfa: never learns; two RHM settings."""
+    records = []
+    for rhm in [(8, 4, 8, 2, 2), (8, 4, 8, 2, 3)]:
+        scale = rhm[2] * rhm[1] ** rhm[4]
+        for k in range(6):
+            P = int(scale / 4 * 2**k)
+            for seed in range(3):
+                err = float(np.clip(1 - 0.25 * k, 0, 1))
+                sens = {"levels": [1, 0], "layers": [[1.0 / (k + 1), 0.9], [0.5 / (k + 1), 0.8]]}
+                metrics = {"sensitivity": sens, "alignment": [{"step": 0, "epoch": 1, "cosine": [0.9, 1.0]}]}
+                records.append(record("bp", rhm, P, seed, err, metrics=metrics if with_layers else None))
+                records.append(record("dfa", rhm, P, seed, 0.8, status="diverged" if k == 5 else "ok"))
+    return records
+
+
+def test_pstar_rows_exact_on_synthetic_curves():
+    rows = pstar_rows(synthetic(), eps=0.1, n_boot=100)
+    bp = [r for r in rows if r["rule"].startswith("bp")]
+    assert len(bp) == 2 and len(rows) == 4
+    for row in bp:
+        scale = row["scale"]
+        expected = scale / 4 * 2 ** 3.6  # 1 - 0.25 k = 0.1 at k = 3.6
+        assert row["pstar"].value == pytest.approx(expected, rel=1e-9)
+        assert row["pstar"].low == row["pstar"].high == pytest.approx(expected, rel=1e-9)  # identical seeds
+        assert row["ratio"] == pytest.approx(2**3.6 / 4, rel=1e-9)
+    dfa = [r for r in rows if r["rule"].startswith("dfa")]
+    assert all(math.isinf(r["pstar"].value) and "1 diverged" not in r["notes"] and "3 diverged" in r["notes"]
+               for r in dfa)
+    table = format_pstar_table(rows, 0.1)
+    assert "bp [rate]" in table and "inf" in table and "never" in table
+
+
+def test_curves_separate_variants():
+    records = [record("bp", (8, 4, 8, 2, 2), P, 0, 0.5, lr=lr) for P in (64, 128) for lr in (0.1, 1.0)]
+    found = curves(records)
+    assert len(found) == 2 and {c.variant for c in found} == {"optim.lr=0.1", "optim.lr=1.0"}
+
+
+def test_plot_all_writes_png_and_pdf(tmp_path):
+    files, notes = plot_all(synthetic(), tmp_path, eps=0.1)
+    names = sorted(p.name for p in files)
+    assert names == sorted(f"{n}.{e}" for n in ("learning_curves", "pstar_scaling", "sensitivity", "alignment")
+                           for e in ("png", "pdf"))
+    assert all(p.stat().st_size > 1000 for p in files) and not notes
+
+
+def test_plot_skips_missing_data_with_a_note(tmp_path):
+    one_setting = [r for r in synthetic(with_layers=False) if r["config"]["rhm"]["L"] == 2]
+    files, notes = plot_all(one_setting, tmp_path)
+    assert sorted(p.name for p in files) == ["learning_curves.pdf", "learning_curves.png"]
+    assert any("one RHM setting" in n for n in notes) and any("sensitivity" in n for n in notes)
+    assert any("alignment" in n for n in notes)
+
+
+def test_cli_pstar_and_plot_on_a_store(tmp_path):
+    from spiking_rhm.cli import cli
+
+    store = ResultStore(tmp_path)
+    for r in synthetic():
+        store.add(r)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["pstar", str(tmp_path), "--boot", "50"])
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.output.splitlines() if l.startswith("bp [rate]") and "8,4,8,2,2" in l)
+    assert f"{128 / 4 * 2 ** 3.6:.4g}" in line
+    result = runner.invoke(cli, ["plot", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "figures" / "learning_curves.pdf").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(cli, ["pstar", str(empty)]).exit_code == 2

@@ -1,0 +1,191 @@
+"""Metrics: synonymic sensitivity against the reference generator statistics, P*, clustering error."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spiking_rhm.errors import SpikingRHMError
+from spiking_rhm.metrics import bottom_tuples, clustering_error, pstar, pstar_point, synonymic_sensitivity
+from spiking_rhm.rhm import RHM
+
+REFERENCE = Path("/work/shared/reference/rhm/generator_invariants.json")
+
+
+def identity_onehot(v):
+    eye = np.eye(v)
+    return lambda x: [eye[x]]  # raw flattened one-hot input, [N, d, v]
+
+
+def parent_map(rhm):
+    """Level L-1 symbols recovered from the input by inverting the bottom productions
+    (independent of rhm.tree): one-hot [N, s**(L-1), v]."""
+    tuples, parents = bottom_tuples(rhm)
+    code = {tuple(t): p for t, p in zip(tuples.tolist(), parents.tolist())}
+    eye = np.eye(rhm.v)
+
+    def f(x):
+        patches = x.reshape(x.shape[0], -1, rhm.s)
+        symbols = np.array([[code[tuple(p)] for p in row] for row in patches.tolist()])
+        return [eye[symbols]]
+
+    return f
+
+
+# -- synonymic sensitivity ----------------------------------------------------------
+@pytest.mark.skipif(not REFERENCE.exists(), reason="reference statistics not available")
+def test_raw_input_sensitivity_matches_reference():
+    """Identity map on one-hot inputs, all points, over 10 rule seeds, vs the reference code's
+    numbers for (8,4,8,2,2): agreement within 3 sqrt(std_ref^2/10 + std^2/10)."""
+    ref = json.loads(REFERENCE.read_text())["v8_m4_nc8_s2_L2"]["seed_statistics"]["synonym_resampling_raw_input"]
+    values = []
+    for seed in range(10):
+        rhm = RHM(8, 4, 8, 2, 2, seed=seed)
+        result = synonymic_sensitivity(identity_onehot(8), rhm, rhm.full(), np.random.default_rng(100 + seed))
+        assert result["levels"] == [1, 0] and result["n"] == 512
+        values.append(result["layers"][0])
+    values = np.array(values)
+    for i, entry in enumerate(ref):
+        assert entry["seed_reset_layer"] == [1, 0][i]
+        stats = entry["raw_sensitivity"]
+        tol = 3 * math.sqrt(stats["std"] ** 2 / stats["n_seeds"] + values[:, i].std(ddof=1) ** 2 / len(values))
+        assert abs(values[:, i].mean() - stats["mean"]) < tol, (i, values[:, i].mean(), stats["mean"], tol)
+
+
+def test_invariant_map_has_zero_sensitivity_below_its_level():
+    """The true level-(L-1) symbols do not move under R_{L-1}; they do under R_0 and R_1 of L=3."""
+    for params in [(8, 4, 8, 2, 2), (8, 2, 8, 2, 3)]:
+        rhm = RHM(*params, seed=3)
+        sample = rhm.split(400, 0, seed=1)[0]
+        f = parent_map(rhm)
+        tree = rhm.tree(sample)
+        assert np.array_equal(f(sample.inputs)[0].argmax(-1), tree[-2])  # the map is the hidden level
+        result = synonymic_sensitivity(f, rhm, sample, np.random.default_rng(0))
+        S = result["layers"][0]
+        assert result["levels"] == list(range(rhm.L - 1, -1, -1))
+        assert S[0] == 0.0
+        assert all(s > 0.3 for s in S[1:])
+
+
+def test_denominator_and_batching_against_brute_force():
+    rhm = RHM(8, 4, 8, 2, 2, seed=0)
+    sample = rhm.split(300, 0, seed=2)[0]
+    W = np.random.default_rng(0).normal(size=(8 * 4, 5))
+
+    def layers(x):
+        onehot = np.eye(8)[x].reshape(len(x), -1)
+        h = np.maximum(onehot @ W, 0)
+        return [onehot, h]
+
+    a = synonymic_sensitivity(layers, rhm, sample, np.random.default_rng(7), batch_size=64)
+    b = synonymic_sensitivity(layers, rhm, sample, np.random.default_rng(7), batch_size=10_000)
+    np.testing.assert_allclose(a["layers"], b["layers"], rtol=1e-12)
+    # brute force with the same resampled points
+    gen = np.random.default_rng(7)
+    moved = [rhm.resample(sample, level, gen).inputs for level in (1, 0)]
+    for k in range(2):
+        f = layers(sample.inputs)[k]
+        denom = np.mean(((f[:, None, :] - f[None, :, :]) ** 2).sum(-1))
+        for i in range(2):
+            num = np.mean(((f - layers(moved[i])[k]) ** 2).sum(-1))
+            assert a["layers"][k][i] == pytest.approx(num / denom, rel=1e-10)
+
+
+def test_constant_layer_is_undefined_and_tiny_sample_rejected():
+    rhm = RHM(8, 4, 8, 2, 2, seed=0)
+    sample = rhm.split(50, 0, seed=0)[0]
+    result = synonymic_sensitivity(lambda x: [np.ones((len(x), 3))], rhm, sample, np.random.default_rng(0))
+    assert all(math.isnan(s) for s in result["layers"][0])
+    with pytest.raises(SpikingRHMError):
+        synonymic_sensitivity(identity_onehot(8), rhm, sample.take(slice(0, 1)), np.random.default_rng(0))
+
+
+# -- P* -------------------------------------------------------------------------------
+def test_pstar_interpolates_linearly_in_log_p():
+    P = [100, 200, 400, 800]
+    value, status = pstar_point(P, [0.5, 0.3, 0.05, 0.01], eps=0.1)
+    # between 200 (0.3) and 400 (0.05): fraction (0.3 - 0.1) / 0.25 = 0.8 of the way in log P
+    assert status == "reached" and value == pytest.approx(200 * 2**0.8, rel=1e-12)
+    # a curve linear in log P is recovered exactly: e = 1.2 - 0.2 ln P  ->  P* = exp((1.2 - eps) / 0.2)
+    P = np.geomspace(10, 1e4, 7)
+    for eps in (0.1, 0.25, 0.4):
+        value, _ = pstar_point(P, 1.2 - 0.2 * np.log(P), eps)
+        assert value == pytest.approx(math.exp((1.2 - eps) / 0.2), rel=1e-10)
+    # the first crossing counts, even if the curve goes up again
+    assert pstar_point([1, 2, 4, 8], [0.5, 0.1, 0.3, 0.0], eps=0.1) == (2.0, "reached")
+    # an exact hit at a grid point
+    assert pstar_point([10, 20, 40], [0.5, 0.2, 0.1], eps=0.1)[0] == pytest.approx(40)
+
+
+def test_pstar_flags_out_of_range():
+    assert pstar_point([10, 20], [0.05, 0.01], 0.1) == (10.0, "below_range")
+    value, status = pstar_point([10, 20], [0.5, 0.4], 0.1)
+    assert math.isinf(value) and status == "not_reached"
+    result = pstar([10, 20], [[0.5, 0.4], [0.6, 0.5]], eps=0.1)
+    assert not result.reached and math.isinf(result.value) and math.isinf(result.high)
+    assert pstar([10, 20], [[0.05, 0.0]], eps=0.1).status == "below_range"
+
+
+def test_pstar_uses_seed_mean_and_skips_missing():
+    P = [100, 200, 400]
+    errors = [[0.4, 0.2, 0.0], [0.4, 0.0, 0.0], [np.nan, np.nan, np.nan]]
+    result = pstar(P, errors, eps=0.1, n_boot=200)
+    assert result.n_seeds == 2  # the all-missing seed is dropped
+    assert result.value == pytest.approx(pstar_point(P, [0.4, 0.1, 0.0], 0.1)[0])
+    # a missing point is skipped: interpolation across it
+    value, _ = pstar_point([100, 200, 400], [0.5, np.nan, 0.0], eps=0.25)
+    assert value == pytest.approx(200)
+
+
+def test_bootstrap_interval_sanity():
+    P = np.geomspace(100, 10_000, 9)
+    same = np.tile(1.0 - 0.2 * np.log(P / 50), (5, 1)).clip(0, 1)
+    result = pstar(P, same, eps=0.1, n_boot=300)
+    assert result.low == result.value == result.high  # identical seeds: no spread
+    rng = np.random.default_rng(0)
+
+    def seeds(spread, n=6):
+        shifts = rng.normal(0, spread, size=(n, 1))  # each seed's curve shifted in log P
+        return (1.0 - 0.2 * (np.log(P / 50) - shifts)).clip(0, 1)
+
+    narrow = pstar(P, seeds(0.1), eps=0.1, n_boot=500)
+    wide = pstar(P, seeds(1.0), eps=0.1, n_boot=500)
+    for r in (narrow, wide):
+        assert r.low <= r.value <= r.high
+    assert np.log(wide.high / wide.low) > 3 * np.log(narrow.high / narrow.low)
+    # coverage: the 90% interval holds the population P* (shift mean 0) in most repetitions
+    truth = 50 * math.exp((1.0 - 0.1) / 0.2)
+    covered = 0
+    for k in range(100):
+        r = pstar(P, seeds(0.5, n=8), eps=0.1, n_boot=200, seed=k)
+        covered += r.low <= truth <= r.high
+    assert 0.7 <= covered / 100 <= 0.99
+
+
+def test_pstar_rejects_bad_input():
+    with pytest.raises(SpikingRHMError):
+        pstar([10, 5], [[0.1, 0.2]])
+    with pytest.raises(SpikingRHMError):
+        pstar([10, 20], [[0.1, 0.2, 0.3]])
+
+
+# -- clustering error -----------------------------------------------------------------
+def test_clustering_error_perfect_and_random_first_layers():
+    rhm = RHM(8, 4, 8, 2, 2, seed=0)
+    tuples, parents = bottom_tuples(rhm)
+    assert len(tuples) == rhm.m * len(np.unique(parents))
+    code = {tuple(t): p for t, p in zip(tuples.tolist(), parents.tolist())}
+    eye = np.eye(rhm.v)
+
+    def perfect(x):  # first layer = one-hot of the parent at position 0: [N, v, positions]
+        return eye[[code.get(tuple(row[:2]), 0) for row in x.tolist()]][:, :, None]
+
+    assert clustering_error(perfect, rhm) == 0.0
+    emb = np.random.default_rng(1).normal(size=(rhm.v, rhm.v, 16))
+
+    def random_layer(x):  # a fixed random embedding of the first patch: no synonym structure
+        return emb[x[:, 0], x[:, 1]]
+
+    assert clustering_error(random_layer, rhm) > 0.3
