@@ -161,10 +161,11 @@ def train_rate(cfg, progress: bool = False) -> dict:
 
     batch = min(cfg.optim.batch_size, P)
     steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
-    total_steps = max(1, cfg.optim.epochs * steps_per_epoch)
+    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
+    total_steps = max(1, n_epochs * steps_per_epoch)
     align_at = sorted({int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1)))
-                       for k in range(N_ALIGNMENT_POINTS)}) if cfg.optim.epochs > 0 else []
-    eval_every = max(1, cfg.optim.epochs // 20)
+                       for k in range(N_ALIGNMENT_POINTS)}) if n_epochs > 0 else []
+    eval_every = max(1, n_epochs // 20)
 
     def predict(x: Tensor) -> Tensor:
         out, act = forward(params, x)
@@ -202,10 +203,10 @@ def train_rate(cfg, progress: bool = False) -> dict:
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.optim.epochs, desc=f"{cfg.rule} P={P}", unit="epoch", leave=False)
+        bar = tqdm(total=n_epochs, desc=f"{cfg.rule} P={P}", unit="epoch", leave=False)
     train_start = time.perf_counter()
 
-    for epoch in range(1, cfg.optim.epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen)
         loss_sum = torch.zeros((), dtype=dtype, device=device)
         wrong = torch.zeros((), dtype=torch.long, device=device)
@@ -252,7 +253,7 @@ def train_rate(cfg, progress: bool = False) -> dict:
         if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in trainables):
             diverged = True
             break
-        last = epoch == cfg.optim.epochs or train_loss < cfg.optim.stop_train_loss
+        last = epoch == n_epochs or train_loss < cfg.optim.stop_train_loss
         if epoch % eval_every == 0 or last:
             curve["test_epoch"].append(epoch)
             curve["test_error"].append(evaluate(X_test, Y_test)[0])
@@ -286,6 +287,7 @@ def train_rate(cfg, progress: bool = False) -> dict:
                  "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": sensitivity,
         "epochs_run": epochs_run,
+        "epochs_planned": n_epochs,
         "stopped_early_at_epoch": stopped_early,
         "steps": step,
         "samples_per_s": seen_total / max(train_time, 1e-9),

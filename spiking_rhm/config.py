@@ -71,6 +71,13 @@ class OptimConfig:
     weight_decay: float = 0.0
     schedule: str = "cosine"  # cosine | constant
     stop_train_loss: float = 1e-3  # early stop once the train loss falls below
+    min_steps: int = 0  # train at least this many optimiser steps (more epochs for small P)
+
+    def n_epochs(self, steps_per_epoch: int) -> int:
+        """``epochs``, raised so that at least ``min_steps`` optimiser steps are taken."""
+        if self.epochs == 0:
+            return 0
+        return max(self.epochs, -(-self.min_steps // max(1, steps_per_epoch)))
 
 
 @dataclass(frozen=True)
@@ -241,8 +248,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim
-    if o.epochs < 0 or o.batch_size < 1:
-        raise ConfigError("optim.epochs must be >= 0 and optim.batch_size >= 1")
+    if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0:
+        raise ConfigError("optim.epochs and optim.min_steps must be >= 0 and optim.batch_size >= 1")
     if o.lr is not None and not (o.lr > 0 and math.isfinite(o.lr)):
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
     if o.schedule not in ("cosine", "constant"):

@@ -4,36 +4,8 @@ from __future__ import annotations
 
 import click
 
+from spiking_rhm.cli.options import parse_option, set_path
 from spiking_rhm.errors import ConfigError
-
-
-def _parse_option(text: str) -> tuple[list[str], object]:
-    """``k=v``: a TOML literal value (number, bool, string, list), else the raw string.
-
-    ``k`` without a dot is a rule option; ``section.key`` (e.g. ``net.bias``) sets a run setting.
-    """
-    import tomllib
-
-    if "=" not in text:
-        raise ConfigError(f"--option {text!r}: expected key=value")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    if not key:
-        raise ConfigError(f"--option {text!r}: empty key")
-    try:
-        value = tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    path = key.split(".")
-    return (["rule_options", key] if len(path) == 1 else path), value
-
-
-def _set(data: dict, path: list[str], value) -> None:
-    for key in path[:-1]:
-        node = data.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {'.'.join(path)}: {key!r} is not a section")
-        data = node
-    data[path[-1]] = value
 
 
 @click.command("curve")
@@ -53,6 +25,7 @@ def _set(data: dict, path: list[str], value) -> None:
 @click.option("--workers", type=int, help="local worker processes [min(2, CPUs)]; 1 runs in this process")
 @click.option("--dask", help="run on the Dask scheduler at this address (e.g. tcp://host:8786)")
 @click.option("--epochs", type=int)
+@click.option("--min-steps", type=int, help="at least this many optimiser steps (more epochs for small P)")
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="learning rate [the rule's default]")
 @click.option("--width", type=int, help="hidden channels per layer")
@@ -62,7 +35,7 @@ def _set(data: dict, path: list[str], value) -> None:
               help="rule option K=V, or section.key=V for any run setting (repeatable)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, epochs,
-          batch_size, lr, width, arch, device, options, quiet):
+          min_steps, batch_size, lr, width, arch, device, options, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
     from spiking_rhm.config import load_config_file
@@ -85,12 +58,12 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
     for key, value in dict(out=out, workers=workers, dask=dask, P_test=P_test, device=device).items():
         if value is not None:
             data[key] = value
-    for path, value in (("optim.epochs", epochs), ("optim.batch_size", batch_size), ("optim.lr", lr),
+    for path, value in (("optim.epochs", epochs), ("optim.min_steps", min_steps), ("optim.batch_size", batch_size), ("optim.lr", lr),
                         ("net.width", width), ("net.arch", arch)):
         if value is not None:
-            _set(data, path.split("."), value)
+            set_path(data, path.split("."), value)
     for text in options:
-        _set(data, *_parse_option(text))
+        set_path(data, *parse_option(text))
     if "rules" not in data:
         raise ConfigError("give --rule (or rules = [...] in --config)")
     if "P" not in data:

@@ -14,35 +14,17 @@ from pathlib import Path
 
 import click
 
+from spiking_rhm.cli.options import parse_option, set_path
 from spiking_rhm.errors import ConfigError
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    """``key=value`` with a YAML-read value (``3``, ``0.5``, ``true``, ``none``/``null``, strings)."""
-    import yaml
-
-    if "=" not in text:
-        raise ConfigError(f"--option expects key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"--option expects key=value, got {text!r}")
-    if raw.strip().lower() == "none":
-        return key, None
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key, value
-
-
-def build_config(config_file, overrides: dict, options: list[tuple[str, object]]):
+def build_config(config_file, overrides: dict, options: list[tuple[list[str], object]]):
     """RunConfig from an optional file plus command-line overrides (None = not given)."""
     from spiking_rhm.config import RunConfig, load_config_file
 
     data = load_config_file(config_file) if config_file else {}
     sections = {"rhm": ("v", "m", "n_c", "s", "L", "rule_seed"), "net": ("arch", "width", "bias"),
-                "optim": ("epochs", "lr", "batch_size")}
+                "optim": ("epochs", "min_steps", "lr", "batch_size")}
     top = ("rule", "backend", "P", "P_test", "seed", "device")
     for key in top:
         if overrides.get(key) is not None:
@@ -54,10 +36,8 @@ def build_config(config_file, overrides: dict, options: list[tuple[str, object]]
                 if not isinstance(data[section], dict):
                     raise ConfigError(f"config key {section!r} must be a table")
                 data[section][key] = overrides[key]
-    if options:
-        merged = dict(data.get("rule_options", {}) or {})
-        merged.update(options)
-        data["rule_options"] = merged
+    for path, value in options:
+        set_path(data, path, value)
     return RunConfig.from_dict(data)
 
 
@@ -97,20 +77,21 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 @click.option("--arch", type=click.Choice(["cnn", "lcn", "fcn"]), help="network")
 @click.option("--bias/--no-bias", default=None, help="position-dependent bias")
 @click.option("--epochs", type=int)
+@click.option("--min-steps", type=int, help="at least this many optimiser steps (more epochs for small P)")
 @click.option("--lr", type=float, help="base learning rate (default: the rule's)")
 @click.option("--batch-size", type=int)
 @click.option("--device", help="cpu | cuda | cuda:N")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML/YAML/JSON run config")
-@click.option("--option", "options", multiple=True, help="rule (or back-end readout) option key=value; repeatable")
+@click.option("--option", "options", multiple=True, help="rule (or back-end readout) option K=V, or section.key=V for any run setting; repeatable")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the results record (JSON) here")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, lr, batch_size,
+def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
           device, config_file, options, out, quiet):
     """Train one run and print `test_error: <fraction>` as the last line."""
     from spiking_rhm import api
 
     overrides = dict(rule=rule, backend=backend, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),
-                     P_test=P_test, seed=seed, width=width, arch=arch, bias=bias, epochs=epochs, lr=lr,
+                     P_test=P_test, seed=seed, width=width, arch=arch, bias=bias, epochs=epochs, min_steps=min_steps, lr=lr,
                      batch_size=batch_size, device=device)
     cfg = build_config(config_file, overrides, [parse_option(o) for o in options])
     _check_rule(cfg)

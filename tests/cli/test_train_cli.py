@@ -59,3 +59,14 @@ def test_rules_lists_every_registered_rule():
     assert [line.split()[0] for line in lines] == list(available_rules())
     bp = next(line for line in lines if line.startswith("bp "))
     assert "reference" in bp and " supervised" in bp
+
+
+def test_section_options_and_min_steps_reach_the_config():
+    from spiking_rhm.cli.options import parse_option
+    from spiking_rhm.cli.train import build_config
+
+    cfg = build_config(None, {"rule": "dfa", "min_steps": 50},
+                       [parse_option("optim.lr=0.5"), parse_option("feedback_shape=shared"), parse_option("net.bias=true")])
+    assert cfg.optim.min_steps == 50 and cfg.optim.lr == 0.5 and cfg.net.bias is True
+    assert cfg.rule_options == {"feedback_shape": "shared"}
+    assert cfg.optim.n_epochs(steps_per_epoch=2) == max(cfg.optim.epochs, 25)

@@ -175,11 +175,12 @@ def train_norse(cfg, progress: bool = False) -> dict:
 
     batch_size = min(cfg.optim.batch_size, P)
     steps_per_epoch = P // batch_size + (1 if P % batch_size >= 2 else 0)
-    total_steps = max(1, cfg.optim.epochs * steps_per_epoch)
+    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
+    total_steps = max(1, n_epochs * steps_per_epoch)
     align_at = set()
-    if cfg.optim.epochs > 0 and not isinstance(setup.learner, BPTTLearner):
+    if n_epochs > 0 and not isinstance(setup.learner, BPTTLearner):
         align_at = {int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1))) for k in range(N_ALIGNMENT_POINTS)}
-    eval_every = max(1, cfg.optim.epochs // 20)
+    eval_every = max(1, n_epochs // 20)
 
     curve = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [], "test_error": []}
     alignment, n_generated, diverged, stopped_early = [], 0, False, None
@@ -188,9 +189,9 @@ def train_norse(cfg, progress: bool = False) -> dict:
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.optim.epochs, desc=f"norse {cfg.rule} P={P}", unit="epoch", leave=False)
+        bar = tqdm(total=n_epochs, desc=f"norse {cfg.rule} P={P}", unit="epoch", leave=False)
     train_start = time.perf_counter()
-    for epoch in range(1, cfg.optim.epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen).numpy()
         loss_sum, wrong, seen = 0.0, 0, 0
         for k in range(steps_per_epoch):
@@ -221,7 +222,7 @@ def train_norse(cfg, progress: bool = False) -> dict:
         if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in w.parameters()):
             diverged = True
             break
-        last = epoch == cfg.optim.epochs or train_loss < cfg.optim.stop_train_loss
+        last = epoch == n_epochs or train_loss < cfg.optim.stop_train_loss
         if epoch % eval_every == 0 or last:
             curve["test_epoch"].append(epoch)
             curve["test_error"].append(evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0])
@@ -259,6 +260,7 @@ def train_norse(cfg, progress: bool = False) -> dict:
                  "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": None,
         "epochs_run": epochs_run,
+        "epochs_planned": n_epochs,
         "stopped_early_at_epoch": stopped_early,
         "steps": step,
         "samples_per_s": seen_total / max(train_time, 1e-9),
