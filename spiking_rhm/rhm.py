@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
-import torch
 
 from spiking_rhm.errors import RHMParameterError
+
+if TYPE_CHECKING:  # torch is imported lazily so that `import spiking_rhm` stays light
+    import torch
 
 _FEISTEL_MAX = 2**62  # exact permutations up to this P_max; i.i.d. hashing above
 _FEISTEL_ROUNDS = 6
@@ -127,8 +129,12 @@ class Sample(NamedTuple):
         return Sample(self.labels[idx], self.choices[idx], self.inputs[idx])
 
 
-def onehot(inputs, v: int, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> torch.Tensor:
-    """One-hot encoding ``[N, v, d]`` (channels = symbols, positions = d) of int inputs ``[N, d]``."""
+def onehot(inputs, v: int, dtype: "torch.dtype | None" = None, device: "str | torch.device" = "cpu") -> "torch.Tensor":
+    """One-hot encoding ``[N, v, d]`` (channels = symbols, positions = d) of int inputs ``[N, d]``
+    (float32 unless ``dtype`` is given)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     x = torch.as_tensor(np.asarray(inputs), device=device).long()
     out = torch.zeros(x.shape[0], v, x.shape[1], dtype=dtype, device=device)
     return out.scatter_(1, x.unsqueeze(1), 1)
