@@ -97,6 +97,7 @@ class SpikingConfig:
     drive: float = 4.0  # g: input gain, mean potential = v_th + g * a (a = rate pre-activation)
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
+    eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("spiking.T must be >= 1 and spiking.dt > 0")
     if cfg.spiking.eligibility not in ("factored", "synapse"):
         raise ConfigError(f"unknown spiking.eligibility {cfg.spiking.eligibility!r}; valid: factored, synapse")
+    if cfg.spiking.eligibility_scale not in ("expected", "none"):
+        raise ConfigError(f"unknown spiking.eligibility_scale {cfg.spiking.eligibility_scale!r}; valid: expected, none")
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim

@@ -5,7 +5,11 @@ r"""How the Norse back end turns a presented batch into weight gradients.
       present x for T steps (plastic: eligibility e accumulates online)
       [pairs: delay steps without input, then the positive view R_l(x) for T steps; e only decays]
       h^l = rates, y = readout  ->  LearningContext  ->  L^l = rule.learning_signals(ctx)
-      grad W^l = sum_{b, p} L^l_bjp e_bpjk / sqrt(K_l)        (SGD: W <- W - eta grad = W - eta L e)
+      grad W^l = c^l sum_{b, p} L^l_bjp e_bpjk / sqrt(K_l)    (SGD: W <- W - eta grad = W - eta c L e)
+
+  ``c^l`` (``eligibility_scale``): ``expected`` (default) ``= f^l_active / ebar^l`` makes the
+  trace's population mean equal the rate eligibility's (:mod:`.traces`), so the rate back end's
+  learning rates carry over; ``none``: ``c = 1``.
 
   The learning signal is delivered once, at the end of the sequence; the eligibility of the
   first view has decayed by ``exp(-(delay + T) dt / tau_elig)`` by then.  When the rule asks
@@ -33,7 +37,7 @@ from spiking_rhm.backends.norse.network import (
     readout_gradient,
     run_window,
 )
-from spiking_rhm.backends.norse.traces import make_eligibility
+from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
 
@@ -66,9 +70,11 @@ class Learner:
 
     def __init__(self, rule_name: str, options: dict[str, Any], spec: NetworkSpec, params: NorseParameters,
                  generator: torch.Generator, delay: int = 0, eligibility: str = "factored",
-                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+                 scale: str = "expected", dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu"):
         self.rule_name, self.spec, self.params = rule_name, spec, params
         self.delay, self.eligibility, self.dtype, self.device = int(delay), eligibility, dtype, device
+        self.scale = eligibility_scale(scale)
         if self.delay < 0:
             raise ConfigError(f"spiking.delay must be >= 0 steps, got {delay}")
 
@@ -120,7 +126,7 @@ class ThreeFactorLearner(Learner):
     def step(self, weights, batch, lr, recorder=None):
         spec, p = self.spec, self.params
         N = batch.spikes.shape[1]
-        traces = [make_eligibility(self.eligibility, p.elig, p.dt) for _ in range(spec.depth)]
+        traces = [make_eligibility(self.eligibility, p.elig, p.dt, p.pre) for _ in range(spec.depth)]
         state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
         with torch.no_grad():
             first, state = run_window(batch.spikes, weights.hidden, spec, p, state, traces, True, recorder)
@@ -135,8 +141,9 @@ class ThreeFactorLearner(Learner):
                                   weights=list(weights.hidden))
             signals = self.rule.learning_signals(ctx, self.rule_state)
             self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
-            grads = [tr.contract(L.transpose(1, 2), spec.connectivity.shared) / math.sqrt(K)
-                     for tr, L, K in zip(traces, signals, spec.fan_in)]
+            scales = [self.scale.factor(tr, (c > 0).to(c.dtype).mean()) for tr, c in zip(traces, first.counts)]
+            grads = [tr.contract(L.transpose(1, 2), spec.connectivity.shared) * (c / math.sqrt(K))
+                     for tr, L, K, c in zip(traces, signals, spec.fan_in, scales)]
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
 

@@ -22,6 +22,22 @@ Two implementations of the same trace (``tests/backends/norse/test_traces.py`` p
 * :class:`FactoredEligibility` keeps the factors ``psi(t)``, ``xbar(t)`` of the plastic steps
   (``[T, B, P, H]`` and ``[T, B, P, K]``, activity-sized, never ``[T, B, H, K]``) and forms
   ``sum_t k^{N-1-t} ... `` only when the learning signal arrives: the same number, one matmul.
+
+**Expected value (scale normalisation).**  ``e`` is smaller than the rate eligibility
+``rho'(a) x`` for three reasons: the filter's weights sum to ``1 - k^T < 1``, the pre trace
+starts at 0 (``E[xbar(t)] = rho (1 - a^{t+1})`` for a pre neuron firing at its nominal rate rho),
+and psi is a bump of peak 1 whose population mean is far below the rate network's
+``E[rho'(a)]`` (the fraction of active units).  Every accumulator also keeps the *expected
+eligibility per unit of nominal pre rate*, over the plastic steps only::
+
+    ebar = sum_{plastic t} (1 - k) k^{N_p - 1 - i(t)} <psi(t)> (1 - a^{t+1})
+
+(``<psi(t)>`` = population mean of psi at step t, ``i(t)`` = index among the plastic steps,
+``t`` = steps since the pre trace started).  The learner divides ``e`` by ``ebar`` and multiplies
+by the layer's fraction of active (firing) units: the normalised eligibility has the rate
+eligibility's population mean, so for a rate code and large T the spiking update matches the
+rate update in scale as well as direction (``tests/backends/norse/test_rule_convergence.py``).
+``ebar`` ignores non-plastic steps, so the decay across a delay is kept, not normalised away.
 """
 
 from __future__ import annotations
@@ -109,11 +125,23 @@ class Eligibility:
 
     name: ClassVar[str] = ""
 
-    def __init__(self, p: EligibilityParameters, dt: float):
+    def __init__(self, p: EligibilityParameters, dt: float, pre: PreTraceParameters | None = None):
         self.p, self.dt = p, dt
+        self.pre_decay = 0.0 if pre is None else decay_factor(pre.tau_pre_inv, dt)  # a (0: no warm-up)
+        self.expected: Tensor | float = 0.0  # ebar (module docstring)
+        self.n_steps = 0
 
     def step(self, psi: Tensor, pre: Tensor, plastic: bool = True) -> None:
-        raise NotImplementedError
+        """Advance by one step (subclasses store the factors, then call this)."""
+        if plastic:
+            k = decay_factor(self.p.tau_elig_inv, self.dt)
+            warm = 1.0 - self.pre_decay ** (self.n_steps + 1)
+            self.expected = k * self.expected + (1 - k) * psi.mean() * warm
+        self.n_steps += 1
+
+    def expected_value(self) -> Tensor | float:
+        """``ebar``: the trace of a pre neuron at its nominal rate onto a post neuron with the mean psi."""
+        return self.expected
 
     def decay(self, steps: int) -> None:
         raise NotImplementedError
@@ -131,8 +159,8 @@ class SynapseEligibility(Eligibility):
 
     name = "synapse"
 
-    def __init__(self, p, dt):
-        super().__init__(p, dt)
+    def __init__(self, p, dt, pre=None):
+        super().__init__(p, dt, pre)
         self.state: EligibilityState | None = None
 
     def step(self, psi, pre, plastic=True):
@@ -140,10 +168,12 @@ class SynapseEligibility(Eligibility):
             zero = psi.new_zeros(*psi.shape, pre.shape[-1])
             self.state = EligibilityState(zero)
         _, self.state = eligibility_step(psi, pre, self.state, self.p, self.dt, plastic)
+        super().step(psi, pre, plastic)
 
     def decay(self, steps):
         if self.state is not None:
             self.state = eligibility_decay(self.state, self.p, self.dt, steps)
+        self.n_steps += int(steps)
 
     def value(self):
         if self.state is None:
@@ -162,19 +192,18 @@ class FactoredEligibility(Eligibility):
 
     name = "factored"
 
-    def __init__(self, p, dt):
-        super().__init__(p, dt)
+    def __init__(self, p, dt, pre=None):
+        super().__init__(p, dt, pre)
         self.post: list[Tensor] = []
         self.pre: list[Tensor] = []
         self.when: list[int] = []
-        self.n_steps = 0
 
     def step(self, psi, pre, plastic=True):
         if plastic:
             self.post.append(psi)
             self.pre.append(pre)
             self.when.append(self.n_steps)
-        self.n_steps += 1
+        super().step(psi, pre, plastic)
 
     def decay(self, steps):
         self.n_steps += int(steps)
@@ -203,10 +232,53 @@ class FactoredEligibility(Eligibility):
         return torch.einsum("tbph,tbpk->phk", mod, pre)
 
 
+# --------------------------------------------------------------------------- scale of the update
+class EligibilityScale:
+    """The factor ``c^l`` of ``grad W^l = c^l sum L e / sqrt(K)`` (registry below)."""
+
+    name: ClassVar[str] = ""
+
+    @staticmethod
+    def factor(trace: Eligibility, active_fraction: Tensor) -> Tensor | float:
+        raise NotImplementedError
+
+
+class RawScale(EligibilityScale):
+    """``c = 1``: the trace as it is (3-16x smaller than the rate eligibility at T = 10)."""
+
+    name = "none"
+
+    @staticmethod
+    def factor(trace, active_fraction):
+        return 1.0
+
+
+class ExpectedScale(EligibilityScale):
+    """``c = f_active / ebar``: the normalised trace has the rate eligibility's population mean
+    ``E[rho'(a) x] = f_active`` (fraction of units that fired) for a pre neuron at its nominal rate."""
+
+    name = "expected"
+
+    @staticmethod
+    def factor(trace, active_fraction):
+        ebar = trace.expected_value()
+        return active_fraction / ebar if float(ebar) > 0 else 0.0 * active_fraction
+
+
+ELIGIBILITY_SCALES: dict[str, type[EligibilityScale]] = {c.name: c for c in (RawScale, ExpectedScale)}
+
+
+def eligibility_scale(name: str) -> type[EligibilityScale]:
+    if name not in ELIGIBILITY_SCALES:
+        raise ConfigError(f"unknown eligibility_scale {name!r}; valid: {', '.join(ELIGIBILITY_SCALES)}")
+    return ELIGIBILITY_SCALES[name]
+
+
 ELIGIBILITY_MODES: dict[str, type[Eligibility]] = {c.name: c for c in (SynapseEligibility, FactoredEligibility)}
 
 
-def make_eligibility(mode: str, p: EligibilityParameters, dt: float) -> Eligibility:
+def make_eligibility(mode: str, p: EligibilityParameters, dt: float, pre: PreTraceParameters | None = None
+                     ) -> Eligibility:
     if mode not in ELIGIBILITY_MODES:
         raise ConfigError(f"unknown eligibility mode {mode!r}; valid: {', '.join(ELIGIBILITY_MODES)}")
-    return ELIGIBILITY_MODES[mode](p, dt)
+    return ELIGIBILITY_MODES[mode](p, dt, pre)

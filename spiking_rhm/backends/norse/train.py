@@ -8,15 +8,18 @@ Per batch::
     SGD(momentum, weight decay) step, cosine schedule (as the rate back end)
 
 Learning rates follow ``rate_models.train``: hidden ``lr x H`` for width-scaled rules, readout
-``readout_lr x H``.  Back-end option given with the rule options: ``readout_lr`` (as the rate
-back end); the neuron and trace parameters (``eligibility``, ``drive`` g, ``psi_beta``, taus) come
-from ``cfg.spiking``.
+``readout_lr x H`` (default: the rule's lr for width-scaled rules, else 1.0).  Back-end options
+given with the rule options: ``readout_lr`` (as the rate back end).  The neuron and trace
+parameters come from ``cfg.spiking``: taus, ``drive`` g, ``psi_beta``, ``eligibility``
+(factored | synapse) and ``eligibility_scale`` (``expected`` (default): the trace normalised to
+the rate eligibility's scale, so the same learning rates apply; ``none``: the raw trace).
 The metrics dict has the keys of the rate back end (``test_error``, ``train_error``, ``curve``,
 ``alignment``, ``data``, ``diverged``, ...) plus ``spiking`` (the neuron/trace parameters used).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -37,7 +40,7 @@ from spiking_rhm.backends.norse.network import (
     forward,
     init_weights,
 )
-from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
+from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 
@@ -54,10 +57,14 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
     rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS and k != "readout"}
     backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
     if spiking is not None:
-        backend.update(eligibility=spiking.eligibility, drive=spiking.drive, psi_beta=spiking.psi_beta)
+        backend.update(eligibility=spiking.eligibility, drive=spiking.drive, psi_beta=spiking.psi_beta,
+                       eligibility_scale=spiking.eligibility_scale)
     lr = backend["readout_lr"]
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
         raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
+    if backend.get("eligibility_scale", "expected") not in ELIGIBILITY_SCALES:
+        raise ConfigError(f"eligibility_scale must be one of {', '.join(ELIGIBILITY_SCALES)}, "
+                          f"got {backend['eligibility_scale']!r}")
     if backend.get("eligibility", "factored") not in ELIGIBILITY_MODES:
         raise ConfigError(f"eligibility must be one of {', '.join(ELIGIBILITY_MODES)}, got {backend['eligibility']!r}")
     return rule_opts, backend
@@ -98,6 +105,7 @@ class NorseSetup:
         self.weights: Weights = init_weights(self.spec, init_gen, dtype, self.device)
         self.learner: Learner = make_learner(cfg.rule, rule_opts, self.spec, self.params, init_gen,
                                              delay=sp.delay, eligibility=self.backend["eligibility"],
+                                             scale=self.backend["eligibility_scale"],
                                              dtype=dtype, device=self.device)
         self.levels = self.learner.positive_view_levels()
         self.spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
@@ -110,7 +118,7 @@ class NorseSetup:
         base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.learner.default_lr
         H = self.spec.widths[-1]
         hidden = base * (self.spec.widths[0] if scaled else 1.0)
-        ro = self.backend["readout_lr"] if self.backend["readout_lr"] is not None else (base if scaled else 0.1)
+        ro = self.backend["readout_lr"] if self.backend["readout_lr"] is not None else (base if scaled else 1.0)
         return hidden, ro * H
 
     def encode(self, inputs: np.ndarray, generator: torch.Generator | None = None) -> Tensor:
@@ -158,8 +166,27 @@ def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Te
     return {"step": step, "epoch": epoch, "cosine": [_cosine(g, r) for g, r in zip(grads, ref.grads)]}
 
 
+@contextlib.contextmanager
+def flush_denormals():
+    """Flush subnormal floats to zero while a run is on (torch's default, off, is restored after).
+
+    Sparse spiking (e.g. the 200 Hz rate code) drives surrogate-gradient and trace values into the
+    subnormal range, where CPU arithmetic is ~10x slower; the values flushed are below 1e-38.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def train_norse(cfg, progress: bool = False) -> dict:
     """Train ``cfg`` with the Norse back end; returns the metrics dict (never raises on divergence)."""
+    with flush_denormals():
+        return _train_norse(cfg, progress)
+
+
+def _train_norse(cfg, progress: bool = False) -> dict:
     start = time.perf_counter()
     setup = NorseSetup(cfg)
     P, P_test = cfg.sizes()
@@ -273,8 +300,10 @@ def train_norse(cfg, progress: bool = False) -> dict:
         "readout": "top",
         "device": str(setup.device),
         "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
-                    "eligibility": setup.backend["eligibility"]},
+                    "eligibility": setup.backend["eligibility"],
+                    "eligibility_scale": setup.backend["eligibility_scale"]},
     }
 
 
-__all__ = ["BACKEND_OPTIONS", "NorseSetup", "evaluate", "resolve_device", "split_options", "train_norse"]
+__all__ = ["BACKEND_OPTIONS", "NorseSetup", "evaluate", "flush_denormals", "resolve_device", "split_options",
+           "train_norse"]

@@ -33,7 +33,8 @@ def small_batch(n: int = 32, seed: int = 0):
 
 
 def spiking_update(rule_name: str, T: int, x, target, seed: int = 0, spike_seed: int = 1, views=None,
-                   eligibility: str = "factored", tau_elig: float | None = None, **rule_options):
+                   eligibility: str = "factored", tau_elig: float | None = None, scale: str = "expected",
+                   **rule_options):
     """(grads, learner, weights) of one spiking three-factor step; tau_elig defaults to T dt."""
     dt = 1e-3
     enc = SpikeEncoder("rate", T, dt, 200.0, V)
@@ -41,7 +42,7 @@ def spiking_update(rule_name: str, T: int, x, target, seed: int = 0, spike_seed:
     params = build_parameters(spec, enc.nominal_rate, dt=dt, tau_elig=tau_elig or T * dt)
     weights = init_weights(spec, torch.Generator().manual_seed(seed))
     learner = ThreeFactorLearner(rule_name, rule_options, spec, params, torch.Generator().manual_seed(seed + 1),
-                                 eligibility=eligibility)
+                                 eligibility=eligibility, scale=scale)
     gen = torch.Generator().manual_seed(spike_seed)
     spikes = enc(x, gen)
     enc_views = None if views is None else {k: enc(v, gen) for k, v in views.items()}

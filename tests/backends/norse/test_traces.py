@@ -14,6 +14,7 @@ from spiking_rhm.backends.norse.traces import (  # noqa: E402
     PreTraceState,
     SurrogateParameters,
     SynapseEligibility,
+    eligibility_scale,
     pre_trace_step,
     surrogate_derivative,
 )
@@ -84,3 +85,39 @@ def test_factored_equals_synapse_trace(gen, shared):
     assert torch.allclose(a.contract(L, shared), expected.sum(0) if shared else expected)
     if shared:  # summing e over positions before the signal arrives would give another number
         assert not torch.allclose(expected.sum(0), torch.einsum("bh,bhk->hk", L.mean(1), a.value().sum(1)))
+
+
+@pytest.mark.parametrize("cls", [SynapseEligibility, FactoredEligibility])
+def test_expected_eligibility_closed_form(cls):
+    """A pre neuron firing every step (rho = 1) onto psi = c: e = c sum_plastic (1-k) k^age (1 - a^{t+1}) = ebar."""
+    tau_pre, tau_e, T, c = 6e-3, 9e-3, 12, 0.3
+    a, k = math.exp(-DT / tau_pre), math.exp(-DT / tau_e)
+    elig = cls(EligibilityParameters(1 / tau_e), DT, PreTraceParameters(1 / tau_pre))
+    state = PreTraceState(torch.zeros(2, 1, 3, dtype=torch.float64))
+    for t in range(T):
+        xbar, state = pre_trace_step(torch.ones(2, 1, 3, dtype=torch.float64), state, PreTraceParameters(1 / tau_pre), DT)
+        elig.step(torch.full((2, 1, 4), c, dtype=torch.float64), xbar, plastic=True)
+    closed = c * sum((1 - k) * k ** (T - 1 - t) * (1 - a ** (t + 1)) for t in range(T))
+    assert float(elig.expected_value()) == pytest.approx(closed, rel=1e-9)
+    assert torch.allclose(elig.value(), torch.full((2, 1, 4, 3), closed, dtype=torch.float64))
+    elig.decay(7)  # the delay decays e but not ebar: the normalisation keeps the cost of the delay
+    assert float(elig.expected_value()) == pytest.approx(closed, rel=1e-9)
+    assert torch.allclose(elig.value(), torch.full((2, 1, 4, 3), closed * k**7, dtype=torch.float64))
+
+
+def test_expected_eligibility_is_the_mean_trace_of_random_nominal_rate_inputs(gen):
+    """Bernoulli(rho) pre spikes (trace / rho) onto random psi: the population mean of e matches ebar."""
+    B, T, rho = 40_000, 15, 0.2
+    pre_p, p = PreTraceParameters(1 / 8e-3), EligibilityParameters(1 / 15e-3)
+    elig = SynapseEligibility(p, DT, pre_p)
+    state = PreTraceState(torch.zeros(B, 1, 1, dtype=torch.float64))
+    for t in range(T):
+        z = (torch.rand((B, 1, 1), generator=gen, dtype=torch.float64) < rho).double()
+        xbar, state = pre_trace_step(z, state, pre_p, DT)
+        psi = torch.rand((B, 1, 1), generator=gen, dtype=torch.float64)
+        elig.step(psi, xbar / rho, plastic=True)
+    assert float(elig.value().mean()) == pytest.approx(float(elig.expected_value()), rel=0.02)
+    # the expected scale: the normalised trace has mean f_active (here 0.5)
+    scale = eligibility_scale("expected").factor(elig, torch.tensor(0.5, dtype=torch.float64))
+    assert float((elig.value() * scale).mean()) == pytest.approx(0.5, rel=0.02)
+    assert eligibility_scale("none").factor(elig, 0.5) == 1.0

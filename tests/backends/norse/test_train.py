@@ -86,25 +86,37 @@ def test_dynamics_cli_writes_figures(tmp_path):
     assert bad.exit_code == 2
 
 
-def learning_config(rule, lr):
+def learning_config(rule):
+    """The setting of experiments/spiking/curve_small.toml at P = 384, seed 0, every rule at its default lr."""
     return RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": 384, "P_test": 128,
                                 "rule": rule, "backend": "norse", "net": {"width": 64},
-                                "optim": {"epochs": 30, "batch_size": 32, "lr": lr}, "spiking": {"T": 10}})
+                                "optim": {"epochs": 30, "batch_size": 32, "min_steps": 400},
+                                "spiking": {"T": 10, "max_rate": 1000.0}})
 
 
-def test_spiking_dfa_reduces_error():
-    """Chance is 7/8.  Measured: train error 0.58, test error 0.82 (rate dfa, lr=1: 0.03 / 0.27)."""
+@pytest.fixture(scope="module")
+def spiking_control():
+    """Spiking random-features (frozen LIF hierarchy, trained readout): measured test error 0.83 (seed 1: 0.80)."""
     from spiking_rhm.backends.norse.train import train_norse
 
-    m = train_norse(learning_config("dfa", 8.0))
+    return train_norse(learning_config("random-features"))
+
+
+def test_spiking_dfa_learns_beyond_the_random_feature_control(spiking_control):
+    """Chance 7/8.  Measured (seed 0): dfa test error 0.53 (seed 1: 0.42), control 0.83; rate dfa 0.27 / 0.10."""
+    from spiking_rhm.backends.norse.train import train_norse
+
+    m = train_norse(learning_config("dfa"))
     assert m["curve"]["train_loss"][-1] < m["curve"]["train_loss"][0] - 0.2
-    assert m["train_error"] < 0.75 and m["test_error"] < 0.86
+    assert m["test_error"] < 0.7
+    assert m["test_error"] < spiking_control["test_error"] - 0.15
 
 
-@pytest.mark.xfail(strict=True, reason="finding: spiking CLAPP (sibling pairs) does not learn this setting "
-                                       "(train error ~0.83, chance 0.875); see docs/spiking.md")
-def test_spiking_clapp_reduces_error():
+@pytest.mark.xfail(strict=True, reason="finding: spiking CLAPP (sibling pairs) is no better than the spiking "
+                                       "random-features control here (test error 0.84 vs 0.83; rate CLAPP 0.84 vs "
+                                       "rate control 0.85); see docs/results_spiking.md")
+def test_spiking_clapp_learns_beyond_the_random_feature_control(spiking_control):
     from spiking_rhm.backends.norse.train import train_norse
 
-    m = train_norse(learning_config("clapp", 8.0))
-    assert m["train_error"] < 0.75 and m["test_error"] < 0.86
+    m = train_norse(learning_config("clapp"))
+    assert m["test_error"] < 0.75 and m["test_error"] < spiking_control["test_error"] - 0.1
