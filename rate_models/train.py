@@ -19,6 +19,11 @@ Back-end options (valid for every rule, given with the rule options):
 hidden layers; unsupervised rules only), ``readout_lr`` (base lr of the readout; default:
 the rule's lr for width-scaled rules, else 1.0; always multiplied by the readout's fan-in,
 mean-field convention).
+
+Evaluation: supervised rules are scored by their own (jointly trained) readout; unsupervised
+rules (the self-supervised family and the ``random-features`` control) by a linear probe
+trained to convergence on the frozen features at the end (``metrics.probe``); the online
+delta-rule readout's errors are kept in ``metrics.online_readout`` for every rule.
 """
 
 from __future__ import annotations
@@ -270,6 +275,11 @@ def train_rate(cfg, progress: bool = False) -> dict:
 
     test_error, test_loss = evaluate(X_test, Y_test)
     train_error, train_loss = evaluate(X, Y)
+    online = {"test_error": test_error, "train_error": train_error}
+    probe = None if diverged else _probe(params, head, X, Y, X_test, Y_test, spec.n_out)
+    if probe is not None and not rule.supervised:
+        # frozen / self-supervised features are evaluated by the converged linear probe
+        test_error, train_error = probe["test_error"], probe["train_error"]
     if diverged:
         test_error = train_error = float("nan")
     sensitivity = None if diverged else _sensitivity(params, rhm, test if P_test >= 2 else train, cfg.seed, device)
@@ -286,6 +296,9 @@ def train_rate(cfg, progress: bool = False) -> dict:
                  "generated_resampled_inputs": n_generated, "test_points": P_test,
                  "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": sensitivity,
+        "online_readout": online,
+        "probe": probe,
+        "evaluation": "online readout" if rule.supervised else "linear probe",
         "epochs_run": epochs_run,
         "epochs_planned": n_epochs,
         "stopped_early_at_epoch": stopped_early,
@@ -327,6 +340,23 @@ def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tens
     for l in range(len(act.post) - 1, 0, -1):  # signal on h^l = direct part + backprop from layer l+1
         signals.append(direct[l - 1] + layer_vjp(act, l + 1, signals[-1] * (act.pre[l] > 0)))
     return signals[::-1]
+
+
+def _probe(params: NetParams, head: _Readout, X: Tensor, Y: Tensor, X_test: Tensor, Y_test: Tensor,
+           n_out: int) -> dict:
+    """Converged linear probe (:func:`spiking_rhm.metrics.linear_probe`) on the readout's features."""
+    from spiking_rhm.metrics import linear_probe
+
+    def features(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            parts = []
+            for i in range(0, x.shape[0], EVAL_CHUNK):
+                post = forward(params, x[i:i + EVAL_CHUNK])[1].post
+                layers = post[-1:] if head.which == "top" else post
+                parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
+            return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
+
+    return linear_probe(features(X), Y.cpu(), features(X_test), Y_test.cpu(), n_out)
 
 
 def _sensitivity(params: NetParams, rhm, sample, seed: int, device) -> dict | None:

@@ -225,3 +225,49 @@ def clustering_error(first_layer_fn: Callable[[np.ndarray], object], rhm, seed: 
         group = best[parents == parent]
         correct += int(np.bincount(group).max())
     return 1.0 - correct / tuples.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# linear probe: the converged readout used to evaluate frozen or self-supervised features
+# ---------------------------------------------------------------------------------------------
+PROBE_L2 = 1e-4
+PROBE_MAX_ITER = 500
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,
+                 l2: float = PROBE_L2, max_iter: int = PROBE_MAX_ITER) -> dict:
+    r"""Multinomial logistic regression on frozen features, trained to convergence (L-BFGS).
+
+    Features are standardised with the training mean and std; the loss is
+    ``CE(f W + b, y) + l2 * ||W||^2`` on the full training set.  This is the standard
+    linear-evaluation protocol of self-supervised learning: it makes the `random-features`
+    control and every unsupervised rule reach the best linear readout of their features,
+    which an online delta rule on badly conditioned ReLU features does not in a few
+    thousand steps.  Returns train/test error and the final training loss.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    Xtr = torch.as_tensor(train_features, dtype=torch.float64).reshape(len(train_labels), -1)
+    Xte = torch.as_tensor(test_features, dtype=torch.float64).reshape(len(test_labels), -1)
+    ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.long)
+    mu, sd = Xtr.mean(0), Xtr.std(0, unbiased=False).clamp_min(1e-8)
+    Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
+    W = torch.zeros(Xtr.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(Xtr @ W + b, ytr) + l2 * (W * W).sum()
+        loss.backward()
+        return loss
+
+    loss = float(opt.step(closure).detach())
+    with torch.no_grad():
+        train_error = float(((Xtr @ W + b).argmax(1) != ytr).double().mean())
+        test_error = float(((Xte @ W + b).argmax(1) != yte).double().mean()) if len(yte) else float("nan")
+    return {"train_error": train_error, "test_error": test_error, "train_loss": loss, "l2": l2,
+            "features": int(Xtr.shape[1])}

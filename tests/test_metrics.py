@@ -189,3 +189,16 @@ def test_clustering_error_perfect_and_random_first_layers():
         return emb[x[:, 0], x[:, 1]]
 
     assert clustering_error(random_layer, rhm) > 0.3
+
+
+def test_linear_probe_fits_separable_features_and_generalises():
+    from spiking_rhm.metrics import linear_probe
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 10)) * 3
+    y = rng.integers(0, 4, 400)
+    X = centres[y] + rng.normal(size=(400, 10)) * 0.5 + 50.0  # large common offset: badly conditioned raw
+    res = linear_probe(X[:300], y[:300], X[300:], y[300:], n_classes=4)
+    assert res["train_error"] == 0.0 and res["test_error"] <= 0.02
+    noise = linear_probe(rng.normal(size=(300, 10)), y[:300], rng.normal(size=(100, 10)), y[300:], n_classes=4)
+    assert noise["test_error"] > 0.5  # no signal, no generalisation

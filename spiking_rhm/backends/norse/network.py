@@ -269,11 +269,17 @@ def readout_gradient(hbar: Tensor, logits: Tensor, target: Tensor) -> Tensor:
     return hbar.T @ err / (hbar.shape[0] * hbar.shape[1])
 
 
-def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
-    """Logits of a plain (non-plastic) presentation."""
+def forward_features(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters
+                     ) -> tuple[Tensor, Tensor]:
+    """``(hbar [N, H], logits [N, n_out])`` of a plain (non-plastic) presentation."""
     state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device)
     res, _ = run_window(spikes, weights.hidden, spec, params, state)
-    return readout(res.counts[-1], res.steps, weights.readout, params)[1]
+    return readout(res.counts[-1], res.steps, weights.readout, params)
+
+
+def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
+    """Logits of a plain (non-plastic) presentation."""
+    return forward_features(spikes, weights, spec, params)[1]
 
 
 def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:

@@ -37,11 +37,12 @@ from spiking_rhm.backends.norse.network import (
     build_parameters,
     build_spec,
     describe,
-    forward,
+    forward_features,
     init_weights,
 )
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import onehot
 
 Tensor = torch.Tensor
@@ -136,20 +137,22 @@ class NorseSetup:
         return PresentedBatch(self.encode(sample.inputs), target, views)
 
 
-def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[float, float]:
-    """(error, mean cross-entropy) of the spiking network on ``sample``."""
+def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[float, float, Tensor]:
+    """(error, mean cross-entropy, top-layer rates hbar [N, H]) of the spiking network on ``sample``."""
     n = sample.labels.shape[0]
     if n == 0:
-        return float("nan"), float("nan")
-    wrong, loss = 0, 0.0
+        return float("nan"), float("nan"), torch.zeros(0, setup.spec.widths[-1])
+    wrong, loss, feats = 0, 0.0, []
     with torch.no_grad():
         for i in range(0, n, EVAL_CHUNK):
             part = sample.take(np.arange(i, min(n, i + EVAL_CHUNK)))
-            logits = forward(setup.encode(part.inputs, generator), setup.weights, setup.spec, setup.params)
+            hbar, logits = forward_features(setup.encode(part.inputs, generator), setup.weights, setup.spec,
+                                            setup.params)
             y = torch.as_tensor(part.labels, device=setup.device)
             wrong += int((logits.argmax(1) != y).sum())
             loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
-    return wrong / n, loss / n
+            feats.append(hbar.cpu())
+    return wrong / n, loss / n, torch.cat(feats)
 
 
 def _cosine(a: Tensor, b: Tensor) -> float | None:
@@ -265,14 +268,20 @@ def _train_norse(cfg, progress: bool = False) -> dict:
         bar.close()
 
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    test_error, test_loss = evaluate(setup, test, eval_gen)
-    train_error, train_loss = evaluate(setup, train, eval_gen)
-    if diverged:
-        test_error = train_error = float("nan")
+    test_error, test_loss, test_feats = evaluate(setup, test, eval_gen)
+    train_error, train_loss, train_feats = evaluate(setup, train, eval_gen)
     learner = setup.learner
     rule = getattr(learner, "rule", None)
     data_use = learner.data_use() or {"pairs": None}
     supervised = True if rule is None else rule.supervised
+    online = {"test_error": test_error, "train_error": train_error}
+    probe = None
+    if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
+        probe = linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
+        if not supervised:
+            test_error, train_error = probe["test_error"], probe["train_error"]
+    if diverged:
+        test_error = train_error = float("nan")
     return {
         "test_error": test_error,
         "train_error": train_error,
@@ -286,6 +295,9 @@ def _train_norse(cfg, progress: bool = False) -> dict:
                  "generated_resampled_inputs": n_generated, "test_points": P_test,
                  "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": None,
+        "online_readout": online,
+        "probe": probe,
+        "evaluation": "online readout" if supervised else "linear probe",
         "epochs_run": epochs_run,
         "epochs_planned": n_epochs,
         "stopped_early_at_epoch": stopped_early,
