@@ -46,6 +46,7 @@ from rate_models.networks import (
     layer_vjp,
     spec_from_config,
 )
+from spiking_rhm.device import resolve_device
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
@@ -77,13 +78,6 @@ def build_rule(cfg) -> tuple[Rule, dict]:
     if backend["readout"] == "all" and rule.supervised:
         raise ConfigError(f"readout=all is for unsupervised rules; {cfg.rule!r} trains through its own top readout")
     return rule, backend
-
-
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def positive_levels(rule: Rule, L: int) -> list[int] | None:

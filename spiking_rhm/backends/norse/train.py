@@ -41,6 +41,7 @@ from spiking_rhm.backends.norse.network import (
     init_weights,
 )
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
+from spiking_rhm.device import resolve_device
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import onehot
@@ -69,16 +70,6 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
     if backend.get("eligibility", "factored") not in ELIGIBILITY_MODES:
         raise ConfigError(f"eligibility must be one of {', '.join(ELIGIBILITY_MODES)}, got {backend['eligibility']!r}")
     return rule_opts, backend
-
-
-def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use cpu or cuda[:n]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 class NorseSetup:
