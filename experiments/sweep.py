@@ -167,9 +167,13 @@ class SweepConfig:
         for backend in self.backends:
             if backend not in BACKENDS:
                 raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        unused = sorted(set(self.overrides) - set(self.rules))
-        if unused:
-            raise ConfigError(f"overrides for rule(s) not in the sweep: {', '.join(unused)}")
+        # overrides may name rules that are not selected (a file narrowed by --rule), but every
+        # name must be a registered rule, so that a typo is not silently ignored
+        for name in sorted(set(self.overrides) - set(self.rules)):
+            try:
+                rule_class(name)
+            except SpikingRHMError as err:
+                raise ConfigError(f"overrides: {err}") from None
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if any(seed < 0 for seed in self.seeds):

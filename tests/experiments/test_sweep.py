@@ -71,7 +71,7 @@ def test_several_rhm_settings_and_overrides():
         ({"backends": ["spinnaker"]}, "unknown backend 'spinnaker'"),
         ({"rhm": {**RHM, "m": 100}}, "m"),
         ({"rule_options": {"colour": 1}}, "takes no option(s) colour"),
-        ({"overrides": {"bp2": {}}}, "overrides for rule(s) not in the sweep: bp2"),
+        ({"overrides": {"bp2": {}}}, "overrides: unknown rule 'bp2'"),
         ({"workers": 0}, "workers must be >= 1"),
         ({"seeds": ["a"]}, "must be a list of integers"),
     ],
@@ -281,3 +281,11 @@ def test_back_end_options_pass_rule_validation():
     pytest.importorskip("rate_models.train")
     sweep = SweepConfig.from_dict(sweep_dict(rule_options={"readout_lr": 0.1, "mode": "ok"}))
     assert sweep.runs()[0].rule_options == {"readout_lr": 0.1, "mode": "ok"}
+
+
+def test_overrides_of_unselected_rules_are_allowed():
+    from experiments.sweep import SweepConfig
+
+    sweep = SweepConfig.from_dict({"rules": ["dfa"], "P": [64], "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2},
+                                   "overrides": {"random-features": {"rule_options": {"readout_lr": 10.0}}}})
+    assert [cfg.rule for cfg in sweep.runs()] == ["dfa"]
