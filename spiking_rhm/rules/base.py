@@ -83,6 +83,7 @@ class Rule:
     # ``target``, ``weights``, ``layer_vjp``); a back end may skip computing the others
     needs: ClassVar[frozenset[str]] = frozenset()
     option_defaults: ClassVar[Mapping[str, Any]] = {}
+    option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -90,6 +91,10 @@ class Rule:
             valid = ", ".join(sorted(self.option_defaults)) or "none"
             raise ConfigError(f"rule {self.name!r} takes no option(s) {', '.join(unknown)}; valid: {valid}")
         self.options = {**self.option_defaults, **options}
+        for key, choices in self.option_choices.items():
+            if self.options[key] not in choices:
+                raise ConfigError(f"{self.name}: {key} must be one of {', '.join(map(str, choices))}, "
+                                  f"got {self.options[key]!r}")
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

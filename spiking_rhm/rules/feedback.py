@@ -40,12 +40,7 @@ class DirectFeedback(Rule):
     width_scaled_lr = True
     needs = frozenset({"output", "target"})
     option_defaults: ClassVar[Mapping[str, Any]] = {"feedback_shape": "per-position"}
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.options["feedback_shape"] not in FEEDBACK_SHAPES:
-            raise ConfigError(f"{self.name}: feedback_shape must be one of {', '.join(FEEDBACK_SHAPES)}, "
-                              f"got {self.options['feedback_shape']!r}")
+    option_choices: ClassVar[Mapping[str, tuple]] = {"feedback_shape": FEEDBACK_SHAPES}
 
     def broadcast(self, ctx: LearningContext) -> Tensor:
         """The vector ``u [B, n_out]`` every layer receives."""

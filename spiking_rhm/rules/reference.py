@@ -91,12 +91,7 @@ class UnmaskedBackprop(Rule):
     width_scaled_lr = True
     needs = frozenset({"bp_signals", "pre_activations", "layer_vjp"})
     option_defaults: ClassVar[Mapping[str, Any]] = {"mask_constant": "batch-mean"}
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.options["mask_constant"] not in MASK_CONSTANTS:
-            raise ConfigError(f"bp-unmasked: mask_constant must be one of {', '.join(MASK_CONSTANTS)}, "
-                              f"got {self.options['mask_constant']!r}")
+    option_choices: ClassVar[Mapping[str, tuple]] = {"mask_constant": MASK_CONSTANTS}
 
     def constant_mask(self, a: Tensor) -> Tensor:
         """``Dbar``: the batch mean of rho'(a) per unit and position, 1/2, or 1 -- the same for every input."""
