@@ -1,0 +1,77 @@
+r"""Weight gradients of the three-factor rule from Brian2's per-synapse eligibility.
+
+For layer l with learning signal ``L^l [N, H, P]`` (any registered rule's ``learning_signals``)
+and eligibility ``e`` of every synapse ``(b, p, h, k)``::
+
+    grad W^l[w] = c^l / sqrt(K_l) * sum_{synapses (b, p, h, k) with widx = w} L^l_bhp e_bphk
+
+(the gradient convention of the Norse learner: SGD applies ``Delta W = -eta grad W``).  For
+shared weights the sum runs over every sample and position whose synapse copies the entry
+``W[h, k]``; for untied weights over the samples only.  ``c^l`` is the eligibility scale
+(:data:`SCALES`): ``none`` -> 1, ``expected`` -> ``f_active / ebar`` (Norse ``ExpectedScale``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from spiking_rhm.errors import ConfigError
+
+__all__ = ["three_factor_update", "SCALES"]
+
+
+class Scale:
+    name: ClassVar[str] = ""
+
+    @staticmethod
+    def factor(layer) -> float:
+        raise NotImplementedError
+
+
+class NoScale(Scale):
+    """``c = 1``: the raw trace."""
+
+    name = "none"
+
+    @staticmethod
+    def factor(layer):
+        return 1.0
+
+
+class ExpectedScale(Scale):
+    """``c = f_active / ebar``: the normalised trace has the rate eligibility's population mean."""
+
+    name = "expected"
+
+    @staticmethod
+    def factor(layer):
+        if not np.isfinite(layer.expected):
+            raise ConfigError("scale 'expected' needs a plastic window (ebar was not accumulated)")
+        return layer.active_fraction / layer.expected if layer.expected > 0 else 0.0
+
+
+SCALES: dict[str, type[Scale]] = {c.name: c for c in (NoScale, ExpectedScale)}
+
+
+def three_factor_update(eligibility: Sequence, learning_signals: Sequence, scale: str = "expected"
+                        ) -> list[np.ndarray]:
+    """``grad W^l`` (shape of ``W^l``) for every layer from its :class:`LayerEligibility` and ``L^l [N, H, P]``."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown eligibility scale {scale!r}; valid: {', '.join(SCALES)}")
+    if len(eligibility) != len(learning_signals):
+        raise ConfigError(f"{len(eligibility)} eligibility layers but {len(learning_signals)} learning signals")
+    grads = []
+    for l, (layer, L) in enumerate(zip(eligibility, learning_signals), start=1):
+        L = L.detach().cpu().numpy() if hasattr(L, "detach") else np.asarray(L)
+        N, P, H, _ = layer.e.shape
+        if L.shape != (N, H, P):
+            raise ConfigError(f"L^{l} must have shape {(N, H, P)}, got {tuple(L.shape)}")
+        per_synapse = L.astype(np.float64).transpose(0, 2, 1)[..., None] * layer.e  # L_bhp e_bphk
+        size = math.prod(layer.weight_shape)
+        total = np.bincount(layer.weight_index.ravel(), weights=per_synapse.ravel(), minlength=size)
+        c = SCALES[scale].factor(layer)
+        grads.append(total.reshape(layer.weight_shape) * (c / math.sqrt(layer.fan_in)))
+    return grads
