@@ -86,12 +86,13 @@ def test_dynamics_cli_writes_figures(tmp_path):
     assert bad.exit_code == 2
 
 
-def learning_config(rule):
-    """The setting of experiments/spiking/curve_small.toml at P = 384, seed 0, every rule at its default lr."""
+def learning_config(rule, T=10):
+    """The setting of experiments/spiking/curve_small.toml (T = 10) or curve_t30.toml (T = 30) at P = 384,
+    seed 0, every rule at its default lr."""
     return RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": 384, "P_test": 128,
                                 "rule": rule, "backend": "norse", "net": {"width": 64},
                                 "optim": {"epochs": 30, "batch_size": 32, "min_steps": 400},
-                                "spiking": {"T": 10, "max_rate": 1000.0}})
+                                "spiking": {"T": T, "max_rate": 1000.0}})
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +113,20 @@ def test_spiking_dfa_learns_beyond_the_random_feature_control(spiking_control):
     assert m["test_error"] < spiking_control["test_error"] - 0.15
 
 
-@pytest.mark.xfail(strict=True, reason="finding: spiking CLAPP (sibling pairs) is no better than the spiking "
-                                       "random-features control here (test error 0.84 vs 0.83; rate CLAPP 0.84 vs "
-                                       "rate control 0.85); see docs/results_spiking.md")
-def test_spiking_clapp_learns_beyond_the_random_feature_control(spiking_control):
+@pytest.fixture(scope="module")
+def spiking_control_t30():
+    """The control at T = 30: measured test error 0.75 (seed 1: 0.73)."""
     from spiking_rhm.backends.norse.train import train_norse
 
-    m = train_norse(learning_config("clapp"))
-    assert m["test_error"] < 0.75 and m["test_error"] < spiking_control["test_error"] - 0.1
+    return train_norse(learning_config("random-features", T=30))
+
+
+def test_spiking_clapp_learns_beyond_the_random_feature_control(spiking_control_t30):
+    """Chance 7/8.  Measured (seed 0, T = 30, default lr 4): spiking clapp 0.47 (seed 1: 0.57), control 0.75.
+
+    At T = 10 it does not (0.72 vs 0.74: the spiking update's cosine with the rate update is 0.29 there),
+    see docs/results_spiking.md."""
+    from spiking_rhm.backends.norse.train import train_norse
+
+    m = train_norse(learning_config("clapp", T=30))
+    assert m["test_error"] < 0.65 and m["test_error"] < spiking_control_t30["test_error"] - 0.1
