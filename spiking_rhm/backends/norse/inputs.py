@@ -44,16 +44,14 @@ class RateInput(InputCode):
         return max_rate * dt
 
 
-class PopulationInput(InputCode):
+class PopulationInput(RateInput):
+    """The rate code's nominal rate; its on-rate parameter is called ``rate_on``."""
+
     name = "population"
 
     @staticmethod
     def params(max_rate):
         return {"rate_on": max_rate}
-
-    @staticmethod
-    def nominal_rate(max_rate, dt, T):
-        return max_rate * dt
 
 
 class LatencyInput(InputCode):
