@@ -24,12 +24,13 @@ learning signal ``L^l`` (on ``h^l``) gives the explicit update :func:`explicit_u
 from __future__ import annotations
 
 import math
-from typing import ClassVar, NamedTuple, Sequence
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
-from spiking_rhm.errors import ConfigError, UnknownNameError
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.registry import lookup
 
 Tensor = torch.Tensor
 BIAS_SCALE = 0.1  # a += 0.1 b, as in the reference NonOverlappingConv1d
@@ -156,9 +157,7 @@ ARCHITECTURES: dict[str, Architecture] = {cls.name: cls() for cls in (CNN, LCN, 
 
 
 def architecture(name: str) -> Architecture:
-    if name not in ARCHITECTURES:
-        raise UnknownNameError(f"unknown architecture {name!r}; valid: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name]
+    return lookup(ARCHITECTURES, name, "architecture")
 
 
 # --------------------------------------------------------------------------- parameters

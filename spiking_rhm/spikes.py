@@ -31,7 +31,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from spiking_rhm.errors import ConfigError, UnknownNameError
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.registry import lookup, registrar
 
 Tensor = torch.Tensor
 
@@ -218,14 +219,8 @@ class SpikeCode:
 _CODES: dict[str, type[SpikeCode]] = {}
 
 
-def register(cls: type[SpikeCode]) -> type[SpikeCode]:
-    """Class decorator adding a spike code under ``cls.name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    if cls.name in _CODES and _CODES[cls.name] is not cls:
-        raise TypeError(f"spike code {cls.name!r} registered twice")
-    _CODES[cls.name] = cls
-    return cls
+register = registrar(_CODES, "spike code")
+"""Class decorator adding a spike code under ``cls.name``."""
 
 
 @register
@@ -262,9 +257,7 @@ def available_codes() -> dict[str, type[SpikeCode]]:
 
 
 def code_class(name: str) -> type[SpikeCode]:
-    if name not in _CODES:
-        raise UnknownNameError(f"unknown spike code {name!r}; valid: {', '.join(available_codes())}")
-    return _CODES[name]
+    return lookup(available_codes(), name, "spike code")
 
 
 def make_params(code: str, **params: Any) -> Any:

@@ -31,7 +31,8 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 
-from spiking_rhm.errors import ConfigError, UnknownNameError
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.registry import lookup, registrar
 
 Tensor = torch.Tensor
 RuleState = dict[str, Any]
@@ -116,21 +117,24 @@ class Rule:
         raise NotImplementedError
 
     def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
-        """Scalar ``ell^l`` per hidden layer with ``d ell^l / d h^l = L^l``."""
-        raise NotImplementedError
+        """Scalar ``ell^l`` per hidden layer with ``d ell^l / d h^l = L^l``.
+
+        Default, for rules defined by their signal (bp, the feedback family, controls): the surrogate
+        ``<L^l, h^l>`` of :func:`inner_product_losses`.  Rules with a genuine local objective (the
+        self-supervised family) override it and derive their signals from it."""
+        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
+
+
+def inner_product_losses(signals: Sequence[Tensor], layers: Sequence[Tensor]) -> list[Tensor]:
+    """``ell^l = sum L^l h^l`` with ``L^l`` detached: ``d ell^l / d h^l = L^l`` exactly."""
+    return [(s.detach() * h).sum() for s, h in zip(signals, layers)]
 
 
 _REGISTRY: dict[str, type[Rule]] = {}
 
 
-def register(cls: type[Rule]) -> type[Rule]:
-    """Class decorator adding a rule to the registry under ``cls.name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise TypeError(f"rule name {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
+register = registrar(_REGISTRY, "rule name")
+"""Class decorator adding a rule to the registry under ``cls.name``."""
 
 
 def _load_builtin_rules() -> None:
@@ -152,10 +156,7 @@ def available_rules() -> dict[str, type[Rule]]:
 
 
 def rule_class(name: str) -> type[Rule]:
-    rules = available_rules()
-    if name not in rules:
-        raise UnknownNameError(f"unknown rule {name!r}; valid: {', '.join(rules)}")
-    return rules[name]
+    return lookup(available_rules(), name, "rule")
 
 
 def get_rule(name: str, **options: Any) -> Rule:

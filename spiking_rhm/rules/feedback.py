@@ -24,7 +24,6 @@ import torch
 
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
-from spiking_rhm.rules.reference import inner_product_losses
 
 Tensor = torch.Tensor
 FEEDBACK_SHAPES = ("per-position", "shared")
@@ -63,10 +62,6 @@ class DirectFeedback(Rule):
         u = self.broadcast(ctx).detach()
         batch = u.shape[0]
         return [self.project(u, B, H, P) / (H * batch) for B, (H, P) in zip(state["B"], state["layer_shapes"])]
-
-    def local_losses(self, ctx, state):
-        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
-
 
 @register
 class DFA(DirectFeedback):

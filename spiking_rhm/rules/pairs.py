@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.registry import lookup
 
 Tensor = torch.Tensor
 
@@ -193,9 +194,7 @@ PAIR_MODES: dict[str, type[PairMode]] = {cls.name: cls for cls in (ResamplePairs
 
 
 def get_pair_mode(name: str) -> PairMode:
-    if name not in PAIR_MODES:
-        raise ConfigError(f"unknown pair mode {name!r}; valid: {', '.join(PAIR_MODES)}")
-    return PAIR_MODES[name]()
+    return lookup(PAIR_MODES, name, "pair mode", ConfigError)()
 
 
 # --------------------------------------------------------------------------- scorings
@@ -250,6 +249,4 @@ SCORINGS: dict[str, type[Scoring]] = {cls.name: cls for cls in (PositionScoring,
 
 
 def get_scoring(name: str) -> Scoring:
-    if name not in SCORINGS:
-        raise ConfigError(f"unknown scoring {name!r}; valid: {', '.join(SCORINGS)}")
-    return SCORINGS[name]()
+    return lookup(SCORINGS, name, "scoring", ConfigError)()

@@ -25,14 +25,9 @@ from typing import Any, ClassVar, Mapping
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
+from spiking_rhm.rules.base import LearningContext, Rule, inner_product_losses, register
 
 Tensor = torch.Tensor
-
-
-def inner_product_losses(signals, layers) -> list[Tensor]:
-    """``ell^l = sum L^l h^l`` with ``L^l`` detached: ``d ell^l / d h^l = L^l`` exactly."""
-    return [(s.detach() * h).sum() for s, h in zip(signals, layers)]
 
 
 def _require(ctx: LearningContext, field: str, rule: str):
@@ -56,10 +51,6 @@ class Backprop(Rule):
     def learning_signals(self, ctx, state):
         return [g.detach() for g in _require(ctx, "bp_signals", self.name)]
 
-    def local_losses(self, ctx, state):
-        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
-
-
 @register
 class RandomFeatures(Rule):
     name = "random-features"
@@ -72,10 +63,6 @@ class RandomFeatures(Rule):
 
     def learning_signals(self, ctx, state):
         return [torch.zeros_like(h) for h in ctx.layers]
-
-    def local_losses(self, ctx, state):
-        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
-
 
 MASK_CONSTANTS = ("batch-mean", "half", "one")
 
@@ -108,10 +95,6 @@ class UnmaskedBackprop(Rule):
         for l in range(len(ctx.layers) - 1, 0, -1):  # L^l from L^{l+1}
             signals.append(vjp(l + 1, signals[-1] * self.constant_mask(pre[l])).detach())
         return signals[::-1]
-
-    def local_losses(self, ctx, state):
-        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
-
 
 @register
 class MaskedDFA(Rule):
@@ -150,9 +133,5 @@ class MaskedDFA(Rule):
             gate = (pre[l].detach() > 0).to(flat.dtype).reshape(batch, -1) if self.options["masked"] else 1.0
             signals.append((signals[-1] * gate) @ state["G"][l - 1].t())
         return [s.reshape(batch, H, P) for s, (H, P) in zip(signals[::-1], shapes)]
-
-    def local_losses(self, ctx, state):
-        return inner_product_losses(self.learning_signals(ctx, state), ctx.layers)
-
 
 __all__ = ["Backprop", "MASK_CONSTANTS", "MaskedDFA", "RandomFeatures", "UnmaskedBackprop", "inner_product_losses"]

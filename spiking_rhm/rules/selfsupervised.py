@@ -23,7 +23,7 @@ Equations and deviations: ``docs/rules_selfsupervised.md``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping
 
 import torch
 
@@ -175,6 +175,11 @@ class LayerwiseSSLRule(Rule):
     default_lr = 0.05
     objective_class: ClassVar[type] = HingeObjective
 
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        # a rule's options are derived from its objective: the common ones plus the objective's own
+        cls.option_defaults = {**COMMON_OPTIONS, **cls.objective_class.option_defaults}
+
     def __init__(self, **options: Any):
         super().__init__(**options)
         opts = self.options
@@ -319,10 +324,6 @@ class _BothContexts:
                 "fb": self._top_contexts(ctx, l, info)}
 
 
-def _options(objective: type) -> dict:
-    return {**COMMON_OPTIONS, **objective.option_defaults}
-
-
 @register
 class CLAPP(LayerwiseSSLRule):
     name = "clapp"
@@ -330,7 +331,6 @@ class CLAPP(LayerwiseSSLRule):
     # (8,4,8,2,3), P = 4x, H = 128, 20 epochs, readout=all, 2 seeds: lr 4 -> test 0.628, lr 0.05 ~ random-features
     # 0.81 (docs/results_ssl_research.md)
     default_lr = 4.0
-    option_defaults = _options(HingeObjective)
     objective_class = HingeObjective
 
     def broadcast_factors(self, ctx: LearningContext, state: RuleState, l: int) -> list[tuple[str, Tensor, Tensor,
@@ -366,7 +366,6 @@ class LayerInfoNCE(LayerwiseSSLRule):
     # (8,4,8,2,3), P = 4x, H = 128, 20 epochs, readout=all, 2 seeds: lr 16 -> test 0.587 (best local SSL rule found;
     # random-features 0.813, bp 0.0005); lr 0.05 ~ random-features (docs/results_ssl_research.md)
     default_lr = 16.0
-    option_defaults = _options(InfoNCEObjective)
     objective_class = InfoNCEObjective
 
 
@@ -374,7 +373,6 @@ class LayerInfoNCE(LayerwiseSSLRule):
 class LayerVICReg(LayerwiseSSLRule):
     name = "vicreg"
     summary = "layer-wise VICReg/LPL-like: invariance to B c + variance + decorrelation"
-    option_defaults = _options(VICRegObjective)
     objective_class = VICRegObjective
 
 
