@@ -47,6 +47,7 @@ from rate_models.networks import (
     spec_from_config,
 )
 from spiking_rhm.device import resolve_device
+from spiking_rhm.epochs import EpochLog
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
@@ -164,7 +165,6 @@ def train_rate(cfg, progress: bool = False) -> dict:
     total_steps = max(1, n_epochs * steps_per_epoch)
     align_at = sorted({int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1)))
                        for k in range(N_ALIGNMENT_POINTS)}) if n_epochs > 0 else []
-    eval_every = max(1, n_epochs // 20)
 
     def predict(x: Tensor) -> Tensor:
         out, act = forward(params, x)
@@ -190,20 +190,11 @@ def train_rate(cfg, progress: bool = False) -> dict:
                 by_level[level] = forward(params, xv)[1].post
         return [by_level[level][l] for l, level in enumerate(levels)]
 
-    curve = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [], "test_error": []}
     alignment = []
     n_generated = 0
-    diverged = False
-    stopped_early = None
     step = 0
     seen_total = 0
-    epochs_run = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_epochs, desc=f"{cfg.rule} P={P}", unit="epoch", leave=False)
-    train_start = time.perf_counter()
+    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{cfg.rule} P={P}")
 
     for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen)
@@ -244,28 +235,12 @@ def train_rate(cfg, progress: bool = False) -> dict:
             seen += idx.shape[0]
             seen_total += idx.shape[0]
             step += 1
-        epochs_run = epoch
-        train_loss = float(loss_sum) / seen
-        curve["epoch"].append(epoch)
-        curve["train_loss"].append(train_loss)
-        curve["train_error"].append(int(wrong) / seen)
-        if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in trainables):
-            diverged = True
+        if log.end_epoch(epoch, float(loss_sum) / seen, int(wrong) / seen,
+                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in trainables),
+                         test_error=lambda: evaluate(X_test, Y_test)[0]):
             break
-        last = epoch == n_epochs or train_loss < cfg.optim.stop_train_loss
-        if epoch % eval_every == 0 or last:
-            curve["test_epoch"].append(epoch)
-            curve["test_error"].append(evaluate(X_test, Y_test)[0])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.3g}", test=f"{curve['test_error'][-1]:.3f}" if curve["test_error"]
-                            else "-")
-        if train_loss < cfg.optim.stop_train_loss:
-            stopped_early = epoch
-            break
-    train_time = time.perf_counter() - train_start
-    if bar is not None:
-        bar.close()
+    train_time = log.close()
+    curve, diverged, stopped_early, epochs_run = log.curve, log.diverged, log.stopped_early, log.epochs_run
 
     test_error, test_loss = evaluate(X_test, Y_test)
     train_error, train_loss = evaluate(X, Y)

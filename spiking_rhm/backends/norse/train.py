@@ -42,6 +42,7 @@ from spiking_rhm.backends.norse.network import (
 )
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
 from spiking_rhm.device import resolve_device
+from spiking_rhm.epochs import EpochLog
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import onehot
@@ -201,17 +202,10 @@ def _train_norse(cfg, progress: bool = False) -> dict:
     align_at = set()
     if n_epochs > 0 and not isinstance(setup.learner, BPTTLearner):
         align_at = {int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1))) for k in range(N_ALIGNMENT_POINTS)}
-    eval_every = max(1, n_epochs // 20)
 
-    curve = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [], "test_error": []}
-    alignment, n_generated, diverged, stopped_early = [], 0, False, None
-    step = seen_total = epochs_run = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_epochs, desc=f"norse {cfg.rule} P={P}", unit="epoch", leave=False)
-    train_start = time.perf_counter()
+    alignment, n_generated = [], 0
+    step = seen_total = 0
+    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"norse {cfg.rule} P={P}")
     for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen).numpy()
         loss_sum, wrong, seen = 0.0, 0, 0
@@ -235,28 +229,12 @@ def _train_norse(cfg, progress: bool = False) -> dict:
             seen += len(idx)
             step += 1
         seen_total += seen
-        epochs_run = epoch
-        train_loss = loss_sum / seen
-        curve["epoch"].append(epoch)
-        curve["train_loss"].append(train_loss)
-        curve["train_error"].append(wrong / seen)
-        if not math.isfinite(train_loss) or not all(bool(torch.isfinite(t).all()) for t in w.parameters()):
-            diverged = True
+        if log.end_epoch(epoch, loss_sum / seen, wrong / seen,
+                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in w.parameters()),
+                         test_error=lambda: evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0]):
             break
-        last = epoch == n_epochs or train_loss < cfg.optim.stop_train_loss
-        if epoch % eval_every == 0 or last:
-            curve["test_epoch"].append(epoch)
-            curve["test_error"].append(evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.3g}", test=f"{curve['test_error'][-1]:.3f}" if curve["test_error"]
-                            else "-")
-        if train_loss < cfg.optim.stop_train_loss:
-            stopped_early = epoch
-            break
-    train_time = time.perf_counter() - train_start
-    if bar is not None:
-        bar.close()
+    train_time = log.close()
+    curve, diverged, stopped_early, epochs_run = log.curve, log.diverged, log.stopped_early, log.epochs_run
 
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     test_error, test_loss, test_feats = evaluate(setup, test, eval_gen)
