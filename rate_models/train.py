@@ -47,7 +47,7 @@ from rate_models.networks import (
     spec_from_config,
 )
 from spiking_rhm.device import resolve_device
-from spiking_rhm.epochs import EpochLog
+from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
@@ -239,41 +239,23 @@ def train_rate(cfg, progress: bool = False) -> dict:
                          params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in trainables),
                          test_error=lambda: evaluate(X_test, Y_test)[0]):
             break
-    train_time = log.close()
-    curve, diverged, stopped_early, epochs_run = log.curve, log.diverged, log.stopped_early, log.epochs_run
+    log.close()
+    diverged = log.diverged
 
     test_error, test_loss = evaluate(X_test, Y_test)
     train_error, train_loss = evaluate(X, Y)
-    online = {"test_error": test_error, "train_error": train_error}
     probe = None if diverged else _probe(params, head, X, Y, X_test, Y_test, spec.n_out)
-    if probe is not None and not rule.supervised:
-        # frozen / self-supervised features are evaluated by the converged linear probe
-        test_error, train_error = probe["test_error"], probe["train_error"]
-    if diverged:
-        test_error = train_error = float("nan")
     sensitivity = None if diverged else _sensitivity(params, rhm, test if P_test >= 2 else train, cfg.seed, device)
     data_use = rule.data_use(L) if hasattr(rule, "data_use") else {"pairs": None}
     return {
-        "test_error": test_error,
-        "train_error": train_error,
+        **evaluation_fields(test_error, train_error, probe, rule.supervised, diverged, P, P_test, n_generated,
+                            data_use),
         "test_loss": test_loss,
         "train_loss": train_loss,
-        "diverged": diverged,
         "alignment": alignment,
-        "curve": curve,
-        "data": {"labelled_trees": P, "unlabelled_inputs": P if not rule.supervised else 0,
-                 "generated_resampled_inputs": n_generated, "test_points": P_test,
-                 "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": sensitivity,
-        "online_readout": online,
-        "probe": probe,
-        "evaluation": "online readout" if rule.supervised else "linear probe",
-        "epochs_run": epochs_run,
-        "epochs_planned": n_epochs,
-        "stopped_early_at_epoch": stopped_early,
+        **log.record(seen_total),
         "steps": step,
-        "samples_per_s": seen_total / max(train_time, 1e-9),
-        "train_time": train_time,
         "wall_time": time.perf_counter() - start,
         "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
         "rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,

@@ -1,4 +1,4 @@
-"""The per-epoch bookkeeping shared by the training loops of every back end (rate, Norse)."""
+"""What the training loops of every back end (rate, Norse) record: per-epoch bookkeeping and final scores."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class EpochLog:
 
             self.bar = tqdm(total=n_epochs, desc=desc, unit="epoch", leave=False)
         self._start = time.perf_counter()
+        self.train_time = 0.0
 
     def end_epoch(self, epoch: int, train_loss: float, train_error: float, params_finite: Callable[[], bool],
                   test_error: Callable[[], float]) -> bool:
@@ -55,7 +56,33 @@ class EpochLog:
 
     def close(self) -> float:
         """Close the bar; the training time in seconds since construction."""
-        train_time = time.perf_counter() - self._start
+        self.train_time = time.perf_counter() - self._start
         if self.bar is not None:
             self.bar.close()
-        return train_time
+        return self.train_time
+
+    def record(self, samples_seen: int) -> dict:
+        """The run-record fields this log owns (every back end's record has them)."""
+        return {"diverged": self.diverged, "curve": self.curve, "epochs_run": self.epochs_run,
+                "epochs_planned": self.n_epochs, "stopped_early_at_epoch": self.stopped_early,
+                "samples_per_s": samples_seen / max(self.train_time, 1e-9), "train_time": self.train_time}
+
+
+def evaluation_fields(online_test: float, online_train: float, probe: dict | None, supervised: bool, diverged: bool,
+                      P: int, P_test: int, n_generated: int, data_use: dict) -> dict:
+    """The scores and data use of a run record.
+
+    Supervised rules are scored by their own (online) readout; frozen and self-supervised features by the
+    converged linear probe (``probe``, None when not run); a diverged run scores NaN.
+    """
+    test_error, train_error = online_test, online_train
+    if probe is not None and not supervised:
+        test_error, train_error = probe["test_error"], probe["train_error"]
+    if diverged:
+        test_error = train_error = float("nan")
+    return {"test_error": test_error, "train_error": train_error,
+            "data": {"labelled_trees": P, "unlabelled_inputs": P if not supervised else 0,
+                     "generated_resampled_inputs": n_generated, "test_points": P_test,
+                     "pair_mode": data_use.get("pairs"), "pairs": data_use},
+            "online_readout": {"test_error": online_test, "train_error": online_train}, "probe": probe,
+            "evaluation": "online readout" if supervised else "linear probe"}

@@ -42,7 +42,7 @@ from spiking_rhm.backends.norse.network import (
 )
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
 from spiking_rhm.device import resolve_device
-from spiking_rhm.epochs import EpochLog
+from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import onehot
@@ -233,8 +233,8 @@ def _train_norse(cfg, progress: bool = False) -> dict:
                          params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in w.parameters()),
                          test_error=lambda: evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0]):
             break
-    train_time = log.close()
-    curve, diverged, stopped_early, epochs_run = log.curve, log.diverged, log.stopped_early, log.epochs_run
+    log.close()
+    diverged = log.diverged
 
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     test_error, test_loss, test_feats = evaluate(setup, test, eval_gen)
@@ -243,36 +243,18 @@ def _train_norse(cfg, progress: bool = False) -> dict:
     rule = getattr(learner, "rule", None)
     data_use = learner.data_use() or {"pairs": None}
     supervised = True if rule is None else rule.supervised
-    online = {"test_error": test_error, "train_error": train_error}
     probe = None
     if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
         probe = linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
-        if not supervised:
-            test_error, train_error = probe["test_error"], probe["train_error"]
-    if diverged:
-        test_error = train_error = float("nan")
     return {
-        "test_error": test_error,
-        "train_error": train_error,
+        **evaluation_fields(test_error, train_error, probe, supervised, diverged, P, P_test, n_generated, data_use),
         "test_loss": test_loss,
         "train_loss": train_loss,
-        "diverged": diverged,
         "alignment": alignment,
         "alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
-        "curve": curve,
-        "data": {"labelled_trees": P, "unlabelled_inputs": P if not supervised else 0,
-                 "generated_resampled_inputs": n_generated, "test_points": P_test,
-                 "pair_mode": data_use.get("pairs"), "pairs": data_use},
         "sensitivity": None,
-        "online_readout": online,
-        "probe": probe,
-        "evaluation": "online readout" if supervised else "linear probe",
-        "epochs_run": epochs_run,
-        "epochs_planned": n_epochs,
-        "stopped_early_at_epoch": stopped_early,
+        **log.record(seen_total),
         "steps": step,
-        "samples_per_s": seen_total / max(train_time, 1e-9),
-        "train_time": train_time,
         "wall_time": time.perf_counter() - start,
         "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
         "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"), "supervised": supervised,
