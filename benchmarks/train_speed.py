@@ -15,7 +15,6 @@ Prints samples/s and epochs/s of both and their ratio, per setting.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch

@@ -31,6 +31,7 @@ from torch import nn
 
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.registry import lookup
+from spiking_rhm.rules.branch import branch_pre_activations as from_taps
 
 Tensor = torch.Tensor
 BIAS_SCALE = 0.1  # a += 0.1 b, as in the reference NonOverlappingConv1d
@@ -272,6 +273,33 @@ def layer_vjp(activity: Activity, layer: int, grad_pre: Tensor) -> Tensor:
     return g.transpose(1, 2)
 
 
+# --------------------------------------------------------------------------- tap branches
+def branch_inputs(activity: Activity, spec: NetSpec) -> list[Tensor]:
+    """Per layer the input of every tap, ``x^l [B, C, s, P_l]`` (detached), for branch-local rules."""
+    _check_taps(spec)
+    out = []
+    for patches in activity.patches:
+        B, P, F = patches.shape
+        out.append(patches.detach().reshape(B, P, spec.s, F // spec.s).permute(0, 3, 2, 1))
+    return out
+
+
+def branch_pre_activations(params: NetParams, activity: Activity) -> list[Tensor]:
+    r"""``z^l_jkp = sum_i W^l_{j,(k,i)} x^l_{ikp} / sqrt(fan_in)`` as ``[B, H, s, P_l]``.
+
+    ``sum_k z^l = a^l`` minus the bias; the layer input is detached, so a loss on ``z^l`` reaches
+    only ``W^l`` (the branch-local rules' autograd path).
+    """
+    spec = params.spec
+    return [from_taps(x, W, spec.arch != "lcn") for W, x in zip(params.weights, branch_inputs(activity, spec))]
+
+
+def _check_taps(spec: NetSpec) -> None:
+    if spec.arch == "fcn" or spec.s < 2:
+        raise ConfigError(f"branch-local rules need input taps: arch = cnn or lcn with s >= 2, got arch = "
+                          f"{spec.arch!r}, s = {spec.s}")
+
+
 # --------------------------------------------------------------------------- thin modules
 class RateNetwork(nn.Module):
     """``nn.Module`` wrapper around :func:`forward` (parameters registered for optimisers)."""
@@ -314,6 +342,6 @@ def spec_from_config(cfg) -> NetSpec:
 
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
-           "NetSpec", "RateNetwork", "bp_signals", "explicit_bias_update", "explicit_update", "forward",
-           "init_params", "layer_forward", "layer_vjp", "make_spec", "readout", "relu_derivative",
+           "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
+           "explicit_update", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout", "relu_derivative",
            "spec_from_config", "trainable"]

@@ -41,6 +41,8 @@ from rate_models.networks import (
     Activity,
     NetParams,
     bp_signals,
+    branch_inputs,
+    branch_pre_activations,
     forward,
     init_params,
     layer_vjp,
@@ -51,6 +53,7 @@ from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
+from spiking_rhm.rules.branch import precondition_
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None}
@@ -141,7 +144,12 @@ def train_rate(cfg, progress: bool = False) -> dict:
     params = init_params(spec, init_gen, dtype, device)
     for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
         t.requires_grad_(True)
-    state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device)
+    branch_rule = rule.signal_site == "branch"
+    if branch_rule and (spec.arch == "fcn" or spec.s < 2):
+        raise ConfigError(f"rule {cfg.rule!r} learns on the input taps of each unit: it needs arch = cnn or lcn "
+                          f"with s >= 2, got arch = {spec.arch!r}, s = {spec.s}")
+    taps = {"taps": spec.s} if branch_rule else {}
+    state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device, **taps)
     head = _Readout(backend["readout"], params, init_gen, device, dtype)
 
     base_lr = cfg.optim.lr if cfg.optim.lr is not None else rule.default_lr
@@ -216,6 +224,9 @@ def train_rate(cfg, progress: bool = False) -> dict:
                 ctx.layer_vjp = partial(layer_vjp, act)
             if "weights" in needs:
                 ctx.weights = params.weights
+            if branch_rule:
+                ctx.branches = branch_pre_activations(params, act)
+                ctx.branch_inputs = branch_inputs(act, spec)
             if levels:
                 ctx.positive = positive_views(idx)
                 n_generated += len(distinct_levels) * idx.shape[0]
@@ -225,6 +236,10 @@ def train_rate(cfg, progress: bool = False) -> dict:
                 alignment.append(_alignment(rule, ctx, local_sum, task_loss, act, params, head, step, epoch))
             opt.zero_grad(set_to_none=True)
             torch.autograd.backward(task_loss + local_sum, inputs=trainables)
+            if branch_rule:  # eligibility = Q x (pre-synaptic transform of the branch rules)
+                for W, Qs in zip(params.weights, rule.presynaptic_transforms(state)):
+                    if Qs is not None and W.grad is not None:
+                        precondition_(W.grad, Qs, spec.s)
             scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
             for g in opt.param_groups:
                 g["lr"] = g["base"] * scale

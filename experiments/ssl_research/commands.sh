@@ -30,3 +30,16 @@ $R --tag clapp-sib-lr4-all --rule clapp --P 4x --seeds 0 1 --epochs 20 --lr 4 --
 $R --tag infonce-sib-lr16-all --setting 16 --rule infonce --P 4x --seeds 0 1 --epochs 20 --lr 16 --opt readout=all
 python -m experiments.ssl_research.summarize
 python -m experiments.ssl_research.plot
+# --- 5. stop 10: the online, branch-local rule `sibling-cca` (section 2.6); tuning on s8 seed 0, P = 1024 only
+T="python -m experiments.ssl_research.run --setting 8 --rule sibling-cca --P 1024 --seeds 0 --batch 32 --P_test 4000"
+$T --tag scca-tune-try --epochs 30 --opt shrink=0.25
+$T --tag scca-tune-lr30 --lr 30 --epochs 30 --opt shrink=0.25
+$T --tag scca-tune-lr300 --lr 300 --epochs 30 --opt shrink=0.25
+$T --tag scca-tune-ep60 --epochs 60 --opt shrink=0.25
+$T --tag scca-tune-sh20 --epochs 30 --opt shrink=0.2    # and shrink=0.1 / 0.15 / 0.35, whiten=0.03 / 0.3, dim=32, lr 150
+# full runs at the registered defaults (lr 100, shrink 0.2, dim 16, whiten 0.1), 30 epochs, batch 32
+S="python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag sibling-cca-rule --rule sibling-cca"   # (tag sibling-cca-center0: the same with --opt center=0)
+$S --setting 8 --P 768 1024 1280 1536 2048 --seeds 0 1 2
+$S --setting 16 --P 1024 1536 2048 3072 --seeds 0 1
+python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 8 --P 1024 2048 --seeds 0 1
+python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 16 --P 1024 2048 --seeds 0 1

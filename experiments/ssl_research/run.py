@@ -60,6 +60,7 @@ def main(argv=None):
             sens = m["sensitivity"]
             rec = {"tag": a.tag, "setting": a.setting, "rule": a.rule, "P": cfg.sizes()[0], "P_spec": P, "seed": seed,
                    "width": a.width, "epochs": a.epochs, "lr": m["lr"], "options": opts,
+                   "rule_options_resolved": m["rule"]["options"],
                    "test_error": m["test_error"], "train_error": m["train_error"], "train_loss": m["train_loss"],
                    "diverged": m["diverged"], "epochs_run": m["epochs_run"],
                    "sens_bottom": None if sens is None else [row[0] for row in sens["layers"]],

@@ -58,6 +58,11 @@ class LearningContext:
     # layer_vjp(l, g): dLoss/dh^{l-1} [B, H, P_{l-1}] from g = dLoss/da^l [B, H, P_l] through the true
     # forward weights W^l (weight transport: bp-style non-local diagnostics only)
     layer_vjp: Callable[[int, Tensor], Tensor] | None = None
+    # branch-local rules (spiking_rhm.rules.branch): per layer the tap branches z^l [B, H, s, P_l] (the layer's
+    # pre-activation split by input tap, differentiable in W^l in the rate back end) and their inputs
+    # x^l [B, C, s, P_l] (the pre-synaptic activity, detached)
+    branches: Sequence[Tensor] | None = None
+    branch_inputs: Sequence[Tensor] | None = None
 
     @property
     def error(self) -> Tensor:
@@ -84,6 +89,9 @@ class Rule:
     # ``target``, ``weights``, ``layer_vjp``); a back end may skip computing the others
     needs: ClassVar[frozenset[str]] = frozenset()
     option_defaults: ClassVar[Mapping[str, Any]] = {}
+    # "soma": signals L^l on h^l, eligibility psi x pre; "branch": signals on the tap branches z^l
+    # (spiking_rhm.rules.branch), eligibility pre only; init_state then also takes ``taps`` = s
+    signal_site: ClassVar[str] = "soma"
     option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
 
     def __init__(self, **options: Any):
@@ -141,7 +149,7 @@ def _load_builtin_rules() -> None:
     # importing the modules registers their rules
     import importlib
 
-    for module in ("reference", "feedback", "selfsupervised"):
+    for module in ("reference", "feedback", "selfsupervised", "branch"):
         try:
             importlib.import_module(f"spiking_rhm.rules.{module}")
         except ModuleNotFoundError as err:  # pragma: no cover - partial checkout

@@ -87,3 +87,23 @@ def test_other_architectures_train(arch):
                     optim=OptimConfig(epochs=5, batch_size=64))
     m = train_rate(cfg)
     assert m["curve"]["train_loss"][-1] < m["curve"]["train_loss"][0]
+
+
+def test_sibling_cca_learns_beyond_random_features():
+    """The branch-local rule of issue 6 at its defaults, on the setting of experiments/spiking/curve_t30_scca.toml
+    (P = 384, seed 0): measured probe error 0.02 vs random-features 0.70 (chance 0.875)."""
+    def cfg(rule):
+        return RunConfig(rhm=RHMConfig(8, 4, 8, 2, 2), P=384, P_test=128, rule=rule, seed=0, net=NetConfig(width=64),
+                         optim=OptimConfig(epochs=30, batch_size=32, min_steps=400))
+
+    m, control = train_rate(cfg("sibling-cca")), train_rate(cfg("random-features"))
+    assert not m["diverged"] and m["data"]["pair_mode"] == "sibling taps (same input)"
+    assert m["test_error"] < 0.2 and m["test_error"] < control["test_error"] - 0.4, (m["test_error"],
+                                                                                    control["test_error"])
+    assert m["sensitivity"]["layers"][1][0] < 0.5 * control["sensitivity"]["layers"][1][0]  # layer 2 invariant
+
+
+def test_branch_rule_needs_input_taps():
+    with pytest.raises(ConfigError, match="cnn or lcn"):
+        train_rate(RunConfig(rhm=RHMConfig(8, 4, 8, 2, 2), P=64, rule="sibling-cca",
+                             net=NetConfig(width=16, arch="fcn")))

@@ -7,6 +7,12 @@ r"""How the Norse back end turns a presented batch into weight gradients.
       h^l = rates, y = readout  ->  LearningContext  ->  L^l = rule.learning_signals(ctx)
       grad W^l = c^l sum_{b, p} L^l_bjp e_bpjk / sqrt(K_l)    (SGD: W <- W - eta grad = W - eta c L e)
 
+  Branch-local rules (``rule.signal_site == "branch"``, :mod:`spiking_rhm.rules.branch`): the
+  signal lives on the tap branches ``z^l_k = W^l_k x^l_k / sqrt(K_l)`` and the eligibility is the
+  pre-synaptic factor alone, the window's normalised pre-synaptic spike count ``x^l`` (the integral
+  of the pre trace), optionally through the rule's transform ``Q^l_k``:
+  ``grad W^l_(k) = sum_{b,p} L^l_bjkp (Q^l_k x^l_bkp) / sqrt(K_l)``.
+
   ``c^l`` (``eligibility_scale``): ``expected`` (default) ``= f^l_active / ebar^l`` makes the
   trace's population mean equal the rate eligibility's (:mod:`.traces`), so the rate back end's
   learning rates carry over; ``none``: ``c = 1``.
@@ -22,7 +28,7 @@ r"""How the Norse back end turns a presented batch into weight gradients.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import torch
 
@@ -40,6 +46,7 @@ from spiking_rhm.backends.norse.network import (
 from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
+from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient
 
 Tensor = torch.Tensor
 
@@ -112,8 +119,15 @@ class ThreeFactorLearner(Learner):
             raise ConfigError(f"rule {rule_name!r} needs {', '.join(missing)} (backprop through the layers), which "
                               f"the norse back end does not compute; use rule 'bp' (surrogate-gradient BPTT)")
         self.default_lr = self.rule.default_lr
+        self.branch = self.rule.signal_site == "branch"
+        taps = {}
+        if self.branch:
+            if spec.patch is None or spec.patch < 2:
+                raise ConfigError(f"rule {rule_name!r} learns on the input taps of each unit: it needs arch = cnn "
+                                  f"or lcn with s >= 2, got arch = {spec.arch!r}")
+            taps = {"taps": spec.patch}
         self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
-                                               device=self.device)
+                                               device=self.device, **taps)
 
     def positive_view_levels(self):
         levels = getattr(self.rule, "positive_view_levels", None)
@@ -139,6 +153,8 @@ class ThreeFactorLearner(Learner):
                                                                   for v in first.v_mean],
                                   output=logits, target=batch.target, positive=positive,
                                   weights=list(weights.hidden))
+            if self.branch:
+                return self._branch_step(weights, batch, ctx, first, lr, hbar, logits)
             signals = self.rule.learning_signals(ctx, self.rule_state)
             self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
             scales = [self.scale.factor(tr, (c > 0).to(c.dtype).mean()) for tr, c in zip(traces, first.counts)]
@@ -146,6 +162,26 @@ class ThreeFactorLearner(Learner):
                      for tr, L, K, c in zip(traces, signals, spec.fan_in, scales)]
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
+
+    def tap_inputs(self, spikes: Tensor, counts: Sequence[Tensor], steps: int) -> list[Tensor]:
+        """Pre-synaptic rates of every layer's taps, ``x^l [N, C, s, P_l]`` (input: ``count / (T rho_in)``)."""
+        p, s = self.params, self.spec.patch
+        layer_in = [spikes.sum(0) / (steps * p.rho_in[0])] + [rates(c, steps, p) for c in counts[:-1]]
+        return [x.reshape(x.shape[0], x.shape[1], x.shape[2] // s, s).transpose(2, 3) for x in layer_in]
+
+    def _branch_step(self, weights, batch, ctx, first, lr, hbar, logits) -> StepResult:
+        spec = self.spec
+        x = self.tap_inputs(batch.spikes, first.counts, first.steps)
+        ctx.branch_inputs = x
+        ctx.branches = [branch_pre_activations(xl, W, spec.connectivity.shared) for xl, W in zip(x, weights.hidden)]
+        signals = self.rule.learning_signals(ctx, self.rule_state)
+        transforms = self.rule.presynaptic_transforms(self.rule_state)
+        grads = [branch_weight_gradient(L, xl, Q, spec.connectivity.shared)
+                 for L, xl, Q in zip(signals, x, transforms)]
+        self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
+        grad_out = readout_gradient(hbar, logits, batch.target)
+        return StepResult(grads, grad_out, logits, list(ctx.layers), signals, _cross_entropy(logits, batch.target),
+                          ctx)
 
     def _positive_views(self, weights, batch, state, traces) -> list[Tensor]:
         spec, p = self.spec, self.params

@@ -1,0 +1,293 @@
+r"""Branch-local rules: the learning signal lives on a neuron's dendritic branches, one per input tap.
+
+In the hierarchical networks (filter = stride = s) the pre-activation of unit ``j`` of layer ``l``
+at position ``p`` is a sum over its ``s`` input taps (the sibling positions of layer ``l-1``)::
+
+    a^l_jp = sum_k z^l_jkp ,     z^l_jkp = sum_i W^l_{j,(k,i)} x^l_{ikp} / sqrt(fan_in)
+
+``x^l_{:,k,p}`` is the activity of layer ``l-1`` at tap ``k`` of patch ``p`` (the rate back end's
+``h^{l-1}``, the spiking back end's pre-synaptic rates).  A branch rule's learning signal
+``L^l = d ell^l / d z^l`` has the layout of ``z^l``, ``[B, H, s, P_l]``, and its eligibility is the
+pre-synaptic factor alone, seen through an optional per-tap decorrelating transform ``Q^l_k``
+(a lateral whitening circuit on the pre-synaptic side, learned from the tap's own input)::
+
+    Delta W^l_{j,(k,:)} = -eta sum_{b,p} L^l_{bjkp} (Q^l_k x^l_{:,k,p}) / sqrt(fan_in)
+
+With ``Q = I`` this is exactly ``-eta d ell^l / d W^l`` (tests compare it with autograd); with a
+learned ``Q`` it is that gradient times ``Q`` on the pre-synaptic side (a preconditioned, still
+local, update).
+
+``sibling-cca`` (docs/rules_selfsupervised.md, docs/results_ssl_research.md 2.6): the taps of a
+patch are siblings in the RHM tree, drawn independently given their parent, so what tap ``k``
+shares with the other taps is its own (level l-1) symbol.  Each branch is projected by a fixed
+random map ``R^l_k`` (``[K, H]``, orthonormal rows) and the projections of the taps are made to
+agree by the spectral (CCA-type) objective, sites ``n`` = samples x positions, centred over the
+sites::
+
+    y_k = R_k z_k ,   C_kk' = mean_n ytilde_k ytilde_k'^T
+    ell^l = sum_{k<k'} [ -2 tr C_kk' + tr(C_kk C_k'k') ] + lam sum_k mean_n |ztilde_k|^2
+            + (mu / 2) sum_j (mean_n a_j)^2                      (a = sum_k z_k: homeostasis of the soma)
+    L_k   = ( sum_{k' != k} [ -2 ytilde_k' + 2 ytilde_k C_k'k' ] R_k + 2 lam ztilde_k + mu mean_n a ) / n
+
+Its minimiser in whitened coordinates is the rank-K canonical-correlation solution with every
+canonical correlation soft-thresholded, ``(rho - lam)_+`` (the activity penalty decays whatever
+the siblings do not share), mixed into the H units independently per tap by ``R_k^T``.
+Because the objective lives in whitened coordinates, plain SGD on ``W`` converges at the rate of
+the smallest input variance; ``Q^l_k = m (C_x + eps m I)^{-1}`` (``C_x`` an exponential running
+estimate of the tap input covariance, ``m = tr C_x / dim``) removes that ill-conditioning.
+The small homeostatic term (``center``) keeps each unit's mean pre-activation near 0, i.e. its
+ReLU threshold at the mean of its drive (the batch prototype standardised every layer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
+
+Tensor = torch.Tensor
+PRIOR_BATCHES = 4  # weight of the isotropic prior m I of the running covariance, in batches (Q starts near I)
+
+
+class BranchRule(Rule):
+    """Base of the branch-local rules: signals ``[B, H, s, P_l]`` on ``ctx.branches``."""
+
+    signal_site = "branch"
+    needs = frozenset({"branches"})
+
+    def trained_layers(self, L: int) -> list[int]:
+        """1-based layers that receive a learning signal (the others keep their initial weights)."""
+        return list(range(1, L + 1))
+
+    def presynaptic_transforms(self, state: RuleState) -> list[list[Tensor] | None]:
+        """Per layer, ``Q^l_k`` for every tap (``[C, C]``), or ``None`` for the identity."""
+        return [None] * len(state["layer_shapes"])
+
+
+def branch_pre_activations(tap_inputs: Tensor, W: Tensor, shared: bool) -> Tensor:
+    """``z_jkp = sum_i W_{j,(k,i)} x_{ikp} / sqrt(fan_in)``: ``x [B, C, s, P]``, ``W [H, s*C]`` (shared) or
+    ``[P, H, s*C]`` -> ``[B, H, s, P]`` (the tap-major weight layout of both back ends)."""
+    B, C, s, P = tap_inputs.shape
+    Wt = W.reshape(*W.shape[:-1], s, C)
+    z = torch.einsum("bckp,hkc->bhkp" if shared else "bckp,phkc->bhkp", tap_inputs, Wt)
+    return z / math.sqrt(s * C)
+
+
+def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Sequence[Tensor] | None,
+                           shared: bool) -> Tensor:
+    r"""``sum_{b,p} L_{bjkp} (Q_k x_{:,k,p})_i / sqrt(fan_in)`` in the weight layout.
+
+    ``signal``: ``[B, H, s, P]``; ``tap_inputs``: ``[B, C, s, P]``; ``shared`` (CNN): ``[H, s*C]``,
+    else (LCN) ``[P, H, s*C]``.  The caller multiplies by ``-eta``.
+    """
+    B, C, s, P = tap_inputs.shape
+    x = tap_inputs
+    if transforms is not None:
+        x = torch.stack([torch.einsum("ij,bjp->bip", Q, x[:, :, k]) for k, Q in enumerate(transforms)], 2)
+    if shared:
+        g = torch.einsum("bhkp,bckp->hkc", signal, x)
+    else:
+        g = torch.einsum("bhkp,bckp->phkc", signal, x)
+    return g.reshape(*g.shape[:-2], s * C) / math.sqrt(s * C)
+
+
+def precondition_(grad: Tensor, transforms: Sequence[Tensor], s: int) -> Tensor:
+    """In place: ``grad[..., (k, :)] <- grad[..., (k, :)] Q_k`` (weight layout ``[..., s*C]``)."""
+    C = grad.shape[-1] // s
+    view = grad.view(*grad.shape[:-1], s, C)
+    for k, Q in enumerate(transforms):
+        view[..., k, :] = view[..., k, :] @ Q
+    return grad
+
+
+def _centred(x: Tensor) -> Tensor:
+    return x - x.mean(0, keepdim=True)
+
+
+@register
+class SiblingCCA(BranchRule):
+    name = "sibling-cca"
+    summary = "each tap branch learns what it shares with its sibling taps (spectral CCA, branch-local)"
+    family = "self-supervised"
+    supervised = False
+    local = True
+    # chosen on (8,4,8,2,3), P = 1024, seed 0 only (H = 128, 30 epochs, batch 32; docs/results_ssl_research.md 2.6):
+    # lr 30 / 100 / 300 -> 0.37 / 0.24 / diverged; shrink 0.1 / 0.15 / 0.2 / 0.25 / 0.35 -> 0.60 / 0.32 / 0.20 / 0.24 /
+    # 0.43; center 0 / 0.003 / 0.01 / 0.03 / 0.1 -> 0.196 / 0.131 / 0.134 / 0.146 / 0.167 (1 diverged)
+    default_lr = 100.0
+    option_defaults = {
+        "dim": 16,  # K: dimension of each branch's random projection
+        "shrink": 0.2,  # lam: activity penalty = soft threshold on the canonical correlations
+        "whiten": 0.1,  # eps of Q = m (C_x + eps m I)^{-1}; None: no pre-synaptic transform (Q = I)
+        "cov_decay": 0.99,  # running covariance: EMA of the batch covariances (bias-corrected, isotropic prior)
+        "first_layer": False,  # train layer 1 too (its taps are single input symbols)
+        "center": 0.01,  # mu: homeostatic term (mu / 2) sum_j (mean_sites a_j)^2 (ReLU threshold at the mean)
+    }
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        o = self.options
+        if isinstance(o["dim"], bool) or not isinstance(o["dim"], int) or o["dim"] < 1:
+            raise ConfigError(f"dim must be a positive integer, got {o['dim']!r}")
+        if not (isinstance(o["shrink"], (int, float)) and o["shrink"] >= 0):
+            raise ConfigError(f"shrink must be a number >= 0, got {o['shrink']!r}")
+        if o["whiten"] is not None and not (isinstance(o["whiten"], (int, float)) and o["whiten"] > 0):
+            raise ConfigError(f"whiten must be None or a number > 0, got {o['whiten']!r}")
+        if not (isinstance(o["cov_decay"], (int, float)) and 0 <= o["cov_decay"] < 1):
+            raise ConfigError(f"cov_decay must be in [0, 1), got {o['cov_decay']!r}")
+        if not (isinstance(o["center"], (int, float)) and o["center"] >= 0):
+            raise ConfigError(f"center must be a number >= 0, got {o['center']!r}")
+        if not isinstance(o["first_layer"], bool):
+            raise ConfigError(f"first_layer must be true or false, got {o['first_layer']!r}")
+
+    def trained_layers(self, L: int) -> list[int]:
+        return list(range(1 if self.options["first_layer"] else 2, L + 1))
+
+    def data_use(self, L: int) -> dict:
+        return {"pairs": "sibling taps (same input)", "scoring": "branch", "uses_grammar": False,
+                "positive_view_levels": None, "label_information": False}
+
+    # -- state -----------------------------------------------------------------------------
+    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu", taps: int = 2,
+                   tap_channels: Sequence[int] | None = None) -> RuleState:
+        """Projections ``R^l_k`` and (lazily filled) running covariances.
+
+        ``taps`` (s) and ``tap_channels`` (C of every layer's input) come from the back end; the
+        covariances are created at the first :meth:`update_state`.
+        """
+        shapes = [tuple(int(x) for x in sh) for sh in layer_shapes]
+        if not shapes:
+            raise ConfigError(f"rule {self.name!r} needs at least one hidden layer")
+        if taps < 2:
+            raise ConfigError(f"rule {self.name!r} needs >= 2 input taps per patch (a hierarchical cnn or lcn "
+                              f"with s >= 2), got s = {taps}")
+        K = self.options["dim"]
+        projections = []
+        for H, _ in shapes:
+            if K > H:
+                raise ConfigError(f"{self.name}: dim = {K} is larger than the layer width {H}")
+            per_tap = []
+            for _ in range(taps):
+                q, _r = torch.linalg.qr(torch.randn(H, K, generator=generator, dtype=torch.float64))
+                per_tap.append(q.T.contiguous().to(dtype=dtype, device=device))  # [K, H], orthonormal rows
+            projections.append(per_tap)
+        return {"layer_shapes": shapes, "taps": taps, "projections": projections, "cov": [None] * len(shapes),
+                "cov_mass": [0.0] * len(shapes),
+                "trained": self.trained_layers(len(shapes))}
+
+    # -- the objective -------------------------------------------------------------------
+    def _check(self, ctx: LearningContext, state: RuleState) -> None:
+        if ctx.branches is None:
+            raise ConfigError(f"rule {self.name!r} needs the branch pre-activations (ctx.branches); this back end "
+                              "or architecture does not provide them (use arch = cnn or lcn)")
+        shapes = state["layer_shapes"]
+        if len(ctx.branches) != len(shapes):
+            raise ConfigError(f"rule {self.name!r}: state is for {len(shapes)} layers, context has "
+                              f"{len(ctx.branches)}")
+        for l, (z, (H, P)) in enumerate(zip(ctx.branches, shapes), 1):
+            if z.dim() != 4 or tuple(z.shape[1:]) != (H, state["taps"], P):
+                raise ConfigError(f"rule {self.name!r}: layer {l} branches have shape {tuple(z.shape)}, expected "
+                                  f"[B, {H}, {state['taps']}, {P}]")
+            if z.shape[0] * P < 2:
+                raise ConfigError(f"rule {self.name!r} needs >= 2 sites (samples x positions) per layer")
+
+    @staticmethod
+    def _sites(z: Tensor) -> Tensor:
+        """``[B, H, s, P] -> [s, B*P, H]``."""
+        B, H, s, P = z.shape
+        return z.permute(2, 0, 3, 1).reshape(s, B * P, H)
+
+    def _layer_loss(self, z: Tensor, R: Sequence[Tensor]) -> Tensor:
+        Z = self._sites(z)
+        n, s = Z.shape[1], Z.shape[0]
+        Zc = [_centred(Z[k]) for k in range(s)]
+        Y = [zc @ R[k].T for k, zc in enumerate(Zc)]
+        auto = [y.T @ y / n for y in Y]
+        loss = 0.0
+        for k in range(s):
+            for k2 in range(k + 1, s):
+                loss = loss - 2 * (Y[k] * Y[k2]).sum() / n + (auto[k] * auto[k2]).sum()
+        lam, mu = float(self.options["shrink"]), float(self.options["center"])
+        return loss + lam * sum((zc * zc).sum() for zc in Zc) / n + mu / 2 * (Z.sum(0).mean(0) ** 2).sum()
+
+    def _layer_signal(self, z: Tensor, R: Sequence[Tensor]) -> Tensor:
+        B, H, s, P = z.shape
+        Z = self._sites(z)
+        n = Z.shape[1]
+        Zc = [_centred(Z[k]) for k in range(s)]
+        Y = [zc @ R[k].T for k, zc in enumerate(Zc)]
+        auto = [y.T @ y / n for y in Y]
+        lam, mu = float(self.options["shrink"]), float(self.options["center"])
+        soma_mean = Z.sum(0).mean(0, keepdim=True)  # mean_sites a_j (without bias) [1, H]
+        grads = []
+        for k in range(s):
+            dY = sum(-2 * Y[k2] + 2 * Y[k] @ auto[k2] for k2 in range(s) if k2 != k)
+            # already centred: the centring's adjoint is itself; the homeostatic term is the same at every site
+            grads.append((dY @ R[k] + 2 * lam * Zc[k] + mu * soma_mean) / n)
+        return torch.stack(grads).reshape(s, B, P, H).permute(1, 3, 0, 2)
+
+    def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+        self._check(ctx, state)
+        out = []
+        for l, z in enumerate(ctx.branches, 1):
+            if l in state["trained"]:
+                out.append(self._layer_loss(z, state["projections"][l - 1]))
+            else:
+                out.append(z.sum() * 0.0)
+        return out
+
+    def learning_signals(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+        self._check(ctx, state)
+        with torch.no_grad():
+            return [self._layer_signal(z.detach(), state["projections"][l - 1]) if l in state["trained"]
+                    else torch.zeros_like(z) for l, z in enumerate(ctx.branches, 1)]
+
+    # -- the pre-synaptic transform ----------------------------------------------------------
+    def update_state(self, ctx: LearningContext, state: RuleState, lr: float) -> RuleState:
+        """Running covariance of every trained layer's tap inputs (``ctx.branch_inputs``)."""
+        if self.options["whiten"] is None:
+            return state
+        if ctx.branch_inputs is None:
+            raise ConfigError(f"rule {self.name!r} with whiten needs the tap inputs (ctx.branch_inputs)")
+        decay = float(self.options["cov_decay"])
+        covs, masses = [], []
+        with torch.no_grad():
+            for l, (x, old, mass) in enumerate(zip(ctx.branch_inputs, state["cov"], state["cov_mass"]), 1):
+                if l not in state["trained"]:
+                    covs.append(None)
+                    masses.append(0.0)
+                    continue
+                X = x.detach().permute(2, 0, 3, 1)  # [s, B, P, C]
+                X = X.reshape(X.shape[0], -1, X.shape[-1])
+                X = X - X.mean(1, keepdim=True)
+                batch_cov = torch.einsum("kni,knj->kij", X, X) / X.shape[1]
+                if old is None:  # isotropic prior (the batch's mean variance) worth PRIOR_BATCHES batches
+                    m = torch.diagonal(batch_cov, dim1=1, dim2=2).mean(-1)[:, None, None]
+                    old = m * torch.eye(batch_cov.shape[-1], dtype=batch_cov.dtype, device=batch_cov.device)
+                    mass = PRIOR_BATCHES * (1 - decay)
+                new_mass = decay * mass + (1 - decay)  # bias-corrected EMA: weights normalised to 1
+                covs.append((decay * mass * old + (1 - decay) * batch_cov) / new_mass)
+                masses.append(new_mass)
+        return {**state, "cov": covs, "cov_mass": masses}
+
+    def presynaptic_transforms(self, state: RuleState) -> list[list[Tensor] | None]:
+        eps = self.options["whiten"]
+        out = []
+        for cov in state["cov"]:
+            if eps is None or cov is None:
+                out.append(None)
+                continue
+            C = cov.shape[-1]
+            m = (torch.diagonal(cov, dim1=1, dim2=2).sum(-1) / C).clamp_min(1e-12)  # mean input variance per tap
+            eye = torch.eye(C, dtype=cov.dtype, device=cov.device)
+            Q = torch.linalg.inv(cov.double() + (eps * m.double())[:, None, None] * eye.double())
+            Q = (Q * m.double()[:, None, None]).to(cov.dtype)
+            out.append(list(Q))
+        return out
+
+
+__all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_weight_gradient", "precondition_"]
