@@ -77,6 +77,12 @@ def branch_pre_activations(tap_inputs: Tensor, W: Tensor, shared: bool) -> Tenso
     return z / math.sqrt(s * C)
 
 
+def taps_of(layer_input: Tensor, s: int) -> Tensor:
+    """Layer input ``[B, C, P_in]`` -> tap inputs ``[B, C, s, P_in / s]`` (tap k of patch p = position s p + k)."""
+    B, C, P_in = layer_input.shape
+    return layer_input.reshape(B, C, P_in // s, s).transpose(2, 3)
+
+
 def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Sequence[Tensor] | None,
                            shared: bool) -> Tensor:
     r"""``sum_{b,p} L_{bjkp} (Q_k x_{:,k,p})_i / sqrt(fan_in)`` in the weight layout.
@@ -290,4 +296,5 @@ class SiblingCCA(BranchRule):
         return out
 
 
-__all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_weight_gradient", "precondition_"]
+__all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_weight_gradient",
+           "precondition_", "taps_of"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from spiking_rhm.errors import ConfigError
 
-__all__ = ["three_factor_update", "SCALES"]
+__all__ = ["branch_update", "three_factor_update", "SCALES"]
 
 
 class Scale:
@@ -75,3 +75,38 @@ def three_factor_update(eligibility: Sequence, learning_signals: Sequence, scale
         c = SCALES[scale].factor(layer)
         grads.append(total.reshape(layer.weight_shape) * (c / math.sqrt(layer.fan_in)))
     return grads
+
+
+def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequence) -> tuple[list[np.ndarray], list]:
+    r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.signal_site == "branch"``) from Brian2's spike counts.
+
+    The Norse learner's branch step on Brian2's window: tap inputs ``x^l`` = pre-synaptic counts
+    ``/ (T rho_in)`` (input spikes for layer 1, layer l-1's spikes above), branches
+    ``z^l_k = W_k x^l_k / sqrt(K)``, the rule's signal on them, and
+    ``grad W^l_(k) = sum_{b,p} L^l_bjkp (Q_k x^l_bkp) / sqrt(K)``.
+    """
+    import torch
+
+    from spiking_rhm.backends.norse.network import rates
+    from spiking_rhm.rules.base import LearningContext
+    from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient, taps_of
+
+    if getattr(rule, "signal_site", "soma") != "branch":
+        raise ConfigError(f"rule {rule.name!r} is not branch-local; use three_factor_update")
+    if spec.patch is None:
+        raise ConfigError("branch-local rules need a hierarchical network (cnn or lcn)")
+    T = result.steps
+    spikes = torch.as_tensor(np.asarray(input_spikes), dtype=torch.float64)
+    counts = [torch.as_tensor(c, dtype=torch.float64) for c in result.counts]
+    layers = [rates(c, T, params) for c in counts]
+    layer_in = [spikes.sum(0) / (T * params.rho_in[0])] + layers[:-1]
+    x = [taps_of(xl, spec.patch) for xl in layer_in]
+    W = [torch.as_tensor(np.asarray(w.detach().cpu() if hasattr(w, "detach") else w), dtype=torch.float64)
+         for w in weights]
+    ctx = LearningContext(layers=layers, branches=[branch_pre_activations(xl, w, spec.connectivity.shared)
+                                                   for xl, w in zip(x, W)], branch_inputs=x)
+    signals = rule.learning_signals(ctx, state)
+    transforms = rule.presynaptic_transforms(state)
+    grads = [branch_weight_gradient(L, xl, Q, spec.connectivity.shared).numpy()
+             for L, xl, Q in zip(signals, x, transforms)]
+    return grads, signals

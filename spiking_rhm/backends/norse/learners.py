@@ -46,7 +46,7 @@ from spiking_rhm.backends.norse.network import (
 from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
-from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient
+from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient, taps_of
 
 Tensor = torch.Tensor
 
@@ -167,7 +167,7 @@ class ThreeFactorLearner(Learner):
         """Pre-synaptic rates of every layer's taps, ``x^l [N, C, s, P_l]`` (input: ``count / (T rho_in)``)."""
         p, s = self.params, self.spec.patch
         layer_in = [spikes.sum(0) / (steps * p.rho_in[0])] + [rates(c, steps, p) for c in counts[:-1]]
-        return [x.reshape(x.shape[0], x.shape[1], x.shape[2] // s, s).transpose(2, 3) for x in layer_in]
+        return [taps_of(x, s) for x in layer_in]
 
     def _branch_step(self, weights, batch, ctx, first, lr, hbar, logits) -> StepResult:
         spec = self.spec

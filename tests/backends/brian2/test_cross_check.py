@@ -17,7 +17,7 @@ pytest.importorskip("norse")
 
 from brian2_helpers import WIDTH, make_setup  # noqa: E402
 
-from spiking_rhm.backends.brian2.learning import three_factor_update  # noqa: E402
+from spiking_rhm.backends.brian2.learning import branch_update, three_factor_update  # noqa: E402
 from spiking_rhm.backends.brian2.network import simulate  # noqa: E402
 from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner  # noqa: E402
 
@@ -81,6 +81,24 @@ def test_weight_update_matches_norse_learner(setup, rule, scale):
         assert gb.shape == gn.shape
         assert np.abs(gn).max() > 0
         assert _rel_err(gb, gn) < REL, f"{rule}/{scale} layer {l}"
+
+
+def test_branch_rule_update_matches_norse_learner(setup):
+    """sibling-cca (signal on the tap branches, eligibility = pre-synaptic counts) from Brian2's spikes."""
+    from spiking_rhm.rules import get_rule
+
+    options = {"first_layer": True, "dim": 8}
+    learner = ThreeFactorLearner("sibling-cca", options, setup.spec, setup.params, torch.Generator().manual_seed(3),
+                                 dtype=torch.float64)
+    res = learner.step(setup.weights, PresentedBatch(setup.spikes, setup.target), lr=0.0)
+    rule = get_rule("sibling-cca", **options)
+    state = rule.init_state(setup.spec.layer_shapes, setup.spec.n_out, torch.Generator().manual_seed(3),
+                            dtype=torch.float64, taps=setup.spec.patch)
+    grads, signals = branch_update(rule, state, setup.brian, setup.spikes, setup.spec, setup.params,
+                                   setup.weights.hidden)
+    for l, (gb, gn, sb, sn) in enumerate(zip(grads, res.grads, signals, res.signals), start=1):
+        assert gb.shape == tuple(gn.shape) and np.abs(gn.numpy()).max() > 0
+        assert _rel_err(sb.numpy(), sn.numpy()) < REL and _rel_err(gb, gn.numpy()) < REL, f"layer {l}"
 
 
 def test_a_wrong_weight_is_detected(setup):
