@@ -43,3 +43,5 @@ $S --setting 8 --P 768 1024 1280 1536 2048 --seeds 0 1 2
 $S --setting 16 --P 1024 1536 2048 3072 --seeds 0 1
 python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 8 --P 1024 2048 --seeds 0 1
 python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 16 --P 1024 2048 --seeds 0 1
+python -m experiments.ssl_research.run --tag scca-width64 --setting 8 --rule sibling-cca --P 1536 --seeds 0 --batch 32 --epochs 30 --P_test 4000 --width 64
+python -m experiments.ssl_research.run --tag scca-width256 --setting 8 --rule sibling-cca --P 1536 --seeds 0 --batch 32 --epochs 30 --P_test 4000 --width 256
