@@ -40,7 +40,7 @@ $T --tag scca-tune-sh20 --epochs 30 --opt shrink=0.2    # and shrink=0.1 / 0.15 
 # full runs at the registered defaults (lr 100, shrink 0.2, dim 16, whiten 0.1), 30 epochs, batch 32
 S="python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag sibling-cca-rule --rule sibling-cca"   # (tag sibling-cca-center0: the same with --opt center=0)
 $S --setting 8 --P 768 1024 1280 1536 2048 --seeds 0 1 2
-$S --setting 16 --P 1024 1536 2048 3072 --seeds 0 1
+$S --setting 16 --P 1024 1536 2048 3072 --seeds 0 1 2
 python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 8 --P 1024 2048 --seeds 0 1
 python -m experiments.ssl_research.run --batch 32 --epochs 30 --P_test 4000 --tag rf-b32 --rule random-features --setting 16 --P 1024 2048 --seeds 0 1
 python -m experiments.ssl_research.run --tag scca-width64 --setting 8 --rule sibling-cca --P 1536 --seeds 0 --batch 32 --epochs 30 --P_test 4000 --width 64
