@@ -91,14 +91,9 @@ def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Seque
     else (LCN) ``[P, H, s*C]``.  The caller multiplies by ``-eta``.
     """
     B, C, s, P = tap_inputs.shape
-    x = tap_inputs
-    if transforms is not None:
-        x = torch.stack([torch.einsum("ij,bjp->bip", Q, x[:, :, k]) for k, Q in enumerate(transforms)], 2)
-    if shared:
-        g = torch.einsum("bhkp,bckp->hkc", signal, x)
-    else:
-        g = torch.einsum("bhkp,bckp->phkc", signal, x)
-    return g.reshape(*g.shape[:-2], s * C) / math.sqrt(s * C)
+    g = torch.einsum("bhkp,bckp->hkc" if shared else "bhkp,bckp->phkc", signal, tap_inputs)
+    g = g.reshape(*g.shape[:-2], s * C) / math.sqrt(s * C)
+    return g if transforms is None else precondition_(g, transforms, s)  # sum L (Q x) = (sum L x) Q, Q symmetric
 
 
 def precondition_(grad: Tensor, transforms: Sequence[Tensor], s: int) -> Tensor:
@@ -158,12 +153,11 @@ class SiblingCCA(BranchRule):
                 "positive_view_levels": None, "label_information": False}
 
     # -- state -----------------------------------------------------------------------------
-    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu", taps: int = 2,
-                   tap_channels: Sequence[int] | None = None) -> RuleState:
+    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu", taps: int = 2
+                   ) -> RuleState:
         """Projections ``R^l_k`` and (lazily filled) running covariances.
 
-        ``taps`` (s) and ``tap_channels`` (C of every layer's input) come from the back end; the
-        covariances are created at the first :meth:`update_state`.
+        ``taps`` (s) comes from the back end; the covariances are created at the first :meth:`update_state`.
         """
         shapes = [tuple(int(x) for x in sh) for sh in layer_shapes]
         if not shapes:
@@ -182,8 +176,7 @@ class SiblingCCA(BranchRule):
                 per_tap.append(q.T.contiguous().to(dtype=dtype, device=device))  # [K, H], orthonormal rows
             projections.append(per_tap)
         return {"layer_shapes": shapes, "taps": taps, "projections": projections, "cov": [None] * len(shapes),
-                "cov_mass": [0.0] * len(shapes),
-                "trained": self.trained_layers(len(shapes))}
+                "cov_mass": [0.0] * len(shapes)}
 
     # -- the objective -------------------------------------------------------------------
     def _check(self, ctx: LearningContext, state: RuleState) -> None:
@@ -207,12 +200,17 @@ class SiblingCCA(BranchRule):
         B, H, s, P = z.shape
         return z.permute(2, 0, 3, 1).reshape(s, B * P, H)
 
-    def _layer_loss(self, z: Tensor, R: Sequence[Tensor]) -> Tensor:
+    def _projections(self, z: Tensor, R: Sequence[Tensor]):
+        """Sites ``Z [s, n, H]``, centred branches ``Zc_k``, projections ``Y_k = Zc_k R_k^T`` and ``C_kk``."""
         Z = self._sites(z)
-        n, s = Z.shape[1], Z.shape[0]
-        Zc = [_centred(Z[k]) for k in range(s)]
+        n = Z.shape[1]
+        Zc = [_centred(Z[k]) for k in range(Z.shape[0])]
         Y = [zc @ R[k].T for k, zc in enumerate(Zc)]
-        auto = [y.T @ y / n for y in Y]
+        return Z, Zc, Y, [y.T @ y / n for y in Y], n
+
+    def _layer_loss(self, z: Tensor, R: Sequence[Tensor]) -> Tensor:
+        Z, Zc, Y, auto, n = self._projections(z, R)
+        s = Z.shape[0]
         loss = 0.0
         for k in range(s):
             for k2 in range(k + 1, s):
@@ -222,11 +220,7 @@ class SiblingCCA(BranchRule):
 
     def _layer_signal(self, z: Tensor, R: Sequence[Tensor]) -> Tensor:
         B, H, s, P = z.shape
-        Z = self._sites(z)
-        n = Z.shape[1]
-        Zc = [_centred(Z[k]) for k in range(s)]
-        Y = [zc @ R[k].T for k, zc in enumerate(Zc)]
-        auto = [y.T @ y / n for y in Y]
+        Z, Zc, Y, auto, n = self._projections(z, R)
         lam, mu = float(self.options["shrink"]), float(self.options["center"])
         soma_mean = Z.sum(0).mean(0, keepdim=True)  # mean_sites a_j (without bias) [1, H]
         grads = []
@@ -238,9 +232,10 @@ class SiblingCCA(BranchRule):
 
     def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
         self._check(ctx, state)
+        trained = self.trained_layers(len(ctx.branches))
         out = []
         for l, z in enumerate(ctx.branches, 1):
-            if l in state["trained"]:
+            if l in trained:
                 out.append(self._layer_loss(z, state["projections"][l - 1]))
             else:
                 out.append(z.sum() * 0.0)
@@ -248,8 +243,9 @@ class SiblingCCA(BranchRule):
 
     def learning_signals(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
         self._check(ctx, state)
+        trained = self.trained_layers(len(ctx.branches))
         with torch.no_grad():
-            return [self._layer_signal(z.detach(), state["projections"][l - 1]) if l in state["trained"]
+            return [self._layer_signal(z.detach(), state["projections"][l - 1]) if l in trained
                     else torch.zeros_like(z) for l, z in enumerate(ctx.branches, 1)]
 
     # -- the pre-synaptic transform ----------------------------------------------------------
@@ -260,10 +256,11 @@ class SiblingCCA(BranchRule):
         if ctx.branch_inputs is None:
             raise ConfigError(f"rule {self.name!r} with whiten needs the tap inputs (ctx.branch_inputs)")
         decay = float(self.options["cov_decay"])
+        trained = self.trained_layers(len(state["layer_shapes"]))
         covs, masses = [], []
         with torch.no_grad():
             for l, (x, old, mass) in enumerate(zip(ctx.branch_inputs, state["cov"], state["cov_mass"]), 1):
-                if l not in state["trained"]:
+                if l not in trained:
                     covs.append(None)
                     masses.append(0.0)
                     continue
