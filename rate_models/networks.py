@@ -31,7 +31,7 @@ from torch import nn
 
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.registry import lookup
-from spiking_rhm.rules.branch import branch_pre_activations as from_taps
+from spiking_rhm.rules.branch import branch_pre_activations as from_taps, taps_of
 
 Tensor = torch.Tensor
 BIAS_SCALE = 0.1  # a += 0.1 b, as in the reference NonOverlappingConv1d
@@ -55,6 +55,10 @@ class NetSpec(NamedTuple):
 
     def fan_ins(self) -> list[int]:
         return architecture(self.arch).fan_ins(self)
+
+    def taps(self) -> int:
+        """Input taps per unit: s for the hierarchical networks, 1 for dense layers (one patch)."""
+        return architecture(self.arch).taps(self)
 
     def layer_shapes(self) -> list[tuple[int, int]]:
         """``(H_l, P_l)`` of every hidden layer (what rules get in ``init_state``)."""
@@ -97,6 +101,9 @@ class Architecture:
 
     def fan_ins(self, spec: NetSpec) -> list[int]:
         return [spec.s * (spec.v if l == 1 else spec.width) for l in range(1, spec.depth + 1)]
+
+    def taps(self, spec: NetSpec) -> int:
+        return spec.s
 
     def check(self, spec: NetSpec) -> None:
         if spec.d != spec.s**spec.depth:
@@ -146,6 +153,9 @@ class FCN(Architecture):
 
     def fan_ins(self, spec):
         return [spec.v * spec.d if l == 1 else spec.width for l in range(1, spec.depth + 1)]
+
+    def taps(self, spec):
+        return 1
 
     def check(self, spec):
         pass
@@ -276,12 +286,10 @@ def layer_vjp(activity: Activity, layer: int, grad_pre: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- tap branches
 def branch_inputs(activity: Activity, spec: NetSpec) -> list[Tensor]:
     """Per layer the input of every tap, ``x^l [B, C, s, P_l]`` (detached), for branch-local rules."""
-    _check_taps(spec)
-    out = []
-    for patches in activity.patches:
-        B, P, F = patches.shape
-        out.append(patches.detach().reshape(B, P, spec.s, F // spec.s).permute(0, 3, 2, 1))
-    return out
+    if spec.taps() < 2:
+        raise ConfigError(f"branch-local rules need input taps: arch = cnn or lcn with s >= 2, got arch = "
+                          f"{spec.arch!r}, s = {spec.s}")
+    return [taps_of(x.detach().transpose(1, 2), spec.s) for x in activity.inputs]
 
 
 def branch_pre_activations(params: NetParams, activity: Activity) -> list[Tensor]:
@@ -292,12 +300,6 @@ def branch_pre_activations(params: NetParams, activity: Activity) -> list[Tensor
     """
     spec = params.spec
     return [from_taps(x, W, spec.arch != "lcn") for W, x in zip(params.weights, branch_inputs(activity, spec))]
-
-
-def _check_taps(spec: NetSpec) -> None:
-    if spec.arch == "fcn" or spec.s < 2:
-        raise ConfigError(f"branch-local rules need input taps: arch = cnn or lcn with s >= 2, got arch = "
-                          f"{spec.arch!r}, s = {spec.s}")
 
 
 # --------------------------------------------------------------------------- thin modules

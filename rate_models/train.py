@@ -145,10 +145,7 @@ def train_rate(cfg, progress: bool = False) -> dict:
     for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
         t.requires_grad_(True)
     branch_rule = rule.signal_site == "branch"
-    if branch_rule and (spec.arch == "fcn" or spec.s < 2):
-        raise ConfigError(f"rule {cfg.rule!r} learns on the input taps of each unit: it needs arch = cnn or lcn "
-                          f"with s >= 2, got arch = {spec.arch!r}, s = {spec.s}")
-    taps = {"taps": spec.s} if branch_rule else {}
+    taps = {"taps": spec.taps()} if branch_rule else {}  # the rule rejects fewer than 2
     state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device, **taps)
     head = _Readout(backend["readout"], params, init_gen, device, dtype)
 

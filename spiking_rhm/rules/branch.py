@@ -163,8 +163,8 @@ class SiblingCCA(BranchRule):
         if not shapes:
             raise ConfigError(f"rule {self.name!r} needs at least one hidden layer")
         if taps < 2:
-            raise ConfigError(f"rule {self.name!r} needs >= 2 input taps per patch (a hierarchical cnn or lcn "
-                              f"with s >= 2), got s = {taps}")
+            raise ConfigError(f"rule {self.name!r} learns on the input taps of each unit: it needs >= 2 taps per "
+                              f"patch (arch = cnn or lcn with s >= 2), got {taps}")
         K = self.options["dim"]
         projections = []
         for H, _ in shapes:

@@ -120,12 +120,7 @@ class ThreeFactorLearner(Learner):
                               f"the norse back end does not compute; use rule 'bp' (surrogate-gradient BPTT)")
         self.default_lr = self.rule.default_lr
         self.branch = self.rule.signal_site == "branch"
-        taps = {}
-        if self.branch:
-            if spec.patch is None or spec.patch < 2:
-                raise ConfigError(f"rule {rule_name!r} learns on the input taps of each unit: it needs arch = cnn "
-                                  f"or lcn with s >= 2, got arch = {spec.arch!r}")
-            taps = {"taps": spec.patch}
+        taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
         self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
 
