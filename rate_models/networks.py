@@ -345,5 +345,5 @@ def spec_from_config(cfg) -> NetSpec:
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
            "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
-           "explicit_update", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout", "relu_derivative",
-           "spec_from_config", "trainable"]
+           "explicit_update", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
+           "relu_derivative", "spec_from_config", "trainable"]

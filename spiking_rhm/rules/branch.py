@@ -96,6 +96,17 @@ def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Seque
     return g if transforms is None else precondition_(g, transforms, s)  # sum L (Q x) = (sum L x) Q, Q symmetric
 
 
+def branch_step(rule: BranchRule, state: RuleState, ctx: LearningContext, tap_inputs: Sequence[Tensor],
+                weights: Sequence[Tensor], shared: bool) -> tuple[list[Tensor], list[Tensor]]:
+    """The spiking back ends' branch update: fill ``ctx.branch_inputs`` and ``ctx.branches`` from the tap
+    inputs ``x^l`` and the weights, and return ``(L^l, grad W^l)`` (explicit, through the rule's ``Q``)."""
+    ctx.branch_inputs = list(tap_inputs)
+    ctx.branches = [branch_pre_activations(x, W, shared) for x, W in zip(tap_inputs, weights)]
+    signals = rule.learning_signals(ctx, state)
+    transforms = rule.presynaptic_transforms(state)
+    return signals, [branch_weight_gradient(L, x, Q, shared) for L, x, Q in zip(signals, tap_inputs, transforms)]
+
+
 def precondition_(grad: Tensor, transforms: Sequence[Tensor], s: int) -> Tensor:
     """In place: ``grad[..., (k, :)] <- grad[..., (k, :)] Q_k`` (weight layout ``[..., s*C]``)."""
     C = grad.shape[-1] // s
@@ -293,5 +304,5 @@ class SiblingCCA(BranchRule):
         return out
 
 
-__all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_weight_gradient",
-           "precondition_", "taps_of"]
+__all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_step",
+           "branch_weight_gradient", "precondition_", "taps_of"]

@@ -87,9 +87,9 @@ def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequ
     """
     import torch
 
-    from spiking_rhm.backends.norse.network import rates
+    from spiking_rhm.backends.norse.network import rates, tap_inputs
     from spiking_rhm.rules.base import LearningContext
-    from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient, taps_of
+    from spiking_rhm.rules.branch import branch_step
 
     if getattr(rule, "signal_site", "soma") != "branch":
         raise ConfigError(f"rule {rule.name!r} is not branch-local; use three_factor_update")
@@ -97,16 +97,9 @@ def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequ
         raise ConfigError("branch-local rules need a hierarchical network (cnn or lcn)")
     T = result.steps
     spikes = torch.as_tensor(np.asarray(input_spikes), dtype=torch.float64)
-    counts = [torch.as_tensor(c, dtype=torch.float64) for c in result.counts]
-    layers = [rates(c, T, params) for c in counts]
-    layer_in = [spikes.sum(0) / (T * params.rho_in[0])] + layers[:-1]
-    x = [taps_of(xl, spec.patch) for xl in layer_in]
+    layers = [rates(torch.as_tensor(c, dtype=torch.float64), T, params) for c in result.counts]
     W = [torch.as_tensor(np.asarray(w.detach().cpu() if hasattr(w, "detach") else w), dtype=torch.float64)
          for w in weights]
-    ctx = LearningContext(layers=layers, branches=[branch_pre_activations(xl, w, spec.connectivity.shared)
-                                                   for xl, w in zip(x, W)], branch_inputs=x)
-    signals = rule.learning_signals(ctx, state)
-    transforms = rule.presynaptic_transforms(state)
-    grads = [branch_weight_gradient(L, xl, Q, spec.connectivity.shared).numpy()
-             for L, xl, Q in zip(signals, x, transforms)]
-    return grads, signals
+    signals, grads = branch_step(rule, state, LearningContext(layers=layers),
+                                 tap_inputs(spikes, layers, T, params, spec.patch), W, spec.connectivity.shared)
+    return [g.numpy() for g in grads], signals

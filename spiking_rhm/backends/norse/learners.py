@@ -28,7 +28,7 @@ r"""How the Norse back end turns a presented batch into weight gradients.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -42,11 +42,12 @@ from spiking_rhm.backends.norse.network import (
     readout,
     readout_gradient,
     run_window,
+    tap_inputs,
 )
 from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
-from spiking_rhm.rules.branch import branch_pre_activations, branch_weight_gradient, taps_of
+from spiking_rhm.rules.branch import branch_step
 
 Tensor = torch.Tensor
 
@@ -158,21 +159,10 @@ class ThreeFactorLearner(Learner):
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
 
-    def tap_inputs(self, spikes: Tensor, counts: Sequence[Tensor], steps: int) -> list[Tensor]:
-        """Pre-synaptic rates of every layer's taps, ``x^l [N, C, s, P_l]`` (input: ``count / (T rho_in)``)."""
-        p, s = self.params, self.spec.patch
-        layer_in = [spikes.sum(0) / (steps * p.rho_in[0])] + [rates(c, steps, p) for c in counts[:-1]]
-        return [taps_of(x, s) for x in layer_in]
-
     def _branch_step(self, weights, batch, ctx, first, lr, hbar, logits) -> StepResult:
-        spec = self.spec
-        x = self.tap_inputs(batch.spikes, first.counts, first.steps)
-        ctx.branch_inputs = x
-        ctx.branches = [branch_pre_activations(xl, W, spec.connectivity.shared) for xl, W in zip(x, weights.hidden)]
-        signals = self.rule.learning_signals(ctx, self.rule_state)
-        transforms = self.rule.presynaptic_transforms(self.rule_state)
-        grads = [branch_weight_gradient(L, xl, Q, spec.connectivity.shared)
-                 for L, xl, Q in zip(signals, x, transforms)]
+        x = tap_inputs(batch.spikes, ctx.layers, first.steps, self.params, self.spec.patch)
+        signals, grads = branch_step(self.rule, self.rule_state, ctx, x, weights.hidden,
+                                     self.spec.connectivity.shared)
         self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
         grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, list(ctx.layers), signals, _cross_entropy(logits, batch.target),

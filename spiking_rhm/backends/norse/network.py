@@ -257,6 +257,16 @@ def rates(counts: Tensor, steps: int, params: NorseParameters) -> Tensor:
     return (counts / (steps * params.rho_hidden)).transpose(1, 2)
 
 
+def tap_inputs(spikes: Tensor, layers: Sequence[Tensor], steps: int, params: NorseParameters, s: int
+               ) -> list[Tensor]:
+    """Pre-synaptic rates of every layer's taps, ``x^l [N, C, s, P_l]``: the input spikes' ``count / (T rho_in)``
+    for layer 1, the rates ``h^{l-1}`` (``layers``, from :func:`rates`) above (branch-local rules)."""
+    from spiking_rhm.rules.branch import taps_of
+
+    layer_in = [spikes.sum(0) / (steps * params.rho_in[0]), *layers[:-1]]
+    return [taps_of(x, s) for x in layer_in]
+
+
 def readout(counts_top: Tensor, steps: int, beta: Tensor, params: NorseParameters) -> tuple[Tensor, Tensor]:
     """``(hbar [N, H], logits [N, n_out])``: position-averaged top rates and ``hbar . beta / H``."""
     hbar = counts_top.mean(1) / (steps * params.rho_hidden)
