@@ -19,17 +19,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from spiking_rhm.atomic import TMP_PREFIX as _TMP_PREFIX, atomic_write_text
 from spiking_rhm.errors import ConfigError
 
 FINAL_STATUSES = ("ok", "diverged")  # finished for good; "failed" runs are retried
 RECORDS = "records"
 RESULTS = "results.jsonl"
-_TMP_PREFIX = ".tmp-"
 
 
 def _sanitize(obj):
@@ -45,24 +44,6 @@ def _sanitize(obj):
     if hasattr(obj, "tolist"):
         return _sanitize(obj.tolist())
     return obj
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file + fsync + os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _sort_key(record: dict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -234,8 +234,16 @@ PROBE_L2 = 1e-4
 PROBE_MAX_ITER = 500
 
 
-def linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,
-                 l2: float = PROBE_L2, max_iter: int = PROBE_MAX_ITER) -> dict:
+class ProbeFit(NamedTuple):
+    """A fitted linear probe: its scores and the affine map on the *raw* features, ``logits = f W + b``."""
+
+    metrics: dict
+    weight: np.ndarray  # [D, n_classes]
+    bias: np.ndarray  # [n_classes]
+
+
+def fit_linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,
+                     l2: float = PROBE_L2, max_iter: int = PROBE_MAX_ITER) -> ProbeFit:
     r"""Multinomial logistic regression on frozen features, trained to convergence (L-BFGS).
 
     Features are standardised with the training mean and std; the loss is
@@ -243,7 +251,8 @@ def linear_probe(train_features, train_labels, test_features, test_labels, n_cla
     linear-evaluation protocol of self-supervised learning: it makes the `random-features`
     control and every unsupervised rule reach the best linear readout of their features,
     which an online delta rule on badly conditioned ReLU features does not in a few
-    thousand steps.  Returns train/test error and the final training loss.
+    thousand steps.  The standardisation is folded into the returned map
+    (``W / sd``, ``b - (mu / sd) W``), so a deployed network can use it as its readout.
     """
     import torch
     import torch.nn.functional as F
@@ -269,5 +278,15 @@ def linear_probe(train_features, train_labels, test_features, test_labels, n_cla
     with torch.no_grad():
         train_error = float(((Xtr @ W + b).argmax(1) != ytr).double().mean())
         test_error = float(((Xte @ W + b).argmax(1) != yte).double().mean()) if len(yte) else float("nan")
-    return {"train_error": train_error, "test_error": test_error, "train_loss": loss, "l2": l2,
-            "features": int(Xtr.shape[1])}
+        weight = W / sd[:, None]
+        bias = b - (mu / sd) @ W
+    metrics = {"train_error": train_error, "test_error": test_error, "train_loss": loss, "l2": l2,
+               "features": int(Xtr.shape[1])}
+    return ProbeFit(metrics, weight.numpy(), bias.numpy())
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,
+                 l2: float = PROBE_L2, max_iter: int = PROBE_MAX_ITER) -> dict:
+    """The scores of :func:`fit_linear_probe` (train/test error, final loss, l2, feature count)."""
+    return fit_linear_probe(train_features, train_labels, test_features, test_labels, n_classes, l2,
+                            max_iter).metrics

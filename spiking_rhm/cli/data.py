@@ -7,14 +7,13 @@ temporary file in the same directory, then renamed, so a failure leaves no parti
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
-from spiking_rhm.errors import RHMParameterError, SpikingRHMError
+from spiking_rhm.atomic import atomic_write
+from spiking_rhm.errors import RHMParameterError
 
 MAX_POINTS = 20_000_000  # largest P + P_test written to one npz
 
@@ -49,25 +48,8 @@ def info(v: int, m: int, nc: int, s: int, L: int) -> None:
 
 
 def _write_npz_atomically(out: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``out`` via a temporary file in the same directory and os.replace."""
-    if out.is_dir():
-        raise SpikingRHMError(f"cannot write {out}: it is a directory")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise SpikingRHMError(f"cannot write {out}: directory {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
-    except OSError as err:
-        raise SpikingRHMError(f"cannot write {out}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, out)
-    except OSError as err:
-        raise SpikingRHMError(f"cannot write {out}: {err.strerror or err}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``arrays`` to ``out`` atomically (:func:`spiking_rhm.atomic.atomic_write`)."""
+    atomic_write(out, lambda handle: np.savez(handle, **arrays))
 
 
 @click.command()

@@ -8,12 +8,11 @@ record as JSON (atomically), and ends with the line ``test_error: <fraction>``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
+from spiking_rhm.atomic import atomic_write_text
 from spiking_rhm.cli.options import parse_option, set_path
 from spiking_rhm.errors import ConfigError
 
@@ -48,17 +47,7 @@ def _size(text: str | None):
 
 
 def _write_json_atomically(path: Path, record: dict) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write {path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(record, indent=2, default=str))
 
 
 @click.command()
