@@ -14,19 +14,10 @@ Last line: ``ratio=<Brian2 seconds / Norse float32 seconds>``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from timing import best_of
 
 
 def main(argv=None) -> None:

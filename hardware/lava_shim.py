@@ -1,13 +1,20 @@
-r"""Import hook that lets lava-nc 0.10.0 import on Python 3.11.
+r"""Import hook that lets lava-nc 0.10.0 import on Python 3.11 (and next to other multiprocessing users).
 
-Python 3.11 rejects unhashable dataclass defaults (bpo-44674), and
-``lava/magma/compiler/var_model.py`` declares eight fields as ``x: ByteEncoder = ByteEncoder()``.
-:func:`install` puts a meta-path finder at the front of ``sys.meta_path`` that intercepts
-only that module, rewrites each such default to
-``dataclasses.field(default_factory=ByteEncoder)``, inserts ``import dataclasses`` after the
-``from __future__`` import (before it would be a SyntaxError) and compiles the rewritten
-source itself (no stale bytecode).  Installed files are never edited.  Call :func:`install`
-before the first ``import lava``; it is idempotent.
+Two source patches, each applied by a meta-path finder at the front of ``sys.meta_path`` that
+intercepts exactly one module and compiles the rewritten source itself (no stale bytecode);
+installed files are never edited.  Call :func:`install` before the first ``import lava``; it
+is idempotent.
+
+* ``lava.magma.compiler.var_model``: Python 3.11 rejects unhashable dataclass defaults
+  (bpo-44674), and the module declares eight fields as ``x: ByteEncoder = ByteEncoder()``.
+  :func:`patch_source` rewrites each such default to ``dataclasses.field(default_factory=ByteEncoder)``
+  and inserts ``import dataclasses`` after the ``from __future__`` import (before it would be a
+  SyntaxError).
+* ``lava.magma.runtime.message_infrastructure.multiprocessing`` calls
+  ``mp.set_start_method('fork')`` at import, which raises ``RuntimeError: context has already
+  been set`` once anything created a multiprocessing object first (a tqdm progress bar does).
+  :func:`patch_start_method` makes the call a no-op when the start method already is ``fork``,
+  and forces ``fork`` otherwise (Lava's runtime needs it: its processes inherit this hook).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import re
 import sys
 
 TARGET = "lava.magma.compiler.var_model"
+START_METHOD_TARGET = "lava.magma.runtime.message_infrastructure.multiprocessing"
 _DEFAULT = re.compile(r":(\s*)ByteEncoder(\s*)=\s*ByteEncoder\(\)")
 _FUTURE = re.compile(r"^from __future__ import[^\n]*\n", re.MULTILINE)
 
@@ -31,6 +39,15 @@ def patch_source(source: str) -> str:
     future = list(_FUTURE.finditer(patched))
     at = future[-1].end() if future else _docstring_end(patched)
     return patched[:at] + "import dataclasses\n" + patched[at:]
+
+
+_SET_FORK = re.compile(r"""mp\.set_start_method\((['"])fork\1\)""")
+
+
+def patch_start_method(source: str) -> str:
+    """Make Lava's import-time ``mp.set_start_method('fork')`` tolerate an already chosen start method."""
+    return _SET_FORK.sub("(mp.get_start_method(allow_none=True) == 'fork' or mp.set_start_method('fork', force=True))",
+                         source)
 
 
 def _docstring_end(source: str) -> int:
@@ -48,19 +65,30 @@ def _docstring_end(source: str) -> int:
     return 0
 
 
+PATCHES = {TARGET: patch_source, START_METHOD_TARGET: patch_start_method}
+
+
 class _PatchingLoader(importlib.machinery.SourceFileLoader):
     """Source loader that compiles the patched source and never uses cached bytecode."""
 
+    def __init__(self, fullname, path, patch=patch_source):
+        super().__init__(fullname, path)
+        self.patch = patch
+
     def get_code(self, fullname):
         source = self.get_data(self.get_filename(fullname)).decode("utf-8")
-        return compile(patch_source(source), self.get_filename(fullname), "exec", dont_inherit=True)
+        return compile(self.patch(source), self.get_filename(fullname), "exec", dont_inherit=True)
 
 
 class LavaDataclassFinder(importlib.abc.MetaPathFinder):
-    """Meta-path finder that intercepts exactly one module (``target``) and patches its source."""
+    """Meta-path finder that intercepts exactly one module (``target``) and patches its source.
 
-    def __init__(self, target: str = TARGET):
+    ``patch`` defaults to the module's entry in :data:`PATCHES` (the dataclass fix for others).
+    """
+
+    def __init__(self, target: str = TARGET, patch=None):
         self.target = target
+        self.patch = patch or PATCHES.get(target, patch_source)
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.target:
@@ -68,12 +96,18 @@ class LavaDataclassFinder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return spec
-        spec.loader = _PatchingLoader(fullname, spec.origin)
+        spec.loader = _PatchingLoader(fullname, spec.origin, self.patch)
         return spec
 
 
-def install(target: str = TARGET) -> LavaDataclassFinder:
-    """Insert the finder for ``target`` at the front of ``sys.meta_path`` (once; returns it)."""
+def install(target: str | None = None) -> LavaDataclassFinder:
+    """Insert the finder for ``target`` (default: every module of :data:`PATCHES`) at the front of
+    ``sys.meta_path``, once; returns the (first) finder."""
+    finders = [_install_one(t) for t in ([target] if target is not None else list(PATCHES))]
+    return finders[0]
+
+
+def _install_one(target: str) -> LavaDataclassFinder:
     for finder in sys.meta_path:
         if isinstance(finder, LavaDataclassFinder) and finder.target == target:
             return finder
@@ -82,6 +116,7 @@ def install(target: str = TARGET) -> LavaDataclassFinder:
     return finder
 
 
-def uninstall(target: str = TARGET) -> None:
-    """Remove the finder(s) for ``target`` (for tests)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, LavaDataclassFinder) and f.target == target)]
+def uninstall(target: str | None = None) -> None:
+    """Remove the finder(s) for ``target`` (default: all of :data:`PATCHES`; for tests)."""
+    targets = {target} if target is not None else set(PATCHES)
+    sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, LavaDataclassFinder) and f.target in targets)]

@@ -48,6 +48,7 @@ from rate_models.networks import (
     layer_vjp,
     spec_from_config,
 )
+from spiking_rhm.checkpoint import check_checkpoint_path, make_checkpoint
 from spiking_rhm.device import resolve_device
 from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
@@ -119,10 +120,18 @@ def _cosine(a: Tensor, b: Tensor) -> float | None:
     return float((a * b).sum() / (na * nb))
 
 
-def train_rate(cfg, progress: bool = False) -> dict:
-    """Train ``cfg`` with the rate back end; returns the metrics dict (never raises on divergence)."""
+def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
+    """Train ``cfg`` with the rate back end; returns the metrics dict (never raises on divergence).
+
+    ``checkpoint``: a path to save the trained network to (:mod:`spiking_rhm.checkpoint`; needs
+    ``readout = top`` and no bias, the network the spiking back ends and NIR can represent).
+    """
     start = time.perf_counter()
     rule, backend = build_rule(cfg)
+    checkpoint = check_checkpoint_path(checkpoint)
+    if checkpoint is not None and (backend["readout"] != "top" or cfg.net.bias):
+        raise ConfigError("a checkpoint stores a network with readout = top and no bias (what the spiking back "
+                          "ends and NIR represent); drop readout=all / net.bias or the checkpoint")
     device = resolve_device(cfg.device)
     dtype = torch.float32
     rhm = cfg.rhm.build()
@@ -256,12 +265,17 @@ def train_rate(cfg, progress: bool = False) -> dict:
 
     test_error, test_loss = evaluate(X_test, Y_test)
     train_error, train_loss = evaluate(X, Y)
-    probe = None if diverged else _probe(params, head, X, Y, X_test, Y_test, spec.n_out)
+    probe_fit = None if diverged else _probe(params, head, X, Y, X_test, Y_test, spec.n_out)
+    probe = None if probe_fit is None else probe_fit.metrics
     sensitivity = None if diverged else _sensitivity(params, rhm, test if P_test >= 2 else train, cfg.seed, device)
     data_use = rule.data_use(L) if hasattr(rule, "data_use") else {"pairs": None}
+    fields = evaluation_fields(test_error, train_error, probe, rule.supervised, diverged, P, P_test, n_generated,
+                               data_use)
+    if checkpoint is not None:
+        make_checkpoint(cfg, params.weights, params.readout, None if rule.supervised else probe_fit, "rate",
+                        fields["test_error"]).save(checkpoint)
     return {
-        **evaluation_fields(test_error, train_error, probe, rule.supervised, diverged, P, P_test, n_generated,
-                            data_use),
+        **fields,
         "test_loss": test_loss,
         "train_loss": train_loss,
         "alignment": alignment,
@@ -306,9 +320,9 @@ def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tens
 
 
 def _probe(params: NetParams, head: _Readout, X: Tensor, Y: Tensor, X_test: Tensor, Y_test: Tensor,
-           n_out: int) -> dict:
-    """Converged linear probe (:func:`spiking_rhm.metrics.linear_probe`) on the readout's features."""
-    from spiking_rhm.metrics import linear_probe
+           n_out: int):
+    """Converged linear probe (:func:`spiking_rhm.metrics.fit_linear_probe`) on the readout's features."""
+    from spiking_rhm.metrics import fit_linear_probe
 
     def features(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -319,7 +333,7 @@ def _probe(params: NetParams, head: _Readout, X: Tensor, Y: Tensor, X_test: Tens
                 parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
             return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
 
-    return linear_probe(features(X), Y.cpu(), features(X_test), Y_test.cpu(), n_out)
+    return fit_linear_probe(features(X), Y.cpu(), features(X_test), Y_test.cpu(), n_out)
 
 
 def _sensitivity(params: NetParams, rhm, sample, seed: int, device) -> dict | None:

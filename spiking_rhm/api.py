@@ -36,11 +36,14 @@ def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
     return getattr(mod, func)
 
 
-def train(cfg: RunConfig, progress: bool = False) -> dict:
-    """Train one run and return its results record (never raises on divergence)."""
+def train(cfg: RunConfig, progress: bool = False, checkpoint=None) -> dict:
+    """Train one run and return its results record (never raises on divergence).
+
+    ``checkpoint``: a path where the trained network is saved (:mod:`spiking_rhm.checkpoint`).
+    """
     trainer = backend_trainer(cfg.backend)
     start = time.perf_counter()
-    metrics = trainer(cfg, progress=progress)
+    metrics = trainer(cfg, progress=progress, **({} if checkpoint is None else {"checkpoint": checkpoint}))
     return make_record(cfg, metrics, wall_time=time.perf_counter() - start)
 
 

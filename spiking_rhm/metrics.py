@@ -258,7 +258,7 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels, n
     import torch.nn.functional as F
 
     Xtr = torch.as_tensor(train_features, dtype=torch.float64).reshape(len(train_labels), -1)
-    Xte = torch.as_tensor(test_features, dtype=torch.float64).reshape(len(test_labels), -1)
+    Xte = torch.as_tensor(test_features, dtype=torch.float64).reshape(len(test_labels), Xtr.shape[1])
     ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.long)
     mu, sd = Xtr.mean(0), Xtr.std(0, unbiased=False).clamp_min(1e-8)

@@ -73,9 +73,11 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML/YAML/JSON run config")
 @click.option("--option", "options", multiple=True, help="rule (or back-end readout) option K=V, or section.key=V for any run setting; repeatable")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the results record (JSON) here")
+@click.option("--save-net", "save_net", type=click.Path(dir_okay=False),
+              help="save the trained network (.npz checkpoint: weights, readout, config) for `spiking-rhm export`")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
-          device, config_file, options, out, quiet):
+          device, config_file, options, out, save_net, quiet):
     """Train one run and print `test_error: <fraction>` as the last line."""
     from spiking_rhm import api
 
@@ -85,7 +87,7 @@ def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arc
     cfg = build_config(config_file, overrides, [parse_option(o) for o in options])
     _check_rule(cfg)
     P_int, P_test_int = cfg.sizes()
-    record = api.train(cfg, progress=not quiet)
+    record = api.train(cfg, progress=not quiet, checkpoint=save_net)
     metrics = record["metrics"]
     click.echo(f"rule: {cfg.rule}  backend: {cfg.backend}  (v, m, n_c, s, L) = "
                f"({cfg.rhm.v}, {cfg.rhm.m}, {cfg.rhm.n_c}, {cfg.rhm.s}, {cfg.rhm.L})  P = {P_int}  P_test = {P_test_int}")
@@ -96,6 +98,8 @@ def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arc
     if out:
         _write_json_atomically(Path(out), record)
         click.echo(f"record: {out}")
+    if save_net:
+        click.echo(f"network: {save_net}")
     test_error = record["test_error"]
     click.echo(f"test_error: {'nan' if test_error is None else f'{test_error:.4f}'}")
 

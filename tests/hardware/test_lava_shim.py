@@ -110,3 +110,24 @@ def test_real_lava_imports_with_the_hook():
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("LIF")
+
+
+def test_patch_start_method_tolerates_a_chosen_context():
+    source = ("import multiprocessing as mp\nimport platform\n"
+              "if platform.system() != 'Windows':\n    mp.set_start_method('fork')\n")
+    patched = lava_shim.patch_start_method(source)
+    assert "mp.set_start_method('fork')\n" not in patched and "get_start_method(allow_none=True) == 'fork'" in patched
+    compile(patched, "multiprocessing.py", "exec")
+    assert lava_shim.patch_start_method("x = 1\n") == "x = 1\n"
+    assert set(lava_shim.PATCHES) == {lava_shim.TARGET, lava_shim.START_METHOD_TARGET}
+
+
+@pytest.mark.lava
+def test_lava_imports_after_something_fixed_the_multiprocessing_context():
+    """A tqdm bar (or any mp.RLock) fixes the start method; unpatched Lava then raises
+    'context has already been set'."""
+    code = ("import multiprocessing as mp; mp.RLock(); from hardware import lava_shim; lava_shim.install(); "
+            "import lava.proc.io.source; print(mp.get_start_method())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "fork"

@@ -23,6 +23,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 
 from spiking_rhm.backends.brian2 import equations as eq
+from spiking_rhm.backends.norse.network import float64_parameters  # noqa: F401  (re-exported for the cross-checks)
 from spiking_rhm.errors import BackendUnavailableError, ConfigError
 
 try:
@@ -223,16 +224,3 @@ def simulate(spec, params, weights: Sequence, input_spikes, record: bool | Mappi
                                       float(acc.ebar[0]) if acc is not None else float("nan"),
                                       float((z.sum(0) > 0).mean())))
     return Brian2Result(out_spikes, out_v, out_e, T)
-
-
-def float64_parameters(params):
-    """The same :class:`NorseParameters` with Norse's LIF tensors in float64 (Norse defaults to float32),
-    so that a Norse run in float64 evaluates the equations in Brian2's precision (cross-checks)."""
-    import torch
-    from norse.torch.functional.lif import LIFParameters
-
-    f = lambda x: torch.as_tensor(float(x), dtype=torch.float64)  # noqa: E731
-    lif = params.lif
-    return params._replace(lif=LIFParameters(tau_syn_inv=f(lif.tau_syn_inv), tau_mem_inv=f(lif.tau_mem_inv),
-                                             v_leak=f(lif.v_leak), v_th=f(lif.v_th), v_reset=f(lif.v_reset),
-                                             method=lif.method, alpha=f(lif.alpha)))

@@ -166,6 +166,17 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
                            EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains)
 
 
+def float64_parameters(params: NorseParameters) -> NorseParameters:
+    """The same parameters with Norse's LIF tensors in float64 (``LIFParameters`` default to float32,
+    whose ``dt / tau_mem = 0.10000000149`` would otherwise enter a float64 run): for cross-checks
+    against simulators that compute in float64 (Brian2, Lava)."""
+    f = lambda x: torch.as_tensor(float(x), dtype=torch.float64)  # noqa: E731
+    lif = params.lif
+    return params._replace(lif=LIFParameters(tau_syn_inv=f(lif.tau_syn_inv), tau_mem_inv=f(lif.tau_mem_inv),
+                                             v_leak=f(lif.v_leak), v_th=f(lif.v_th), v_reset=f(lif.v_reset),
+                                             method=lif.method, alpha=f(lif.alpha)))
+
+
 # --------------------------------------------------------------------------- weights
 class Weights(NamedTuple):
     hidden: list[Tensor]  # W^1..W^L, shapes spec.weight_shapes()

@@ -41,10 +41,11 @@ from spiking_rhm.backends.norse.network import (
     init_weights,
 )
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
+from spiking_rhm.checkpoint import check_checkpoint_path, make_checkpoint
 from spiking_rhm.device import resolve_device
 from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.metrics import linear_probe
+from spiking_rhm.metrics import fit_linear_probe
 from spiking_rhm.rhm import onehot
 
 Tensor = torch.Tensor
@@ -73,6 +74,21 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
     return rule_opts, backend
 
 
+def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParameters]:
+    """The spike encoder, network shapes and neuron/trace parameters that ``cfg`` describes (``v`` symbols)."""
+    sp = cfg.spiking
+    encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, v)
+    r = cfg.rhm
+    depth = cfg.net.depth if cfg.net.depth is not None else r.L
+    spec = build_spec(cfg.net.arch, encoder.channels, r.s**r.L, r.s, depth, cfg.net.width, r.n_c)
+    if cfg.net.bias:
+        raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
+    params = build_parameters(spec, encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
+                              tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(sp.drive),
+                              psi_beta=float(sp.psi_beta))
+    return encoder, spec, params
+
+
 class NorseSetup:
     """Everything a run builds from its config: encoder, spec, parameters, weights, learner."""
 
@@ -82,18 +98,8 @@ class NorseSetup:
         self.device = device if device is not None else resolve_device(cfg.device)
         self.dtype = dtype
         self.rhm = cfg.rhm.build()
+        self.encoder, self.spec, self.params = build_network(cfg, self.rhm.v)
         sp = cfg.spiking
-        self.encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, self.rhm.v)
-        r = cfg.rhm
-        depth = cfg.net.depth if cfg.net.depth is not None else r.L
-        self.spec: NetworkSpec = build_spec(cfg.net.arch, self.encoder.channels, r.s**r.L, r.s, depth,
-                                            cfg.net.width, r.n_c)
-        if cfg.net.bias:
-            raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
-        self.params: NorseParameters = build_parameters(
-            self.spec, self.encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
-            tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(self.backend["drive"]),
-            psi_beta=float(self.backend["psi_beta"]))
         init_gen = torch.Generator().manual_seed(cfg.seed)
         self.weights: Weights = init_weights(self.spec, init_gen, dtype, self.device)
         self.learner: Learner = make_learner(cfg.rule, rule_opts, self.spec, self.params, init_gen,
@@ -175,13 +181,16 @@ def flush_denormals():
         torch.set_flush_denormal(False)
 
 
-def train_norse(cfg, progress: bool = False) -> dict:
-    """Train ``cfg`` with the Norse back end; returns the metrics dict (never raises on divergence)."""
+def train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
+    """Train ``cfg`` with the Norse back end; returns the metrics dict (never raises on divergence).
+
+    ``checkpoint``: a path to save the trained network to (:mod:`spiking_rhm.checkpoint`).
+    """
     with flush_denormals():
-        return _train_norse(cfg, progress)
+        return _train_norse(cfg, progress, check_checkpoint_path(checkpoint))
 
 
-def _train_norse(cfg, progress: bool = False) -> dict:
+def _train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
     start = time.perf_counter()
     setup = NorseSetup(cfg)
     P, P_test = cfg.sizes()
@@ -245,9 +254,14 @@ def _train_norse(cfg, progress: bool = False) -> dict:
     supervised = True if rule is None else rule.supervised
     probe = None
     if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
-        probe = linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
+        probe = fit_linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
+    fields = evaluation_fields(test_error, train_error, None if probe is None else probe.metrics, supervised,
+                               diverged, P, P_test, n_generated, data_use)
+    if checkpoint is not None:
+        make_checkpoint(cfg, w.hidden, w.readout, None if supervised else probe, "norse",
+                        fields["test_error"]).save(checkpoint)
     return {
-        **evaluation_fields(test_error, train_error, probe, supervised, diverged, P, P_test, n_generated, data_use),
+        **fields,
         "test_loss": test_loss,
         "train_loss": train_loss,
         "alignment": alignment,
@@ -268,5 +282,5 @@ def _train_norse(cfg, progress: bool = False) -> dict:
     }
 
 
-__all__ = ["BACKEND_OPTIONS", "NorseSetup", "evaluate", "flush_denormals", "resolve_device", "split_options",
+__all__ = ["BACKEND_OPTIONS", "NorseSetup", "build_network", "evaluate", "flush_denormals", "resolve_device", "split_options",
            "train_norse"]

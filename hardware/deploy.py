@@ -1,0 +1,144 @@
+r"""Deploying a trained network: Norse (the reference) vs Lava float vs Loihi fixed point, side by side.
+
+:func:`evaluate_deployment` takes a NIR graph written by :func:`hardware.nir_graph.to_nir`,
+rebuilds the Norse network from it, draws the run's own held-out test points (the split of
+its config), encodes them once, and runs the **same input spikes** through
+
+* ``norse``        -- :func:`spiking_rhm.backends.norse.deployed.simulate` (float64),
+* ``lava-float``   -- Lava ``floating_pt`` processes (:mod:`hardware.loihi.network`),
+* ``loihi-fixed``  -- Lava's bit-accurate ``fixed_pt`` processes, or the numpy integer model
+                      with ``engine="reference"`` (bit-identical, ``tests/hardware``).
+
+It reports per back end: test error, agreement of predictions with Norse, spike agreement per
+layer (fraction of equal (step, neuron) entries), correlation of spike counts, wall time, and
+the quantisation of every layer.  Batches are presented as copies of the network side by side.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from spiking_rhm.errors import ConfigError
+
+TARGETS = ("norse", "lava-float", "loihi-fixed")
+
+
+def flat_trains(trains: list[torch.Tensor]) -> list[np.ndarray]:
+    """Norse trains ``[T, N, P, H]`` in the NIR/Lava neuron order ``j * P + p``: ``[T, N, H * P]``."""
+    return [z.detach().cpu().numpy().transpose(0, 1, 3, 2).reshape(z.shape[0], z.shape[1], -1) for z in trains]
+
+
+def quantisation_summary(loihi_net) -> list[dict]:
+    """Per layer: scale S, weight exponent, decays, threshold, and the weights' worst relative rounding error."""
+    rows = []
+    for l, (real, fixed) in enumerate(zip(loihi_net.layers, loihi_net.fixed()), start=1):
+        err = np.abs(fixed.dequantised_weight() - real.weight).max()
+        rows.append({"layer": l, "scale": fixed.scale, "weight_exp": fixed.weight_exp, "du": fixed.du, "dv": fixed.dv,
+                     "vth": fixed.vth, "max_weight": float(np.abs(real.weight).max()),
+                     "max_weight_error": float(err), "relative_weight_error": float(err / np.abs(real.weight).max())})
+    return rows
+
+
+def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGETS, engine: str = "lava",
+                        batch: int = 250, seed: int | None = None, progress: bool = False) -> dict:
+    """Run the graph's network on ``P_test`` held-out points on each target; returns the report dict."""
+    from hardware.loihi.network import from_nir as loihi_from_nir, run
+    from hardware.nir_graph import from_nir
+    from spiking_rhm.backends.norse.deployed import encode, simulate
+
+    targets = list(targets)
+    unknown = sorted(set(targets) - set(TARGETS))
+    if unknown:
+        raise ConfigError(f"unknown target(s) {', '.join(unknown)}; valid: {', '.join(TARGETS)}")
+    if not (isinstance(P_test, int) and P_test >= 1) or not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"P_test and batch must be positive integers, got {P_test!r}, {batch!r}")
+    net = from_nir(graph)
+    cfg = net.config
+    loihi_net = loihi_from_nir(graph)
+    P, _ = cfg.sizes()
+    rhm = cfg.rhm.build()
+    if P + P_test > rhm.P_max:
+        raise ConfigError(f"P_test = {P_test} held-out points do not exist: P_max - P = {rhm.P_max - P}")
+    _, test = rhm.split(P, P_test, seed=cfg.seed)
+    seed = cfg.seed + 1 if seed is None else int(seed)
+    wanted = ["norse", *[t for t in targets if t != "norse"]]
+    preds = {t: [] for t in wanted}
+    agree = {t: [] for t in wanted}
+    corr = {t: [] for t in wanted}
+    wall = dict.fromkeys(wanted, 0.0)
+    chunks = range(0, P_test, batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="deploy", unit="batch")
+    for k, i in enumerate(chunks):
+        idx = np.arange(i, min(P_test, i + batch))
+        spikes = encode(net, test.inputs[idx], seed + k)
+        start = time.perf_counter()
+        _, logits, trains = simulate(net, spikes, record=True)
+        wall["norse"] += time.perf_counter() - start
+        reference = flat_trains(trains)
+        preds["norse"].append(logits.argmax(1).numpy())
+        for target in wanted[1:]:
+            start = time.perf_counter()
+            if target == "lava-float":
+                res = run(loihi_net, spikes, "float")
+            else:
+                res = run(loihi_net, spikes, "fixed", engine=engine)
+            wall[target] += time.perf_counter() - start
+            preds[target].append(res.logits.argmax(1))
+            agree[target].append([(a == b).mean() for a, b in zip(res.trains, reference)])
+            corr[target].append([(a.sum(0).ravel(), b.sum(0).ravel()) for a, b in zip(res.trains, reference)])
+    labels = test.labels
+    norse_pred = np.concatenate(preds["norse"])
+    report = {"P": P, "P_test": P_test, "seed": seed, "engine": engine, "steps": net.steps, "dt": net.params.dt,
+              "config": cfg.to_dict(), "quantisation": quantisation_summary(loihi_net), "targets": {}}
+    for target in wanted:
+        pred = np.concatenate(preds[target])
+        row = {"test_error": float((pred != labels).mean()), "agreement_with_norse": float((pred == norse_pred).mean()),
+               "wall_time": wall[target]}
+        if target != "norse":
+            sizes = [len(p) for p in preds[target]]
+            per_layer = np.average(np.array(agree[target]), axis=0, weights=sizes)
+            row["spike_agreement"] = [float(a) for a in per_layer]
+            row["count_correlation"] = [_corr(np.concatenate([c[l][0] for c in corr[target]]),
+                                              np.concatenate([c[l][1] for c in corr[target]]))
+                                        for l in range(len(per_layer))]
+        report["targets"][target] = row
+    return report
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of :func:`evaluate_deployment`'s report."""
+    lines = [f"P = {report['P']} (training), P_test = {report['P_test']} held-out points, T = {report['steps']} steps "
+             f"of {report['dt'] * 1e3:g} ms, spike seed {report['seed']}", ""]
+    head = (f"{'target':<17} {'test error':>10} {'= norse':>8}  {'spike agreement per layer':<28} "
+            f"{'count corr':<22} {'time':>7}")
+    lines += [head, "-" * len(head)]
+    for target, row in report["targets"].items():
+        spikes = ", ".join(f"{a:.4f}" for a in row.get("spike_agreement", [])) or "(reference)"
+        corr = ", ".join("-" if c is None else f"{c:.3f}" for c in row.get("count_correlation", []))
+        name = target + (" (ref)" if target == "loihi-fixed" and report["engine"] == "reference" else "")
+        lines.append(f"{name:<17} {row['test_error']:>10.4f} {row['agreement_with_norse']:>8.4f}  {spikes:<28} "
+                     f"{corr:<22} {row['wall_time']:>6.1f}s")
+    lines += ["", "fixed point per layer: scale S, weight exponent, max |w| (u units), "
+                  "worst weight rounding (relative)"]
+    for q in report["quantisation"]:
+        lines.append(f"  layer {q['layer']}: S = 2^{int(np.log2(q['scale']))}, e = {q['weight_exp']}, du = {q['du']}, "
+                     f"dv = {q['dv']}, vth = {q['vth']}, max |w| = {q['max_weight']:.4g}, "
+                     f"rounding <= {q['relative_weight_error']:.2%}")
+    return "\n".join(lines)
+
+
+__all__ = ["TARGETS", "evaluate_deployment", "flat_trains", "format_report", "quantisation_summary"]

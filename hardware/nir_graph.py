@@ -1,0 +1,269 @@
+r"""Trained spiking networks as NIR graphs (Neuromorphic Intermediate Representation, nir 1.0.8).
+
+:func:`to_nir` writes a :class:`~spiking_rhm.backends.norse.deployed.TrainedNetwork` as a chain
+of NIR primitives; :func:`from_nir` reads such a graph back (exactly: same weights, same spikes).
+Tensors keep the ``(channels, positions)`` layout of the spike input ``[C, d]``; flattened
+vectors are row-major, index ``c * P + p``::
+
+    input (C, d)
+      cnn, conv=True : conv<l>  Conv1d(weight [H, C_in, s], stride s, bias 0)   -> (H, P_l)
+      otherwise      : flatten0 (C*d), linear<l>  Linear([H*P_l, C_in*P_{l-1}])  -> (H*P_l,)
+      lif<l>  CubaLIF(tau_syn, tau_mem, r = 1, v_leak, v_threshold, v_reset = 0, w_in = tau_syn)
+    flatten (H*P_L)  ->  readout  Affine(W [n_out, H*P_L], b = c)  ->  integrator  I(r = 1)  ->  output
+
+Conventions (NIR is declarative; these are the choices of this package, ``docs/hardware.md``):
+
+* **Spikes are Dirac deltas of unit area; times are in seconds.**  With ``w_in = tau_syn`` a
+  spike through weight ``w`` makes the synaptic current jump by ``w``, which is the Norse step
+  ``i <- i + I_in`` (``spiking_rhm.backends.norse.neurons``).  The weights are the effective
+  per-spike jumps ``gain_l W^l`` (the gains of the Norse back end folded in).
+* **Readout = time average of the integrated Affine output**: ``logits = v_I(t_end) / t_end``
+  ``= W counts / t_end + c``; with ``W[o, j P + p] = R[j, o] / (P nu_h)`` (``nu_h`` = the nominal
+  hidden rate in Hz) this is the checkpoint's ``hbar . R + c``.
+* Discretisation (metadata, not needed to read the graph): forward Euler with step ``dt``, the
+  current jump applied before the voltage update, strict threshold ``v > v_threshold``.
+
+The graph's metadata also carries the package's own description of the network
+(``spiking_rhm``: the run config as JSON), which :func:`from_nir` needs to rebuild the Norse
+network; any other NIR consumer can ignore it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spiking_rhm import __version__
+from spiking_rhm.atomic import atomic_path
+from spiking_rhm.errors import ConfigError
+
+METADATA_KEY = "spiking_rhm"
+DISCRETISATION = ("forward Euler, step dt; synaptic current jump before the voltage update; "
+                  "spike if v > v_threshold, then v = v_reset")
+
+
+# --------------------------------------------------------------------------- weights <-> NIR layout
+def conv_weight(W: np.ndarray, s: int) -> np.ndarray:
+    """Norse/rate shared weights ``[H, s*C]`` (tap-major ``k = tap*C + c``) -> Conv1d ``[H, C, s]``."""
+    H, K = W.shape
+    return W.reshape(H, s, K // s).transpose(0, 2, 1).copy()
+
+
+def unconv_weight(weight: np.ndarray) -> np.ndarray:
+    """Conv1d ``[H, C, s]`` -> ``[H, s*C]`` (inverse of :func:`conv_weight`)."""
+    H, C, s = weight.shape
+    return weight.transpose(0, 2, 1).reshape(H, s * C).copy()
+
+
+def dense_weight(W: np.ndarray, P_in: int, patch: int | None) -> np.ndarray:
+    """Shared ``[H, K]`` or untied ``[P, H, K]`` layer weights as one matrix on flattened ``(C, P_in)``.
+
+    Output index ``j * P + p``, input index ``c * P_in + q``; ``patch = None`` is the dense layer
+    (one patch of everything, ``K = P_in * C`` channel-last: ``k = q * C + c``).
+    """
+    untied = W.ndim == 3
+    H, K = W.shape[-2:]
+    if patch is None:
+        C = K // P_in
+        Wp = W[0] if untied else W
+        return Wp.reshape(H, P_in, C).transpose(0, 2, 1).reshape(H, C * P_in).copy()
+    s = patch
+    C, P = K // s, P_in // s
+    M = np.zeros((H, P, C, P_in))
+    for p in range(P):
+        Wp = (W[p] if untied else W).reshape(H, s, C)  # [H, tap, c]
+        M[:, p, :, p * s:(p + 1) * s] = Wp.transpose(0, 2, 1)
+    return M.reshape(H * P, C * P_in)
+
+
+def undense_weight(M: np.ndarray, P_in: int, patch: int | None, H: int, untied: bool) -> np.ndarray:
+    """Inverse of :func:`dense_weight`; a matrix that is not of that form gives a ConfigError."""
+    if patch is None:
+        C = M.shape[1] // P_in
+        W = M.reshape(H, C, P_in).transpose(0, 2, 1).reshape(H, P_in * C)
+        return W[None].copy() if untied else W.copy()
+    s = patch
+    P = P_in // s
+    C = M.shape[1] // P_in
+    blocks = M.reshape(H, P, C, P_in)
+    W = np.stack([blocks[:, p, :, p * s:(p + 1) * s].transpose(0, 2, 1).reshape(H, s * C) for p in range(P)])
+    if not np.allclose(dense_weight(W, P_in, s), M, rtol=0, atol=0):
+        raise ConfigError("the layer's weights connect outside their patches: not a hierarchical layer")
+    if untied:
+        return W
+    if not np.all(W == W[:1]):
+        raise ConfigError("the layer's weights differ between positions: not a shared (cnn) layer")
+    return W[0].copy()
+
+
+# --------------------------------------------------------------------------- export
+def to_nir(net, conv: bool = True):
+    """The NIR graph of a trained network (``conv=False``: Linear layers also for the cnn)."""
+    import nir
+
+    spec, params = net.spec, net.params
+    C, d = spec.in_channels, spec.positions[0]
+    dt = params.dt
+    tau_syn, tau_mem = 1 / float(params.lif.tau_syn_inv), 1 / float(params.lif.tau_mem_inv)
+    use_conv = conv and spec.arch == "cnn"
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([C, d])})}
+    edges: list[tuple[str, str]] = []
+    prev = "input"
+    if not use_conv:
+        nodes["flatten0"] = nir.Flatten(input_type={"input": np.array([C, d])}, start_dim=0, end_dim=-1)
+        edges.append((prev, "flatten0"))
+        prev = "flatten0"
+    for l in range(spec.depth):
+        W = net.hidden[l].detach().cpu().double().numpy() * params.gains[l]
+        H, P_in, P = spec.widths[l], spec.positions[l], spec.positions[l + 1]
+        if use_conv:
+            name = f"conv{l + 1}"
+            nodes[name] = nir.Conv1d(input_shape=P_in, weight=conv_weight(W, spec.patch), stride=spec.patch,
+                                     padding=0, dilation=1, groups=1, bias=np.zeros(H))
+            shape = (H, P)
+        else:
+            name = f"linear{l + 1}"
+            nodes[name] = nir.Linear(weight=dense_weight(W, P_in, spec.patch))
+            shape = (H * P,)
+        edges.append((prev, name))
+        lif = f"lif{l + 1}"
+        full = lambda value: np.full(shape, float(value))  # noqa: E731
+        nodes[lif] = nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(1.0),
+                                 v_leak=full(params.lif.v_leak), v_threshold=full(params.lif.v_th),
+                                 v_reset=full(params.lif.v_reset), w_in=full(tau_syn))
+        edges.append((name, lif))
+        prev = lif
+    H, P = spec.widths[-1], spec.positions[-1]
+    if use_conv:
+        nodes["flatten"] = nir.Flatten(input_type={"input": np.array([H, P])}, start_dim=0, end_dim=-1)
+        edges.append((prev, "flatten"))
+        prev = "flatten"
+    nu_h = params.rho_hidden / dt  # nominal hidden rate, Hz
+    R = net.readout_weight.detach().cpu().double().numpy()
+    W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * nu_h)
+    nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
+    nodes["integrator"] = nir.I(r=np.ones(R.shape[1]))
+    nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
+    edges += [(prev, "readout"), ("readout", "integrator"), ("integrator", "output")]
+    meta = {"generator": f"spiking-rhm {__version__}", "dt": float(dt), "steps": int(net.steps),
+            "time_unit": "s", "spikes": "Dirac deltas of unit area", "discretisation": DISCRETISATION,
+            "readout": "logits = integrator state / window duration",
+            METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": bool(use_conv)})}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def write_nir(path: str | Path, graph) -> Path:
+    """Write ``graph`` to ``path`` (HDF5, gzip) atomically."""
+    import nir
+
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+    return Path(path)
+
+
+def read_nir(path: str | Path):
+    """Read a NIR file; a missing or malformed file gives a :class:`ConfigError` naming it."""
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"NIR file {path} does not exist")
+    try:
+        return nir.read(path)
+    except Exception as err:  # h5py / nir raise OSError, KeyError, ValueError, AssertionError
+        raise ConfigError(f"{path} is not a readable NIR graph: {type(err).__name__}: {err}") from None
+
+
+# --------------------------------------------------------------------------- import
+def chain(graph) -> list[str]:
+    """Node names from the Input to the Output of a single-path graph (else ConfigError)."""
+    nxt: dict[str, str] = {}
+    for src, dst in graph.edges:
+        if src in nxt:
+            raise ConfigError(f"node {src!r} has several successors: only chains are supported")
+        nxt[src] = dst
+    inputs = list(graph.inputs)
+    if len(inputs) != 1:
+        raise ConfigError(f"the graph needs exactly one Input node, has {len(inputs)}")
+    order, seen = [inputs[0]], {inputs[0]}
+    while order[-1] in nxt:
+        node = nxt[order[-1]]
+        if node in seen:
+            raise ConfigError(f"the graph has a cycle through {node!r}: only feed-forward chains are supported")
+        order.append(node)
+        seen.add(node)
+    if len(order) != len(graph.nodes):
+        raise ConfigError("the graph has nodes outside the Input -> Output chain")
+    return order
+
+
+def package_metadata(graph) -> dict:
+    """The ``spiking_rhm`` metadata of a graph written by :func:`to_nir` (else ConfigError)."""
+    raw = (graph.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ConfigError("this NIR graph was not written by spiking-rhm (no 'spiking_rhm' metadata); "
+                          "hardware.loihi can still run it, from_nir cannot rebuild a Norse network from it")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf8")
+    return json.loads(str(raw))
+
+
+def from_nir(graph, dtype: torch.dtype = torch.float64):
+    """The :class:`TrainedNetwork` of a graph written by :func:`to_nir` (weights recovered exactly).
+
+    The neuron parameters of every CubaLIF node are checked against the ones the stored config
+    gives (a graph edited by hand to other dynamics cannot be represented by the config).
+    """
+    import nir
+
+    from spiking_rhm.backends.norse.deployed import TrainedNetwork
+    from spiking_rhm.backends.norse.network import float64_parameters
+    from spiking_rhm.backends.norse.train import build_network
+    from spiking_rhm.config import RunConfig
+
+    meta = package_metadata(graph)
+    cfg = RunConfig.from_dict(meta["config"])
+    encoder, spec, params = build_network(cfg, cfg.rhm.v)
+    if dtype == torch.float64:
+        params = float64_parameters(params)
+    order = chain(graph)
+    weights = [n for n in order if isinstance(graph.nodes[n], (nir.Conv1d, nir.Linear))]
+    lifs = [n for n in order if isinstance(graph.nodes[n], nir.CubaLIF)]
+    if len(weights) != spec.depth or len(lifs) != spec.depth:
+        raise ConfigError(f"expected {spec.depth} weight and CubaLIF nodes, found {len(weights)} and {len(lifs)}")
+    tau_syn, tau_mem = 1 / float(params.lif.tau_syn_inv), 1 / float(params.lif.tau_mem_inv)
+    expected = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": 1.0, "v_leak": float(params.lif.v_leak),
+                "v_threshold": float(params.lif.v_th), "v_reset": float(params.lif.v_reset), "w_in": tau_syn}
+    hidden = []
+    for l, (wname, lname) in enumerate(zip(weights, lifs)):
+        node = graph.nodes[lname]
+        for field, value in expected.items():
+            got = np.asarray(getattr(node, field), dtype=float)
+            if not np.allclose(got, value, rtol=1e-12, atol=0):
+                raise ConfigError(f"{lname}.{field} = {got.ravel()[:3]}... differs from the config's {value}")
+        wn = graph.nodes[wname]
+        if isinstance(wn, nir.Conv1d):
+            W = unconv_weight(np.asarray(wn.weight, dtype=np.float64))
+        else:
+            W = undense_weight(np.asarray(wn.weight, dtype=np.float64), spec.positions[l], spec.patch,
+                               spec.widths[l], not spec.connectivity.shared)
+        if W.shape != spec.weight_shapes()[l]:
+            raise ConfigError(f"{wname}: weights {W.shape} do not fit the config's {spec.weight_shapes()[l]}")
+        hidden.append(torch.as_tensor(W / params.gains[l], dtype=dtype))
+    ro = graph.nodes["readout"] if "readout" in graph.nodes else None
+    if not isinstance(ro, nir.Affine):
+        raise ConfigError("the graph has no Affine node named 'readout'")
+    H, P = spec.widths[-1], spec.positions[-1]
+    nu_h = params.rho_hidden / params.dt
+    blocks = np.asarray(ro.weight, dtype=np.float64).reshape(-1, H, P) * (P * nu_h)
+    R = blocks.mean(2).T
+    return TrainedNetwork(spec, params, hidden, torch.as_tensor(R, dtype=dtype),
+                          torch.as_tensor(np.asarray(ro.bias, dtype=np.float64), dtype=dtype), encoder, cfg)
+
+
+__all__ = ["chain", "conv_weight", "dense_weight", "from_nir", "package_metadata", "read_nir", "to_nir",
+           "undense_weight", "unconv_weight", "write_nir"]

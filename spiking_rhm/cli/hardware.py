@@ -1,0 +1,96 @@
+"""Neuromorphic deployment: ``spiking-rhm export`` (checkpoint -> NIR) and ``spiking-rhm deploy`` (NIR -> Lava).
+
+``export`` turns a network saved by ``spiking-rhm train --save-net`` (rate or Norse) into a
+NIR file; ``deploy`` runs that file's network on the Norse reference, Lava's float processes
+and Loihi's bit-accurate fixed point on the run's own held-out points, and prints the errors
+and spike agreement side by side.  Both import ``hardware`` (and Lava) only when called.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from spiking_rhm.cli.options import parse_option
+from spiking_rhm.errors import ConfigError
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="NIR file to write (HDF5)")
+@click.option("--dense", is_flag=True,
+              help="Linear layers instead of Conv1d for a cnn (for NIR readers without Conv1d)")
+@click.option("--option", "options", multiple=True, metavar="spiking.K=V",
+              help="simulation setting of the exported network, e.g. spiking.T=30 or spiking.max_rate=1000 "
+                   "(repeatable)")
+@click.option("--refit-readout", is_flag=True,
+              help="refit the readout (linear probe) on the network's spiking features of its P training points "
+                   "(calibrates a rate-trained network to its spiking simulation)")
+def export(checkpoint, out, dense, options, refit_readout):
+    """Write a trained network (an .npz from `train --save-net`) as a NIR graph."""
+    from hardware.nir_graph import to_nir, write_nir
+    from spiking_rhm.backends.norse.deployed import from_checkpoint
+    from spiking_rhm.checkpoint import Checkpoint
+
+    spiking = {}
+    for text in options:
+        path, value = parse_option(text)
+        if len(path) != 2 or path[0] != "spiking":
+            raise ConfigError(f"--option {text!r}: export takes spiking.<setting>=<value> only")
+        spiking[path[1]] = value
+    ckpt = Checkpoint.load(checkpoint)
+    net = from_checkpoint(ckpt, spiking=spiking)
+    if refit_readout:
+        from spiking_rhm.backends.norse.deployed import refit_readout as refit
+
+        net, scores = refit(net)
+        click.echo(f"readout refitted on the spiking features: train error {scores['train_error']:.4f}, "
+                   f"test error {scores['test_error']:.4f}")
+    graph = to_nir(net, conv=not dense)
+    write_nir(out, graph)
+    spec = net.spec
+    click.echo(f"network: {spec.arch}, widths {list(spec.widths)}, positions {list(spec.positions)}, "
+               f"trained on {ckpt.backend} by {ckpt.config.rule} (readout: {ckpt.readout_kind})")
+    click.echo(f"spiking: T = {net.steps} steps of dt = {net.params.dt * 1e3:g} ms, code {net.encoder.code}")
+    click.echo(f"nodes: {' -> '.join(_chain_names(graph))}")
+    click.echo(f"wrote {out}")
+
+
+def _chain_names(graph) -> list[str]:
+    from hardware.nir_graph import chain
+
+    return [f"{name}:{type(graph.nodes[name]).__name__}" for name in chain(graph)]
+
+
+@click.command("deploy")
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="held-out points to evaluate")
+@click.option("--target", "targets", default="norse,lava-float,loihi-fixed", show_default=True,
+              help="comma list of norse, lava-float, loihi-fixed")
+@click.option("--engine", type=click.Choice(["lava", "reference"]), default="lava", show_default=True,
+              help="fixed point on Lava's bit-accurate processes or on the (bit-identical) numpy integer model")
+@click.option("--batch", type=int, default=250, show_default=True, help="samples simulated side by side")
+@click.option("--seed", type=int, help="seed of the input spike draws [run seed + 1]")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the report (JSON) here")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def deploy(network, P_test, targets, engine, batch, seed, out, quiet):
+    """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float and Loihi fixed point."""
+    from hardware.deploy import evaluate_deployment, format_report
+    from hardware.nir_graph import read_nir
+    from spiking_rhm.atomic import atomic_write_text
+
+    if out is not None and not (Path(out).parent if str(Path(out).parent) else Path(".")).is_dir():
+        raise ConfigError(f"cannot write {out}: directory {Path(out).parent} does not exist")
+    graph = read_nir(network)
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    report = evaluate_deployment(graph, P_test=P_test, targets=names, engine=engine, batch=batch, seed=seed,
+                                 progress=not quiet)
+    click.echo(format_report(report))
+    if out:
+        atomic_write_text(out, json.dumps(report, indent=2))
+        click.echo(f"report: {out}")
+
+
+COMMANDS = [export, deploy]
