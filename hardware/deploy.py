@@ -17,6 +17,7 @@ the quantisation of every layer.  Batches are presented as copies of the network
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -28,24 +29,34 @@ TARGETS = ("norse", "lava-float", "loihi-fixed")
 
 
 def flat_trains(trains: list[torch.Tensor]) -> list[np.ndarray]:
-    """Norse trains ``[T, N, P, H]`` in the NIR/Lava neuron order ``j * P + p``: ``[T, N, H * P]``."""
-    return [z.detach().cpu().numpy().transpose(0, 1, 3, 2).reshape(z.shape[0], z.shape[1], -1) for z in trains]
+    """Norse trains ``[T, N, P, H]`` in the NIR/Lava neuron order ``j * P + p``: ``[T, N, H * P]`` (int8 0/1)."""
+    return [z.detach().cpu().numpy().transpose(0, 1, 3, 2).reshape(z.shape[0], z.shape[1], -1).astype(np.int8)
+            for z in trains]
 
 
 def quantisation_summary(loihi_net) -> list[dict]:
-    """Per layer: scale S, weight exponent, decays, threshold, and the weights' worst relative rounding error."""
+    """Per layer: scale S, weight exponent, decays, threshold, the weights' worst rounding relative to the
+    largest weight, and the threshold's relative rounding."""
+    from hardware.loihi.fixed_point import threshold_error
+
     rows = []
     for l, (real, fixed) in enumerate(zip(loihi_net.layers, loihi_net.fixed()), start=1):
         err = np.abs(fixed.dequantised_weight() - real.weight).max()
         rows.append({"layer": l, "scale": fixed.scale, "weight_exp": fixed.weight_exp, "du": fixed.du, "dv": fixed.dv,
                      "vth": fixed.vth, "max_weight": float(np.abs(real.weight).max()),
-                     "max_weight_error": float(err), "relative_weight_error": float(err / np.abs(real.weight).max())})
+                     "max_weight_error": float(err), "relative_weight_error": float(err / np.abs(real.weight).max()),
+                     "threshold_error": threshold_error(real, fixed)})
     return rows
 
 
 def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGETS, engine: str = "lava",
-                        batch: int = 250, seed: int | None = None, progress: bool = False) -> dict:
-    """Run the graph's network on ``P_test`` held-out points on each target; returns the report dict."""
+                        batch: int = 250, seed: int | None = None, progress: bool = False,
+                        figures: str | Path | None = None) -> dict:
+    """Run the graph's network on ``P_test`` held-out points on each target; returns the report dict.
+
+    ``figures``: a folder for :func:`plot_deployment`'s rasters and count scatters (first batch);
+    their paths are added to the report under ``figures``.
+    """
     from hardware.loihi.network import from_nir as loihi_from_nir, run
     from hardware.nir_graph import from_nir
     from spiking_rhm.backends.norse.deployed import encode, simulate
@@ -75,6 +86,7 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="deploy", unit="batch")
+    first: dict[str, list[np.ndarray]] = {}
     for k, i in enumerate(chunks):
         idx = np.arange(i, min(P_test, i + batch))
         spikes = encode(net, test.inputs[idx], seed + k)
@@ -82,6 +94,8 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
         _, logits, trains = simulate(net, spikes, record=True)
         wall["norse"] += time.perf_counter() - start
         reference = flat_trains(trains)
+        if k == 0:
+            first["norse"] = reference
         preds["norse"].append(logits.argmax(1).numpy())
         for target in wanted[1:]:
             start = time.perf_counter()
@@ -90,6 +104,8 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
             else:
                 res = run(loihi_net, spikes, "fixed", engine=engine)
             wall[target] += time.perf_counter() - start
+            if k == 0:
+                first[target] = res.trains
             preds[target].append(res.logits.argmax(1))
             agree[target].append([(a == b).mean() for a, b in zip(res.trains, reference)])
             corr[target].append([(a.sum(0).ravel(), b.sum(0).ravel()) for a, b in zip(res.trains, reference)])
@@ -109,7 +125,78 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
                                               np.concatenate([c[l][1] for c in corr[target]]))
                                         for l in range(len(per_layer))]
         report["targets"][target] = row
+    if figures is not None:
+        report["figures"] = [str(p) for p in plot_deployment(first, net.params.dt, figures,
+                                                             name="loihi-fixed (reference)" if engine == "reference"
+                                                             else None)]
     return report
+
+
+def plot_deployment(trains: dict[str, list[np.ndarray]], dt: float, out: str | Path, name: str | None = None
+                    ) -> list[Path]:
+    """Two figures in ``out``: ``rasters.png`` (sample 0, every layer, each target; spikes that differ
+    from Norse in red: extra as dots, missing as open circles) and ``counts.png`` (spike counts per
+    neuron and sample, each target against Norse).  ``trains[target][l]``: ``[T, N, n_l]``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = list(trains)
+    L = len(trains["norse"])
+    ms = dt * 1e3
+    label = {t: (name if (name and t == "loihi-fixed") else t) for t in targets}
+    fig, axes = plt.subplots(L, len(targets), figsize=(4.2 * len(targets), 2.4 * L), squeeze=False, sharex=True)
+    for l in range(L):
+        ref = trains["norse"][l][:, 0]
+        for c, target in enumerate(targets):
+            ax, z = axes[l, c], trains[target][l][:, 0]
+            t, n = np.nonzero(z & ref if target != "norse" else z)
+            ax.scatter((t + 0.5) * ms, n, marker="|", s=10, color="k", lw=0.8)
+            if target != "norse":
+                t, n = np.nonzero(z & ~ref)
+                ax.scatter((t + 0.5) * ms, n, s=9, color="tab:red", label="extra")
+                t, n = np.nonzero(ref & ~z)
+                ax.scatter((t + 0.5) * ms, n, s=12, facecolors="none", edgecolors="tab:red", label="missing")
+                same = float((z == ref).mean())
+                ax.set_title(f"{label[target]}, layer {l + 1}: {same:.4f} equal", fontsize=8)
+            else:
+                ax.set_title(f"norse, layer {l + 1}: {int(z.sum())} spikes", fontsize=8)
+            ax.set_ylim(-0.5, z.shape[1] - 0.5)
+            if c == 0:
+                ax.set_ylabel("neuron (j P + p)")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ms)")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if handles:
+        axes[0, -1].legend(handles, labels, fontsize=6, loc="upper right")
+    fig.suptitle("spike trains of one held-out point on each target (differences from Norse in red)")
+    fig.tight_layout()
+    paths = [out / "rasters.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    others = [t for t in targets if t != "norse"]
+    if others:
+        fig, axes = plt.subplots(len(others), L, figsize=(3.2 * L, 3.0 * len(others)), squeeze=False)
+        for r, target in enumerate(others):
+            for l in range(L):
+                x, y = trains["norse"][l].sum(0).ravel(), trains[target][l].sum(0).ravel()
+                ax = axes[r, l]
+                ax.scatter(x, y, s=3, alpha=0.3, color="tab:blue")
+                top = max(1, int(max(x.max(), y.max())))
+                ax.plot([0, top], [0, top], color="k", lw=0.8)
+                ax.set_title(f"{label[target]}, layer {l + 1}", fontsize=8)
+                ax.set_xlabel("spikes (norse)")
+                ax.set_ylabel(f"spikes ({target})")
+        fig.suptitle("spike count per neuron and sample over the window (first batch)")
+        fig.tight_layout()
+        paths.append(out / "counts.png")
+        fig.savefig(paths[1], dpi=110)
+        plt.close(fig)
+    return paths
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -133,12 +220,13 @@ def format_report(report: dict) -> str:
         lines.append(f"{name:<17} {row['test_error']:>10.4f} {row['agreement_with_norse']:>8.4f}  {spikes:<28} "
                      f"{corr:<22} {row['wall_time']:>6.1f}s")
     lines += ["", "fixed point per layer: scale S, weight exponent, max |w| (u units), "
-                  "worst weight rounding (relative)"]
+                  "worst weight rounding (relative to max |w|), threshold rounding"]
     for q in report["quantisation"]:
-        lines.append(f"  layer {q['layer']}: S = 2^{int(np.log2(q['scale']))}, e = {q['weight_exp']}, du = {q['du']}, "
+        lines.append(f"  layer {q['layer']}: S = {q['scale']:.6g}, e = {q['weight_exp']}, du = {q['du']}, "
                      f"dv = {q['dv']}, vth = {q['vth']}, max |w| = {q['max_weight']:.4g}, "
-                     f"rounding <= {q['relative_weight_error']:.2%}")
+                     f"rounding <= {q['relative_weight_error']:.2%}, threshold {q.get('threshold_error', 0):.1e}")
     return "\n".join(lines)
 
 
-__all__ = ["TARGETS", "evaluate_deployment", "flat_trains", "format_report", "quantisation_summary"]
+__all__ = ["TARGETS", "evaluate_deployment", "flat_trains", "format_report", "plot_deployment",
+           "quantisation_summary"]

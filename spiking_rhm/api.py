@@ -21,13 +21,21 @@ BACKEND_TRAINERS = {
     "rate": "rate_models.train:train_rate",
     "norse": "spiking_rhm.backends.norse.train:train_norse",
 }
+# what the back ends without a trainer are for instead
+NO_TRAINER = {
+    "brian2": "it mirrors one Norse presentation window for cross-checks (docs/brian2.md)",
+    "lava": "train with rate or norse and deploy with `spiking-rhm export` / `deploy`; one on-chip learning "
+            "presentation is hardware.loihi.learning.three_factor_step (docs/hardware.md)",
+}
 
 
 def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
     if name not in BACKENDS:
         raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
     if name not in BACKEND_TRAINERS:
-        raise BackendUnavailableError(f"backend {name!r} has no trainer yet; available: {', '.join(BACKEND_TRAINERS)}")
+        why = f": {NO_TRAINER[name]}" if name in NO_TRAINER else ""
+        raise BackendUnavailableError(f"backend {name!r} has no trainer{why}; training back ends: "
+                                      f"{', '.join(BACKEND_TRAINERS)}")
     module, func = BACKEND_TRAINERS[name].split(":")
     try:
         mod = importlib.import_module(module)

@@ -10,8 +10,8 @@ Lava's bit-accurate LIF (``lava.proc.lif.models.PyLifModelBitAcc``) and Sparse/D
 
 (``a`` reaches the neuron one step after the spikes that caused it.)  The float network of
 :mod:`hardware.loihi.network` is ``u = (1 - du) u + a``, ``v = (1 - dv) v + u + b``; a layer is
-mapped by one power-of-two scale ``S`` (real potential x -> integer ``x S``) chosen per layer as
-large as the widths allow:
+mapped by one scale ``S`` (real potential x -> integer ``x S``) chosen per layer as large as the
+widths allow, with the weights filling the 8-bit range:
 
 * ``vth S / 64`` must fit 17 bits, ``|v|`` and ``|u|`` 23 bits with a margin for the largest
   drive, and the largest possible input ``a`` per step the 16-bit activation port;
@@ -69,7 +69,7 @@ class FixedLIF(NamedTuple):
     bias_exp: np.ndarray  # int [n_out]
     vth: int
     v_init: np.ndarray  # int [n_out], the integer rest potential
-    scale: int
+    scale: float
 
     def dequantised_weight(self) -> np.ndarray:
         """The real weights (units of u) the integers stand for: ``w 2^e 64 / S``."""
@@ -108,8 +108,14 @@ def _bias(b_real: float, dv: int, v_target: int, vth_eff: int, never_above: bool
     return mant, exp, rest
 
 
-def quantise(layer: FloatLIF, scale: int | None = None) -> FixedLIF:
-    """Loihi integers for a float layer; ``scale=None`` picks the largest power-of-two S that fits."""
+def quantise(layer: FloatLIF, scale: float | None = None) -> FixedLIF:
+    """Loihi integers for a float layer.
+
+    ``scale=None`` picks, over the weight exponents ``e``, the largest scale ``S`` that fits the
+    widths with the weights filling the 8-bit range (``max |w_real| S / 64 = 254 * 2^e``); ``S`` is
+    then no power of two, and the threshold ``round(vth S / 64)`` carries a relative rounding below
+    ``1 / vth_int`` (reported by :func:`threshold_error`).  A given ``scale`` is used as it is.
+    """
     W = np.asarray(layer.weight, dtype=np.float64)
     if not (0 < layer.du <= 1 and 0 <= layer.dv <= 1):
         raise ConfigError(f"decays must be in (0, 1], got du = {layer.du}, dv = {layer.dv}")
@@ -120,12 +126,16 @@ def quantise(layer: FloatLIF, scale: int | None = None) -> FixedLIF:
     row = np.abs(W).sum(1).max() if W.size else 0.0
     drive = max(layer.vth, float(np.abs(layer.v_init).max(initial=0)), float(np.abs(layer.bias).max(initial=0))
                 / max(layer.dv, 1e-12), row / layer.du)
-    candidates = [scale] if scale is not None else [2**k for k in range(30, 0, -1)]
-    for S in candidates:
-        if layer.vth * S / 2**ACT_SHIFT > VTH_MAX or drive * S * HEADROOM >= MAX_UV:
+    w_abs = float(np.abs(W).max()) if W.size else 0.0
+    if scale is not None:
+        candidates = [(float(scale), math.ceil(math.log2(w_abs * scale / 2**ACT_SHIFT / WEIGHT_MAX)) if w_abs else 0)]
+    elif w_abs > 0:  # S = 254 * 2^e * 64 / max|w|: the weights use the whole 8-bit range
+        candidates = [(WEIGHT_MAX * 2.0**e * 2**ACT_SHIFT / w_abs, e) for e in range(24, -25, -1)]
+    else:
+        candidates = [(2.0**k, 0) for k in range(30, 0, -1)]
+    for S, e in candidates:
+        if layer.vth * S / 2**ACT_SHIFT > VTH_MAX or drive * S * HEADROOM >= MAX_UV or layer.vth * S / 2**ACT_SHIFT < 1:
             continue
-        wmax = np.abs(W).max() * S / 2**ACT_SHIFT if W.size else 0.0
-        e = math.ceil(math.log2(wmax / WEIGHT_MAX)) if wmax > 0 else 0
         q = np.clip(np.round(W * S / 2**ACT_SHIFT / 2.0**e / 2) * 2, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32)
         if (np.abs(q).sum(1).max(initial=0) * 2.0**e) > ACT_MAX:
             continue
@@ -138,9 +148,14 @@ def quantise(layer: FloatLIF, scale: int | None = None) -> FixedLIF:
             exps.append(x)
             rests.append(r)
         return FixedLIF(q, int(e), du, dv, np.array(mants, dtype=np.int32), np.array(exps, dtype=np.int32), vth,
-                        np.array(rests, dtype=np.int32), int(S))
-    raise ConfigError("no power-of-two scale fits this layer into Loihi's widths (weights, 24-bit potentials, "
-                      "16-bit input); the drive is too large")
+                        np.array(rests, dtype=np.int32), float(S))
+    raise ConfigError("no scale fits this layer into Loihi's widths (weights, 24-bit potentials, 16-bit input); "
+                      "the drive is too large")
+
+
+def threshold_error(layer: FloatLIF, fixed: FixedLIF) -> float:
+    """Relative error of the integer threshold: ``|vth_int 64 / S - vth| / vth``."""
+    return abs(fixed.vth * 2**ACT_SHIFT / fixed.scale - layer.vth) / layer.vth
 
 
 def simulate_fixed(layers: Sequence[FixedLIF], spikes: np.ndarray) -> list[np.ndarray]:
@@ -175,4 +190,4 @@ def simulate_fixed(layers: Sequence[FixedLIF], spikes: np.ndarray) -> list[np.nd
     return out
 
 
-__all__ = ["FixedLIF", "FloatLIF", "quantise", "rest_potential", "simulate_fixed"]
+__all__ = ["FixedLIF", "FloatLIF", "quantise", "rest_potential", "simulate_fixed", "threshold_error"]

@@ -74,8 +74,10 @@ def _chain_names(graph) -> list[str]:
 @click.option("--batch", type=int, default=250, show_default=True, help="samples simulated side by side")
 @click.option("--seed", type=int, help="seed of the input spike draws [run seed + 1]")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the report (JSON) here")
+@click.option("--figures", type=click.Path(file_okay=False),
+              help="folder for rasters.png (one point, every layer and target) and counts.png")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def deploy(network, P_test, targets, engine, batch, seed, out, quiet):
+def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
     """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float and Loihi fixed point."""
     from hardware.deploy import evaluate_deployment, format_report
     from hardware.nir_graph import read_nir
@@ -86,8 +88,10 @@ def deploy(network, P_test, targets, engine, batch, seed, out, quiet):
     graph = read_nir(network)
     names = [t.strip() for t in targets.split(",") if t.strip()]
     report = evaluate_deployment(graph, P_test=P_test, targets=names, engine=engine, batch=batch, seed=seed,
-                                 progress=not quiet)
+                                 progress=not quiet, figures=figures)
     click.echo(format_report(report))
+    for path in report.get("figures", []):
+        click.echo(f"wrote {path}")
     if out:
         atomic_write_text(out, json.dumps(report, indent=2))
         click.echo(f"report: {out}")

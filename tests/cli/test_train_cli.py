@@ -43,6 +43,8 @@ def test_options_and_config_file(tmp_path):
     (["--rule", "dfa", "--option", "colour"], "key=value"),
     (["--rule", "dfa", "--backend", "quantum"], "unknown backend"),
     (["--rule", "bp", "--option", "readout=all"], "readout"),
+    (["--rule", "dfa", "--backend", "lava"], "spiking-rhm export"),
+    (["--rule", "dfa", "--backend", "brian2"], "cross-checks"),
 ])
 def test_bad_input_exit_2(extra, needle):
     res = _run([*BASE, *extra])

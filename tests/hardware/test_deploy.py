@@ -34,6 +34,16 @@ def test_norse_row_is_the_networks_own_error_on_the_held_out_points():
     assert "loihi-fixed (ref)" in text and "norse" in text
 
 
+def test_figures_are_written(tmp_path):
+    report = evaluate_deployment(to_nir(make_network("lcn"), conv=False), P_test=4, targets=["norse", "loihi-fixed"],
+                                 engine="reference", figures=tmp_path / "figs")
+    names = sorted(p.rsplit("/", 1)[-1] for p in report["figures"])
+    assert names == ["counts.png", "rasters.png"]
+    for path in report["figures"]:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bad_requests_are_clear():
     graph = to_nir(make_network("cnn"))
     with pytest.raises(ConfigError, match="unknown target"):

@@ -18,6 +18,7 @@ from hardware.loihi.fixed_point import (
     quantise,
     rest_potential,
     simulate_fixed,
+    threshold_error,
 )
 from spiking_rhm.errors import ConfigError
 
@@ -48,10 +49,10 @@ def _simulate_float(layer: FloatLIF, spikes: np.ndarray) -> np.ndarray:
 def test_quantised_layer_fits_the_widths_and_rounds_to_half_a_step():
     layer = _layer()
     q = quantise(layer)
-    assert q.scale & (q.scale - 1) == 0  # a power of two
     assert q.vth <= VTH_MAX and q.vth == round(layer.vth * q.scale / 64)
+    assert threshold_error(layer, q) <= 0.5 / q.vth
     assert np.all(q.weight % 2 == 0) and q.weight.min() >= -256 and q.weight.max() <= 254
-    assert np.abs(q.weight).max() > 127  # the 8-bit range is used
+    assert np.abs(q.weight).max() == 254  # the largest weight fills the 8-bit range
     step = 2 * 2.0**q.weight_exp * 64 / q.scale
     assert np.abs(q.dequantised_weight() - layer.weight).max() <= step / 2 + 1e-15
     assert (np.abs(q.weight).sum(1) * 2.0**q.weight_exp).max() <= ACT_MAX
@@ -66,6 +67,7 @@ def test_rest_potential_never_exceeds_threshold_when_the_float_one_does_not():
         bias = int(q.bias_mant[0]) << int(q.bias_exp[0])
         assert rest_potential(bias, q.dv, int(q.v_init[0])) == q.v_init[0]  # a fixed point of the map
         assert abs(q.v_init[0] - q.scale) / q.scale < 2e-3  # within 0.2 % of the float rest (1.0)
+        assert q.v_init[0] <= q.vth << 6 and (q.vth << 6) - q.v_init[0] < 2e-3 * q.scale
         silent = simulate_fixed([q], np.zeros((50, 2, 10), dtype=np.int8))
         assert silent[0].sum() == 0
 
