@@ -141,9 +141,12 @@ def quantise(layer: FloatLIF, scale: float | None = None) -> FixedLIF:
             continue
         vth = int(round(layer.vth * S / 2**ACT_SHIFT))
         vth_eff = vth << ACT_SHIFT
-        mants, exps, rests = [], [], []
+        mants, exps, rests, done = [], [], [], {}
         for b, v0 in zip(np.broadcast_to(layer.bias, (W.shape[0],)), np.broadcast_to(layer.v_init, (W.shape[0],))):
-            m, x, r = _bias(float(b) * S, dv, int(round(float(v0) * S)), vth_eff, never_above=v0 <= layer.vth)
+            key = (float(b), float(v0))  # neurons of a layer mostly share bias and rest: solve each pair once
+            if key not in done:
+                done[key] = _bias(key[0] * S, dv, int(round(key[1] * S)), vth_eff, never_above=v0 <= layer.vth)
+            m, x, r = done[key]
             mants.append(m)
             exps.append(x)
             rests.append(r)

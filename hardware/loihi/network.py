@@ -2,7 +2,7 @@ r"""NIR graph -> Lava processes (Loihi 2 simulation, float or bit-accurate fixed
 
 A chain ``Input -> [Flatten] -> (Conv1d | Linear | Affine) -> CubaLIF -> ... -> readout`` becomes
 one Lava ``Sparse`` + ``LIF`` pair per layer, fed by a ``RingBuffer`` source and recorded by
-``RingBuffer`` sinks.  CubaLIF (``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = v_leak - v + r I``,
+``Extractor`` taps (one message per step; a ``RingBuffer`` sink is read back one element at a time).  CubaLIF (``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = v_leak - v + r I``,
 spikes as unit-area Dirac deltas, step ``dt``) maps onto Lava's LIF
 (``u = (1 - du) u + a``, ``v = (1 - dv) v + u + bias``) by::
 
