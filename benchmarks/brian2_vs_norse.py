@@ -31,9 +31,16 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    from spiking_rhm.backends.brian2.network import float64_parameters, simulate
+    from spiking_rhm.backends.brian2.network import simulate
     from spiking_rhm.backends.norse.inputs import SpikeEncoder
-    from spiking_rhm.backends.norse.network import build_parameters, build_spec, init_weights, initial_state, run_window
+    from spiking_rhm.backends.norse.network import (
+        build_parameters,
+        build_spec,
+        float64_parameters,
+        init_weights,
+        initial_state,
+        run_window,
+    )
     from spiking_rhm.backends.norse.traces import SynapseEligibility
     from spiking_rhm.rhm import RHM, onehot
 

@@ -51,7 +51,7 @@ def train(cfg: RunConfig, progress: bool = False, checkpoint=None) -> dict:
     """
     trainer = backend_trainer(cfg.backend)
     start = time.perf_counter()
-    metrics = trainer(cfg, progress=progress, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+    metrics = trainer(cfg, progress=progress, checkpoint=checkpoint)
     return make_record(cfg, metrics, wall_time=time.perf_counter() - start)
 
 

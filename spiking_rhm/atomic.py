@@ -17,6 +17,18 @@ from spiking_rhm.errors import SpikingRHMError
 TMP_PREFIX = ".tmp-"
 
 
+def writable_path(path: str | Path, error: type[SpikingRHMError] = SpikingRHMError, what: str = "") -> Path:
+    """``Path(path)`` if a file can be created there (its directory exists, it is no directory), else ``error``
+    naming it (``what``, e.g. ``"the checkpoint "``, goes before the path).  For checks before long work."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"cannot write {what}{path}: it is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise error(f"cannot write {what}{path}: directory {parent} does not exist")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, prefix: str = TMP_PREFIX) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsync'ed and moved onto ``path``.
@@ -25,14 +37,9 @@ def atomic_path(path: str | Path, prefix: str = TMP_PREFIX) -> Iterator[Path]:
     the file or an OS error become a :class:`~spiking_rhm.errors.SpikingRHMError` naming the path;
     on any failure the temporary file is removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise SpikingRHMError(f"cannot write {path}: it is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise SpikingRHMError(f"cannot write {path}: directory {parent} does not exist")
+    path = writable_path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as err:
         raise SpikingRHMError(f"cannot write {path}: {err.strerror or err}") from None

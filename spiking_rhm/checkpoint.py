@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spiking_rhm import __version__
-from spiking_rhm.atomic import atomic_write
+from spiking_rhm.atomic import atomic_write, writable_path
 from spiking_rhm.errors import ConfigError
 
 FORMAT = "spiking-rhm-checkpoint"
@@ -111,14 +111,7 @@ def _numpy(x) -> np.ndarray:
 
 def check_checkpoint_path(path: str | Path | None) -> Path | None:
     """Fail before training when a checkpoint could not be written there (missing directory)."""
-    if path is None:
-        return None
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir():
-        raise ConfigError(f"cannot write the checkpoint {path}: "
-                          + ("it is a directory" if path.is_dir() else f"directory {parent} does not exist"))
-    return path
+    return None if path is None else writable_path(path, ConfigError, "the checkpoint ")
 
 
 __all__ = ["Checkpoint", "FORMAT", "READOUT_KINDS", "check_checkpoint_path", "delta_readout", "make_checkpoint"]

@@ -9,7 +9,6 @@ and spike agreement side by side.  Both import ``hardware`` (and Lava) only when
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -81,10 +80,10 @@ def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
     """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float and Loihi fixed point."""
     from hardware.deploy import evaluate_deployment, format_report
     from hardware.nir_graph import read_nir
-    from spiking_rhm.atomic import atomic_write_text
+    from spiking_rhm.atomic import atomic_write_text, writable_path
 
-    if out is not None and not (Path(out).parent if str(Path(out).parent) else Path(".")).is_dir():
-        raise ConfigError(f"cannot write {out}: directory {Path(out).parent} does not exist")
+    if out is not None:
+        writable_path(out, ConfigError)
     graph = read_nir(network)
     names = [t.strip() for t in targets.split(",") if t.strip()]
     report = evaluate_deployment(graph, P_test=P_test, targets=names, engine=engine, batch=batch, seed=seed,

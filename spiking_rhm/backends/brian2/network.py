@@ -23,7 +23,6 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 
 from spiking_rhm.backends.brian2 import equations as eq
-from spiking_rhm.backends.norse.network import float64_parameters  # noqa: F401  (re-exported for the cross-checks)
 from spiking_rhm.errors import BackendUnavailableError, ConfigError
 
 try:
@@ -31,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - brian2 is a core dependency
     raise BackendUnavailableError("the brian2 back end needs brian2 (pip install brian2==2.9.0)") from exc
 
-__all__ = ["LayerEligibility", "Brian2Result", "simulate", "float64_parameters", "CODEGEN_TARGETS"]
+__all__ = ["LayerEligibility", "Brian2Result", "simulate", "CODEGEN_TARGETS"]
 
 CODEGEN_TARGETS = ("numpy", "cython")
 

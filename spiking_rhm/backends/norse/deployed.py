@@ -27,6 +27,7 @@ from spiking_rhm.backends.norse.network import (
     float64_parameters,
     initial_state,
     run_window,
+    top_rates,
 )
 from spiking_rhm.errors import ConfigError
 
@@ -48,8 +49,7 @@ class TrainedNetwork(NamedTuple):
 
     def readout(self, counts_top: Tensor, steps: int) -> Tensor:
         """``hbar . R + c`` from the top layer's spike counts ``[N, P, H]`` over ``steps`` steps."""
-        hbar = counts_top.mean(1) / (steps * self.params.rho_hidden)
-        return hbar @ self.readout_weight + self.readout_bias
+        return top_rates(counts_top, steps, self.params) @ self.readout_weight + self.readout_bias
 
 
 def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float64,
@@ -120,7 +120,7 @@ def refit_readout(net: TrainedNetwork, seed: int | None = None, batch: int = 102
         parts = []
         for k, i in enumerate(range(0, len(sample.labels), batch)):
             counts, _, _ = simulate(net, encode(net, sample.inputs[i:i + batch], seed + offset + k))
-            parts.append(counts[-1].mean(1) / (net.steps * net.params.rho_hidden))
+            parts.append(top_rates(counts[-1], net.steps, net.params))
         return torch.cat(parts) if parts else torch.zeros(0, net.spec.widths[-1])
 
     fit = fit_linear_probe(features(train, 0), train.labels, features(test, 10**6), test.labels, net.spec.n_out)

@@ -278,9 +278,14 @@ def tap_inputs(spikes: Tensor, layers: Sequence[Tensor], steps: int, params: Nor
     return [taps_of(x, s) for x in layer_in]
 
 
+def top_rates(counts_top: Tensor, steps: int, params: NorseParameters) -> Tensor:
+    """``hbar [N, H]``: the top layer's spike counts ``[N, P, H]`` averaged over positions, in units of rho_h."""
+    return counts_top.mean(1) / (steps * params.rho_hidden)
+
+
 def readout(counts_top: Tensor, steps: int, beta: Tensor, params: NorseParameters) -> tuple[Tensor, Tensor]:
     """``(hbar [N, H], logits [N, n_out])``: position-averaged top rates and ``hbar . beta / H``."""
-    hbar = counts_top.mean(1) / (steps * params.rho_hidden)
+    hbar = top_rates(counts_top, steps, params)
     return hbar, hbar @ beta / beta.shape[0]
 
 

@@ -61,8 +61,7 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
     rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS and k != "readout"}
     backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
     if spiking is not None:
-        backend.update(eligibility=spiking.eligibility, drive=spiking.drive, psi_beta=spiking.psi_beta,
-                       eligibility_scale=spiking.eligibility_scale)
+        backend.update(eligibility=spiking.eligibility, eligibility_scale=spiking.eligibility_scale)
     lr = backend["readout_lr"]
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
         raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
@@ -282,5 +281,6 @@ def _train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
     }
 
 
-__all__ = ["BACKEND_OPTIONS", "NorseSetup", "build_network", "evaluate", "flush_denormals", "resolve_device", "split_options",
+__all__ = ["BACKEND_OPTIONS", "NorseSetup", "build_network", "evaluate", "flush_denormals", "resolve_device",
+           "split_options",
            "train_norse"]

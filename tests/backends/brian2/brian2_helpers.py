@@ -12,9 +12,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from spiking_rhm.backends.brian2.network import Brian2Result, float64_parameters, simulate
+from spiking_rhm.backends.brian2.network import Brian2Result, simulate
 from spiking_rhm.backends.norse.inputs import SpikeEncoder
-from spiking_rhm.backends.norse.network import build_parameters, build_spec, init_weights, initial_state, run_window
+from spiking_rhm.backends.norse.network import (
+    build_parameters,
+    build_spec,
+    float64_parameters,
+    init_weights,
+    initial_state,
+    run_window,
+)
 from spiking_rhm.backends.norse.traces import SynapseEligibility
 from spiking_rhm.rhm import RHM, onehot
 
