@@ -4,7 +4,7 @@
 
 ``--csv`` writes one row per (setting, tag, P) (runs, seeds, test error mean/min/max, mean train
 error, mean synonymic sensitivity per layer); it also reads the log of ``batch_cca.py``
-(``results_cca.jsonl``, tag ``batch-cca: <rule>``).
+(``results_cca.jsonl``, tags ``batch-cca`` and ``batch-cca control``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ def csv_rows(records):
         setting = r["setting"]
         setting = {"8,4,8,2,3": "8", "16,4,16,2,3": "16"}.get(",".join(map(str, setting)), ",".join(map(str, setting))) \
             if isinstance(setting, list) else str(setting)
-        groups[(setting, r.get("tag") or f"batch-cca: {r['rule']}", r["P"])].append(r)
+        if "tag" not in r:  # batch_cca.py log: its method (older logs label it "sibling-cca") or its control
+            control = r["rule"].startswith("random-features")
+            r = {**r, "tag": "batch-cca control" if control else "batch-cca",
+                 "rule": r["rule"] if control else "batch-cca"}
+        groups[(setting, r["tag"], r["P"])].append(r)
     rows = []
     for (setting, tag, P), rs in sorted(groups.items(), key=lambda kv: (int(kv[0][0].split(",")[0]), kv[0][1], kv[0][2])):
         err = [r["test_error"] for r in rs]

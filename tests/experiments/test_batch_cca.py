@@ -1,10 +1,10 @@
-"""experiments.ssl_research.sibling_cca: the CCA fit against a planted shared signal, and a small run vs its control."""
+"""experiments.ssl_research.batch_cca: the CCA fit against a planted shared signal, and a small run vs its control."""
 
 import math
 
 import torch
 
-from experiments.ssl_research.sibling_cca import fit_tap, run
+from experiments.ssl_research.batch_cca import fit_tap, run
 
 
 def test_fit_tap_finds_the_planted_shared_directions():
@@ -28,7 +28,7 @@ def test_small_run_beats_its_random_control_and_records_its_config():
     """(8,4,8,2,2), P = 256: measured 0.59 vs 0.84, top-layer S_bottom 0.48 vs 0.83."""
     cca = run("8L2", 256, 0, 8, 3.0, 0.01, 32, 256)
     ctrl = run("8L2", 256, 0, 8, 3.0, 0.01, 32, 256, control=True)
-    assert cca["rule"] == "sibling-cca" and ctrl["rule"].startswith("random-features")
+    assert cca["rule"] == "batch-cca" and ctrl["rule"].startswith("random-features")
     assert cca["config"]["K"] == 8 and cca["seed"] == 0 and math.isfinite(cca["test_error"])
     assert cca["test_error"] < ctrl["test_error"] - 0.1
     assert cca["S_bottom_per_layer"][1] < ctrl["S_bottom_per_layer"][1] - 0.2

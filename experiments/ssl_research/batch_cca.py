@@ -1,4 +1,7 @@
-r"""Issue 6, sibling CCA: each layer learns what its input taps share (a batch, closed-form probe of the idea).
+r"""Batch sibling CCA: each layer is fitted, in closed form, to what its input taps share.
+
+A batch probe of the idea behind the registered online rule ``sibling-cca`` (``spiking_rhm.rules``);
+this script is not that rule and labels its records ``batch-cca``.
 
 In the hierarchical CNN (filter = stride = s), the s input taps of one patch of layer l are
 *siblings*: the level-(l-1) symbols they carry share the parent that layer l should encode. What
@@ -23,7 +26,7 @@ computation, not an online plasticity rule (see the research log for what that m
 
 Usage::
 
-    python -m experiments.ssl_research.sibling_cca --setting 8 --P 1024,1536 --seeds 0,1,2
+    python -m experiments.ssl_research.batch_cca --setting 8 --P 1024,1536 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def run(setting: str, P: int, seed: int, K: int, pw: float, lam: float, H: int, 
     sens = synonymic_sensitivity(lambda inp: [h.flatten(1).numpy() for h in net.forward(channel_last(inp, v))],
                                  rhm, test.take(np.arange(min(1000, P_test))), np.random.default_rng(seed + 3))
     return {"setting": [v, m, n_c, s, L], "P": P, "seed": seed, "rhm_seed": 0, "P_test": P_test,
-            "rule": "random-features (standardised)" if control else "sibling-cca",
+            "rule": "random-features (standardised)" if control else "batch-cca",
             "config": {"K": K, "pw": pw, "lam": lam, "width": H, "layer1": "random", "readout": "linear probe, top layer"},
             "test_error": probes[-1]["test_error"], "train_error": probes[-1]["train_error"],
             "probe_test_error_per_layer": [p["test_error"] for p in probes],
