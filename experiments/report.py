@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.analysis import curves, pstar_rows
+from experiments.analysis import _fmt_p as _size, curves, pstar_rows
 from experiments.store import read_results
 from spiking_rhm.errors import ConfigError
 
@@ -187,14 +187,6 @@ def _num(x, digits: int = 3) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf"
     return f"{x:.{digits}f}"
-
-
-def _size(x) -> str:
-    if x is None or math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.4g}" if x < 1e5 else f"{x:.3e}"
 
 
 def _label(row: dict) -> str:
