@@ -5,6 +5,7 @@ crash-safe results store, P* tables and figures.
   serial or Dask);
 * :mod:`experiments.store` -- ``DIR/records/<run_id>.json`` + ``DIR/results.jsonl``;
 * :mod:`experiments.analysis` -- grouping records into curves, the P* table;
+* :mod:`experiments.report` -- the P* and per-P tables as Markdown and CSV (``spiking-rhm report``);
 * :mod:`experiments.plots` -- figures (PNG + PDF).
 """
 

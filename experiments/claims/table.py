@@ -9,15 +9,14 @@ seeds, ``d`` marks diverged runs (counted at chance 1 - 1/n_c, as in ``spiking-r
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
-from pathlib import Path
+
+from experiments.store import read_results
 
 
 def rows(directory: str):
-    with open(Path(directory) / "results.jsonl") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return read_results(directory)
 
 
 def table(directory: str) -> str:

@@ -18,7 +18,7 @@ from spiking_rhm.errors import SpikingRHMError
 
 # Modules that register commands on the group; a missing one is skipped so that a
 # partial checkout still offers the rest.
-COMMAND_MODULES = ("data", "train", "experiments", "dynamics", "hardware")
+COMMAND_MODULES = ("data", "train", "experiments", "dynamics", "hardware", "report")
 
 
 class _Group(click.Group):

@@ -4,7 +4,7 @@ ridge) at P = 1024, seed 0, (8,4,8,2,3). Rough research code (docs/results_ssl_r
     LAM=0.01 OMP_NUM_THREADS=1 python experiments/ssl_research/prototypes/batch_variants.py 1024 [variant ...]
 """
 import sys, math, time, torch
-from experiments.ssl_research.sibling_cca import _inv_sqrt, channel_last, SETTINGS
+from experiments.ssl_research.batch_cca import _inv_sqrt, channel_last, SETTINGS
 from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import RHM
 torch.set_num_threads(1)

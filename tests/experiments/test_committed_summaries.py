@@ -1,0 +1,62 @@
+"""The committed summary tables (DIR/summary.csv, DIR/pstar.csv) match the sweep configs that regenerate them:
+each config expands to exactly the (setting, rule, back end, P) points and run counts of its table."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from experiments.report import PSTAR_COLUMNS, SUMMARY_COLUMNS, read_csv
+from experiments.sweep import SweepConfig
+from spiking_rhm.config import load_config_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# results directory -> the sweep configs (with the command-line changes of their script) that fill it
+SWEEPS = {
+    "experiments/results/claim1_bp_scaling": [("experiments/claims/claim1_bp_scaling.toml", {})],
+    "experiments/results/claim1_bp_scaling_lr0.3": [("experiments/claims/claim1_bp_lr0.3.toml", {})],
+    "experiments/results/claim2_direct_feedback": [("experiments/claims/claim2_direct_feedback.toml", {}),
+                                                   ("experiments/claims/claim2_dfa_unmasked.toml", {})],
+    # experiments/claims/claim2_lr_check.sh: --lr 0.3, --lr 0.1, --lr 0.01 --rule sdfa
+    "experiments/results/claim2_lr_check": [("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.3}),
+                                            ("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.1}),
+                                            ("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.01,
+                                                                                         "rules": ["sdfa"]})],
+    "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
+    **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
+       for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
+}
+
+
+def expanded_points(configs) -> Counter:
+    points = Counter()
+    for path, changes in configs:
+        data = load_config_file(ROOT / path)
+        for key, value in changes.items():
+            section, _, name = key.rpartition(".")
+            (data.setdefault(section, {}) if section else data)[name] = value
+        for cfg in SweepConfig.from_dict(data, where=path).runs():
+            r = cfg.rhm
+            points[(r.v, r.m, r.n_c, r.s, r.L, cfg.rule, cfg.backend, cfg.sizes()[0])] += 1
+    return points
+
+
+@pytest.mark.parametrize("directory", sorted(SWEEPS))
+def test_summary_csv_matches_the_config_that_regenerates_it(directory):
+    rows = read_csv(ROOT / directory / "summary.csv")
+    assert rows and list(rows[0]) == list(SUMMARY_COLUMNS)
+    table = Counter()
+    for row in rows:
+        key = tuple(int(row[k]) for k in ("v", "m", "n_c", "s", "L")) + (row["rule"], row["backend"], int(row["P"]))
+        table[key] += int(row["n_runs"])
+    assert table == expanded_points(SWEEPS[directory])
+    pstar = read_csv(ROOT / directory / "pstar.csv")
+    assert pstar and list(pstar[0]) == list(PSTAR_COLUMNS)
+    assert {(r["rule"], r["backend"], r["variant"]) for r in pstar} == \
+        {(r["rule"], r["backend"], r["variant"]) for r in rows}
+
+
+def test_every_committed_summary_has_its_config():
+    found = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("experiments/*/*/summary.csv")}
+    assert found == set(SWEEPS)
