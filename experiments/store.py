@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from spiking_rhm.api import NO_TEST_POINTS
 from spiking_rhm.atomic import atomic_write_text, remove_stale_temporaries
 from spiking_rhm.errors import ConfigError
 
-NO_TEST_POINTS = "no-test-points"  # = spiking_rhm.api.NO_TEST_POINTS (not imported: api imports torch lazily only)
 FINAL_STATUSES = ("ok", "diverged", NO_TEST_POINTS)  # finished for good; "failed" runs are retried
 RECORDS = "records"
 QUARANTINE = "quarantine"

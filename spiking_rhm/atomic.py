@@ -74,6 +74,24 @@ def writable_path(path: str | Path, error: type[SpikingRHMError] = SpikingRHMErr
     return path
 
 
+def output_dir(path: str | Path, error: type[SpikingRHMError] = SpikingRHMError, what: str = "output ",
+               create: bool = False) -> Path:
+    """The one rule for output directories: the leaf may be missing (it is created, with ``create``),
+    its parent must exist; a file in its place is refused.  ``error`` names the path otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise error(f"cannot use {what}directory {path}: it is a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not path.exists() and not parent.is_dir():
+        raise error(f"cannot create {what}directory {path}: its parent {parent} does not exist")
+    if create:
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as err:
+            raise error(f"cannot create {what}directory {path}: {err.strerror or err}") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, prefix: str = TMP_PREFIX) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsync'ed and moved onto ``path``.
