@@ -9,15 +9,16 @@ seeds, ``d`` marks diverged runs (counted at chance 1 - 1/n_c, as in ``spiking-r
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
-from pathlib import Path
+
+from experiments.analysis import has_test_points
+from experiments.store import read_results
 
 
 def rows(directory: str):
-    with open(Path(directory) / "results.jsonl") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """The records of ``directory`` with a test error (runs without test points are left out)."""
+    return [r for r in read_results(directory) if has_test_points(r)]
 
 
 def table(directory: str) -> str:

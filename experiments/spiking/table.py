@@ -5,17 +5,16 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from collections import defaultdict
-from pathlib import Path
+
+from experiments.store import read_results
 
 
 def table(directory: str) -> str:
     rows: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for line in (Path(directory) / "results.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in read_results(directory):
         if r.get("status") == "ok":
             rows[(r["config"]["rule"], r["backend"])][int(r["config"]["P"])].append(r["test_error"])
     sizes = sorted({P for by_P in rows.values() for P in by_P})

@@ -130,6 +130,7 @@ def plot_command(directory, out, eps):
     """Figures (PNG + PDF): learning curves, P* vs n_c m^L, sensitivity and alignment per layer."""
     from pathlib import Path
 
+    from experiments.analysis import has_test_points
     from experiments.plots import plot_all
     from experiments.store import read_results
 
@@ -140,6 +141,9 @@ def plot_command(directory, out, eps):
     if not records:
         raise ConfigError(f"{directory!r} holds no records yet")
     files, notes = plot_all(records, out, eps=eps)
+    no_test = sum(not has_test_points(r) for r in records)
+    if no_test:
+        notes.append(f"{no_test} run(s) without test points (P = P_max) left out of the test-error figures")
     for path in files:
         click.echo(f"wrote {path}")
     for note in notes:
