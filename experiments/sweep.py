@@ -373,14 +373,17 @@ def run_stored(cfg: RunConfig, out: str, train_fn: TrainFn | None = None, retry_
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    """Pool worker set-up: share the CPUs; leave Ctrl-C to the parent; die with the parent."""
-    import signal
+    """Pool worker set-up: share the CPUs; leave Ctrl-C to the parent; die with the parent.
 
-    import torch
+    torch takes its thread count from ``OMP_NUM_THREADS`` when the first run imports it."""
+    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent)
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
@@ -421,10 +424,6 @@ class SweepSummary:
     out: Path
     by_others: int = 0
 
-    @property
-    def pending(self) -> int:
-        return self.total - self.skipped - sum(self.statuses.values()) - self.by_others
-
     def __str__(self) -> str:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing new"
         others = f", {self.by_others} finished by another sweep on this directory" if self.by_others else ""
@@ -435,18 +434,16 @@ class SweepSummary:
 class SweepInterrupted(KeyboardInterrupt):
     """A sweep stopped by SIGINT or SIGTERM; carries the signal and the summary so far."""
 
-    def __init__(self, signum: int, summary: SweepSummary):
+    def __init__(self, signum: int, summary: SweepSummary, finished: int):
         super().__init__(signum)
-        self.signum, self.summary = signum, summary
+        self.signum, self.summary, self.finished = signum, summary, finished
 
     def __str__(self) -> str:
         import signal
 
-        s = self.summary
-        finished = s.skipped + sum(s.statuses.values()) + s.by_others
-        return (f"interrupted by {signal.Signals(self.signum).name}: {finished} of {s.total} runs finished "
-                f"({sum(s.statuses.values())} in this call), {s.pending} not; the runs in flight were stopped; "
-                f"rerun the same command to resume")
+        total = self.summary.total
+        return (f"interrupted by {signal.Signals(self.signum).name}: {self.finished} of {total} runs finished, "
+                f"{total - self.finished} not; the runs in flight were stopped; rerun the same command to resume")
 
     @property
     def exit_code(self) -> int:
@@ -544,7 +541,10 @@ def run_sweep(sweep: SweepConfig, out: str | os.PathLike | None = None, train_fn
             waiting, busy = busy, []
             execute(waiting, wait=True)  # runs another sweep held: wait for it, redo what it did not finish
         except KeyboardInterrupt:
-            raise SweepInterrupted(caught[-1] if caught else signal.SIGINT, summary) from None
+            from experiments.store import is_final
+
+            finished = sum(is_final(store.read(cfg.run_id())) for cfg in runs)  # on disk, workers' too
+            raise SweepInterrupted(caught[-1] if caught else signal.SIGINT, summary, finished) from None
         finally:
             bar.close()
     return summary
