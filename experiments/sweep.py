@@ -166,13 +166,17 @@ class SweepConfig:
 
     def runs(self) -> list[RunConfig]:
         """Every run of the grid, P resolved to an integer (so that '2x' and 256 are one run)."""
-        from spiking_rhm.rules import rule_class
-
         if not self.rules or not self.P or not self.seeds or not self.backends:
             raise ConfigError("a sweep needs at least one rule, one P, one seed and one backend")
         for backend in self.backends:
             if backend not in BACKENDS:
                 raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if any(seed < 0 for seed in self.seeds):
+            raise ConfigError(f"seeds must be non-negative, got {list(self.seeds)}")
+        from spiking_rhm.rules import rule_class  # the rule registry imports torch: after the cheap checks
+
         # overrides may name rules that are not selected (a file narrowed by --rule), but every
         # name must be a registered rule, so that a typo is not silently ignored
         for name in sorted(set(self.overrides) - set(self.rules)):
@@ -180,10 +184,6 @@ class SweepConfig:
                 rule_class(name)
             except SpikingRHMError as err:
                 raise ConfigError(f"overrides: {err}") from None
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be >= 1, got {self.workers}")
-        if any(seed < 0 for seed in self.seeds):
-            raise ConfigError(f"seeds must be non-negative, got {list(self.seeds)}")
         templates = {}
         backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
         for rule in self.rules:
@@ -206,7 +206,7 @@ class SweepConfig:
                 try:
                     size = resolve_size(spelling, grammar)
                 except SpikingRHMError as err:
-                    raise ConfigError(f"P = {spelling!r}: {err}") from None
+                    raise ConfigError(str(err) if str(err).startswith("P = ") else f"P = {spelling!r}: {err}") from None
                 if size not in sizes:
                     sizes.append(size)
             for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):

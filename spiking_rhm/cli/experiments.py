@@ -72,19 +72,22 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
     if data.get("out") is None:
         raise ConfigError("the sweep needs an output directory (--out DIR or out = 'DIR' in the config)")
     output_dir(data["out"], ConfigError, "the results ")
-    _check_sizes(data, where)  # P, P_test against P_max before the rules (torch) are loaded
-    note_default_rhm({"rhm": {}}, given="rhm" in data)
+    notes = _check_sizes(data, where)  # P, P_test against P_max before the rules (torch) are loaded
     sweep = SweepConfig.from_dict(data, where=where)
+    note_default_rhm({"rhm": {}}, given="rhm" in data)
+    for text in notes:
+        note(text)
     summary = run_sweep(sweep, progress=not quiet)
     click.echo(str(summary))
 
 
-def _check_sizes(data: dict, where: str) -> None:
-    """Sizes and RHM parameters of a sweep dict, checked without the rule registry; notes P = P_max."""
+def _check_sizes(data: dict, where: str) -> list[str]:
+    """Sizes and RHM parameters of a sweep dict, checked without the rule registry; notes on P = P_max."""
     from experiments.sweep import _size_tuple
     from spiking_rhm.config import RHMConfig, _from_mapping, default_test_size, resolve_size
     from spiking_rhm.errors import SpikingRHMError
 
+    notes = []
     rhm = data.get("rhm", {})
     for setting in [rhm] if isinstance(rhm, dict) else rhm:
         grammar = _from_mapping(RHMConfig, setting, f"{where}.rhm").build()
@@ -92,11 +95,12 @@ def _check_sizes(data: dict, where: str) -> None:
             try:
                 P = resolve_size(spelling, grammar)
             except SpikingRHMError as err:
-                raise ConfigError(f"P = {spelling!r}: {err}") from None
+                raise ConfigError(str(err) if str(err).startswith("P = ") else f"P = {spelling!r}: {err}") from None
             P_test = data.get("P_test")
             if P_test is None and default_test_size(grammar.P_max, P) == 0:
-                note(f"P = {P} = P_max of (v, m, n_c, s, L) = {grammar.params.astuple()} leaves no test points: "
-                     f"those runs are recorded as 'no-test-points' with train metrics only")
+                notes.append(f"P = {P} = P_max of (v, m, n_c, s, L) = {grammar.params.astuple()} leaves no test "
+                             f"points: those runs are recorded as 'no-test-points' with train metrics only")
+    return notes
 
 
 @click.command("pstar")

@@ -89,8 +89,8 @@ def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arc
     for path, what in ((out, "the record "), (save_net, "the checkpoint ")):
         if path is not None:
             writable_path(path, ConfigError, what)
-    note_default_rhm(cfg.to_dict(), given=_rhm_given(config_file, overrides))
     _check_rule(cfg)
+    note_default_rhm(cfg.to_dict(), given=_rhm_given(config_file, overrides))
     if P_test_int == 0:
         note(f"P = {P_int} leaves no test points (P_max = {cfg.rhm.build().P_max}): the run is recorded as "
              f"{NO_TEST_POINTS!r} with train metrics only; lower --P for a test error")
