@@ -140,13 +140,23 @@ def _check_rule(cfg) -> None:
 @click.command()
 def rules():
     """List the registered rules: name, family, supervised?, summary."""
-    from spiking_rhm.rules import available_rules
+    for line in rule_lines():
+        click.echo(line)
 
-    registry = available_rules()
-    width = max(len(n) for n in registry)
-    for name, cls in registry.items():
-        sup = "supervised" if cls.supervised else "unsupervised"
-        click.echo(f"{name:<{width}}  {cls.family:<16} {sup:<12}  {cls.summary}")
+
+def rule_lines(static: bool = True) -> list[str]:
+    """The lines of `spiking-rhm rules`: from the rule sources without torch when ``static`` and possible
+    (:mod:`spiking_rhm.cli.rule_table`), else from the registry."""
+    from spiking_rhm.cli.rule_table import rule_rows
+
+    rows = rule_rows() if static else None
+    if rows is None:
+        from spiking_rhm.rules import available_rules
+
+        rows = [(name, cls.family, cls.supervised, cls.summary) for name, cls in available_rules().items()]
+    width = max(len(row[0]) for row in rows)
+    return [f"{name:<{width}}  {family:<16} {'supervised' if sup else 'unsupervised':<12}  {summary}"
+            for name, family, sup, summary in rows]
 
 
 COMMANDS = [train, rules]
