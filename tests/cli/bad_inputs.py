@@ -5,7 +5,7 @@ Norse or Brian2 is imported.  Used by ``tests/cli/test_errors_cli.py`` and ``ben
 """
 
 RHM = ["--v", "8", "--m", "4", "--nc", "8", "--s", "2", "--L", "2"]
-MISSING = "/nonexistent-spiking-rhm"  # a directory that does not exist
+MISSING = "{tmp}/missing"  # a directory that does not exist (inside the scratch one, so nothing lands elsewhere)
 
 BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error line must hold)
     (["trian"], "No such command"),
