@@ -5,7 +5,9 @@ setting, rule, back end and every other setting).  Within a curve:
 
 * ``ok`` runs contribute their test error;
 * ``diverged`` runs count as chance-level error ``1 - 1/n_c`` (the rule did not learn);
-* ``failed`` runs (exceptions) are left out and counted.
+* ``failed`` runs (exceptions) are left out and counted;
+* runs without test points (status ``no-test-points``: P = P_max, P_test = 0) have no test error:
+  they are left out of the curve and counted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spiking_rhm.api import NO_TEST_POINTS
 from spiking_rhm.metrics import PStar, pstar
 
 _SWEPT = ("P", "P_test", "seed")
@@ -36,6 +39,7 @@ class Curve:
     records: list[dict] = field(default_factory=list)
     n_diverged: int = 0
     n_failed: int = 0
+    n_no_test: int = 0
 
     @property
     def scale(self) -> int:
@@ -91,6 +95,9 @@ def curves(records: list[dict]) -> list[Curve]:
         variant = " ".join(f"{name}={flat[key].get(name)}" for name in varying)
         curve = Curve(rule=config["rule"], backend=config["backend"], rhm=(r["v"], r["m"], r["n_c"], r["s"], r["L"]),
                       rule_seed=r.get("rule_seed", 0), variant=variant, records=members)
+        no_test = [rec for rec in members if not has_test_points(rec)]
+        curve.n_no_test = len(no_test)
+        members = [rec for rec in members if has_test_points(rec)]
         curve.P = sorted({rec["P"] for rec in members})
         curve.seeds = sorted({rec["seed"] for rec in members})
         curve.errors = np.full((len(curve.seeds), len(curve.P)), np.nan)
@@ -105,6 +112,11 @@ def curves(records: list[dict]) -> list[Curve]:
                 curve.n_failed += 1
         out.append(curve)
     return sorted(out, key=lambda c: (c.rhm, c.rule_seed, c.rule, c.backend, c.variant))
+
+
+def has_test_points(record: dict) -> bool:
+    """False for a run without test points (status no-test-points, or an older record with P_test = 0)."""
+    return record.get("status") != NO_TEST_POINTS and record.get("P_test") != 0
 
 
 def _same_family(a: dict, b: dict) -> bool:
@@ -135,6 +147,8 @@ def pstar_rows(records: list[dict], eps: float = 0.1, n_boot: int = 2000, confid
             notes.append(f"{curve.n_diverged} diverged (counted at chance)")
         if curve.n_failed:
             notes.append(f"{curve.n_failed} failed (left out)")
+        if curve.n_no_test:
+            notes.append(f"{curve.n_no_test} without test points (P = P_max; left out)")
         rows.append({
             "rule": curve.label, "rhm": curve.rhm, "scale": curve.scale, "pstar": result,
             "ratio": result.value / curve.scale, "n_seeds": result.n_seeds, "n_P": len(curve.P),

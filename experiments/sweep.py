@@ -24,20 +24,26 @@ three go through the same strict validation.  A sweep file looks like::
 :func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
 have a final record in the output directory (see :mod:`experiments.store`), and runs the
 rest with a local process pool (default), serially (``workers = 1``) or on a Dask cluster.
-An exception inside a run gives a ``failed`` record and the sweep goes on.
+An exception inside a run gives a ``failed`` record and the sweep goes on.  Each run is
+computed under its lock in the output directory and its record written by the process that
+computed it (:func:`run_stored`), so concurrent sweeps on one directory compute each run once.
+SIGINT and SIGTERM stop the workers and raise :class:`SweepInterrupted`; pool workers exit
+when their parent dies, even by SIGKILL (:func:`exit_with_parent`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
+import sys
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from spiking_rhm.config import BACKENDS, RHMConfig, RunConfig, _from_mapping, load_config_file, resolve_size
 from spiking_rhm.errors import ConfigError, SpikingRHMError
@@ -160,13 +166,17 @@ class SweepConfig:
 
     def runs(self) -> list[RunConfig]:
         """Every run of the grid, P resolved to an integer (so that '2x' and 256 are one run)."""
-        from spiking_rhm.rules import rule_class
-
         if not self.rules or not self.P or not self.seeds or not self.backends:
             raise ConfigError("a sweep needs at least one rule, one P, one seed and one backend")
         for backend in self.backends:
             if backend not in BACKENDS:
                 raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if any(seed < 0 for seed in self.seeds):
+            raise ConfigError(f"seeds must be non-negative, got {list(self.seeds)}")
+        from spiking_rhm.rules import rule_class  # the rule registry imports torch: after the cheap checks
+
         # overrides may name rules that are not selected (a file narrowed by --rule), but every
         # name must be a registered rule, so that a typo is not silently ignored
         for name in sorted(set(self.overrides) - set(self.rules)):
@@ -174,10 +184,6 @@ class SweepConfig:
                 rule_class(name)
             except SpikingRHMError as err:
                 raise ConfigError(f"overrides: {err}") from None
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be >= 1, got {self.workers}")
-        if any(seed < 0 for seed in self.seeds):
-            raise ConfigError(f"seeds must be non-negative, got {list(self.seeds)}")
         templates = {}
         backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
         for rule in self.rules:
@@ -200,7 +206,7 @@ class SweepConfig:
                 try:
                     size = resolve_size(spelling, grammar)
                 except SpikingRHMError as err:
-                    raise ConfigError(f"P = {spelling!r}: {err}") from None
+                    raise ConfigError(str(err) if str(err).startswith("P = ") else f"P = {spelling!r}: {err}") from None
                 if size not in sizes:
                     sizes.append(size)
             for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):
@@ -338,38 +344,148 @@ def run_one(cfg: RunConfig, train_fn: TrainFn | None = None) -> dict:
         return api.make_record(cfg, metrics, wall_time=time.perf_counter() - start, status="failed")
 
 
-def _init_worker(threads: int) -> None:
-    """Pool worker setup: share the CPUs; leave Ctrl-C to the parent, which terminates the workers."""
+# what run_stored reports besides the record
+WRITTEN, RETURNED, BUSY, EXISTING = "written", "returned", "busy", "existing"
+
+
+def run_stored(cfg: RunConfig, out: str, train_fn: TrainFn | None = None, retry_failed: bool = True,
+               wait: bool = False) -> tuple[str, dict | None]:
+    """Run ``cfg`` under its lock in ``out`` and write its record there; runs in the worker.
+
+    Returns ``(state, record)``: ``written`` (trained, record written here), ``existing`` (another
+    process finished it meanwhile), ``busy`` (another process holds its lock; only when ``wait`` is
+    False) or ``returned`` (``out`` is not visible here, e.g. a Dask worker on another file system:
+    trained without a lock, the caller writes the record).
+    """
+    from experiments.store import ResultStore, is_final
+
+    if not (Path(out) / "records").is_dir():
+        return RETURNED, run_one(cfg, train_fn)
+    store = ResultStore(out, load=False)
+    run_id = cfg.run_id()
+    with store.run_lock(run_id, blocking=wait) as held:
+        if not held:
+            return BUSY, None
+        existing = store.read(run_id)
+        if is_final(existing) or (existing is not None and not retry_failed):
+            return EXISTING, existing
+        return WRITTEN, store.write(run_one(cfg, train_fn))
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Pool worker set-up: share the CPUs; leave Ctrl-C to the parent; die with the parent.
+
+    torch takes its thread count from ``OMP_NUM_THREADS`` when the first run imports it."""
     import signal
 
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
+    exit_with_parent(parent)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this process when ``parent`` dies, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; everywhere: a daemon thread that exits the process
+    once the parent pid changes (re-parenting), checked every ``poll_s`` seconds.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread below does it
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    if os.getppid() != parent:  # died before prctl was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass
 class SweepSummary:
-    """What :func:`run_sweep` did: runs in the grid, skipped (already finished), and new statuses."""
+    """What :func:`run_sweep` did: runs in the grid, skipped (already finished), new statuses, and the
+    runs that another process (a concurrent sweep on the same directory) finished."""
 
     total: int
     skipped: int
     statuses: Counter
     out: Path
+    by_others: int = 0
 
     def __str__(self) -> str:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing new"
-        return f"{self.total} runs in the sweep, {self.skipped} already finished, ran: {done}; results in {self.out / 'results.jsonl'}"
+        others = f", {self.by_others} finished by another sweep on this directory" if self.by_others else ""
+        return (f"{self.total} runs in the sweep, {self.skipped} already finished, ran: {done}{others}; "
+                f"results in {self.out / 'results.jsonl'}")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT or SIGTERM; carries the signal and the summary so far."""
+
+    def __init__(self, signum: int, summary: SweepSummary, finished: int):
+        super().__init__(signum)
+        self.signum, self.summary, self.finished = signum, summary, finished
+
+    def __str__(self) -> str:
+        import signal
+
+        total = self.summary.total
+        return (f"interrupted by {signal.Signals(self.signum).name}: {self.finished} of {total} runs finished, "
+                f"{total - self.finished} not; the runs in flight were stopped; rerun the same command to resume")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[list[int]]:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt in the main thread; yields the list of signals caught."""
+    import signal
+    import threading
+
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_sweep(sweep: SweepConfig, out: str | os.PathLike | None = None, train_fn: TrainFn | None = None,
               progress: bool = True) -> SweepSummary:
     """Run every unfinished run of ``sweep`` and store each record as it finishes.
 
-    ``train_fn`` (default :func:`spiking_rhm.api.train`) must be picklable by reference for
-    the process pool and Dask.  Finished runs (status ok or diverged; failed too when
-    ``retry_failed`` is false) are skipped, so an interrupted sweep resumes where it stopped.
+    ``train_fn`` (default :func:`spiking_rhm.api.train`) must be picklable by reference for the
+    process pool and Dask.  Finished runs (status ok, diverged or no-test-points; failed too when
+    ``retry_failed`` is false) are skipped, so an interrupted sweep resumes where it stopped.  Each
+    run is computed under its lock (:meth:`~experiments.store.ResultStore.run_lock`): a run another
+    sweep is computing is waited for after this sweep's other runs, and redone if that sweep died.
+    SIGINT/SIGTERM stop the workers and raise :class:`SweepInterrupted`.
     """
+    import signal
+
     from tqdm.auto import tqdm
 
     out = out if out is not None else sweep.out
@@ -382,60 +498,89 @@ def run_sweep(sweep: SweepConfig, out: str | os.PathLike | None = None, train_fn
         for backend in sweep.backends:
             backend_trainer(backend)  # unavailable back end -> clear error before anything runs
     store = ResultStore(out)
+    out_abs = str(Path(out).resolve())  # Dask workers and pool workers may have another cwd
 
     def done(cfg: RunConfig) -> bool:
         record = store.get(cfg.run_id())
-        return record is not None and (store.finished(cfg.run_id()) or not sweep.retry_failed)
+        return store.finished(cfg.run_id()) or (record is not None and not sweep.retry_failed)
 
     pending = [cfg for cfg in runs if not done(cfg)]
     summary = SweepSummary(total=len(runs), skipped=len(runs) - len(pending), statuses=Counter(), out=Path(out))
     bar = tqdm(total=len(runs), initial=summary.skipped, unit="run", desc="sweep", disable=not progress,
                dynamic_ncols=True)
+    busy: list[RunConfig] = []
 
-    def finish(record: dict) -> None:
-        store.add(record)
-        summary.statuses[record["status"]] += 1
+    def finish(cfg: RunConfig, state: str, record: dict | None) -> None:
+        if state == BUSY:
+            busy.append(cfg)
+            return
+        if state == EXISTING:
+            summary.by_others += 1
+        else:
+            store.add(record, written=state == WRITTEN)
+            summary.statuses[record["status"]] += 1
         bar.update(1)
         bar.set_postfix({k: v for k, v in summary.statuses.items()}, refresh=False)
 
-    try:
-        if not pending:
-            pass
-        elif sweep.dask:
-            _run_dask(pending, sweep.dask, train_fn, finish)
+    def execute(cfgs: Sequence[RunConfig], wait: bool) -> None:
+        if not cfgs:
+            return
+        if sweep.dask:
+            _run_dask(cfgs, sweep.dask, out_abs, train_fn, sweep.retry_failed, wait, finish)
+            return
+        workers = min(sweep.workers or default_workers(), len(cfgs))
+        if workers == 1:
+            for cfg in cfgs:
+                finish(cfg, *run_stored(cfg, out_abs, train_fn, sweep.retry_failed, wait))
         else:
-            workers = sweep.workers or default_workers()
-            if workers == 1 or len(pending) == 1:
-                for cfg in pending:
-                    finish(run_one(cfg, train_fn))
-            else:
-                _run_pool(pending, min(workers, len(pending)), train_fn, finish)
-    finally:
-        bar.close()
+            _run_pool(cfgs, workers, out_abs, train_fn, sweep.retry_failed, wait, finish)
+
+    with _signals_raise() as caught:
+        try:
+            execute(pending, wait=False)
+            waiting, busy = busy, []
+            execute(waiting, wait=True)  # runs another sweep held: wait for it, redo what it did not finish
+        except KeyboardInterrupt:
+            from experiments.store import is_final
+
+            finished = sum(is_final(store.read(cfg.run_id())) for cfg in runs)  # on disk, workers' too
+            raise SweepInterrupted(caught[-1] if caught else signal.SIGINT, summary, finished) from None
+        finally:
+            bar.close()
     return summary
 
 
-def _run_pool(pending: Sequence[RunConfig], workers: int, train_fn, finish) -> None:
+def _run_pool(pending: Sequence[RunConfig], workers: int, out: str, train_fn, retry_failed: bool, wait: bool,
+              finish) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
     try:
-        futures = {pool.submit(run_one, cfg, train_fn): cfg for cfg in pending}
+        futures = {pool.submit(run_stored, cfg, out, train_fn, retry_failed, wait): cfg for cfg in pending}
         for future in as_completed(futures):
-            finish(_result_or_failed(future, futures[future]))
-    except BaseException:  # Ctrl-C or an error in the parent: stop the runs in flight now
+            cfg = futures.pop(future)
+            finish(cfg, *_result_or_failed(future, cfg))
+    except BaseException:  # a signal or an error in the parent: stop the runs in flight now
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
+        for process in processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
         raise
     pool.shutdown(wait=True)
 
 
-def _run_dask(pending: Sequence[RunConfig], address: str, train_fn, finish) -> None:
+def _run_dask(pending: Sequence[RunConfig], address: str, out: str, train_fn, retry_failed: bool, wait: bool,
+              finish) -> None:
+    """Each run on a Dask worker, which writes its record when it sees ``out`` (a shared file system);
+    a result is released on the cluster as soon as the client has it, so that a lost worker costs only
+    its unfinished runs."""
     try:
         from distributed import Client, as_completed
     except ModuleNotFoundError:  # pragma: no cover - dask is a dependency
@@ -444,13 +589,17 @@ def _run_dask(pending: Sequence[RunConfig], address: str, train_fn, finish) -> N
         client = Client(address, timeout="20s")
     except (OSError, TimeoutError) as err:
         raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
+    futures = {}
     try:
-        futures = {}
         for cfg in pending:
-            future = client.submit(run_one, cfg, train_fn, pure=False, key=f"spiking-rhm-run-{cfg.run_id()}-{time.time_ns()}")
+            future = client.submit(run_stored, cfg, out, train_fn, retry_failed, wait, pure=False,
+                                   key=f"spiking-rhm-run-{cfg.run_id()}-{time.time_ns()}")
             futures[future] = cfg
-        for future in as_completed(futures):
-            finish(_result_or_failed(future, futures[future]))
+        for future in as_completed(list(futures)):
+            cfg = futures.pop(future)
+            result = _result_or_failed(future, cfg)
+            future.release()  # the scheduler forgets it: a later lost worker does not recompute it
+            finish(cfg, *result)
     except BaseException:
         client.cancel(list(futures))
         raise
@@ -458,11 +607,12 @@ def _run_dask(pending: Sequence[RunConfig], address: str, train_fn, finish) -> N
         client.close()
 
 
-def _result_or_failed(future, cfg: RunConfig) -> dict:
-    """The record of a finished future; a lost worker becomes a ``failed`` record."""
+def _result_or_failed(future, cfg: RunConfig) -> tuple[str, dict | None]:
+    """The ``(state, record)`` of a finished future; a lost worker becomes a ``failed`` record."""
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - the run itself catches its exceptions; this is infrastructure
         from spiking_rhm import api
 
-        return api.make_record(cfg, {"error": f"{type(err).__name__}: {err}"}, wall_time=0.0, status="failed")
+        return RETURNED, api.make_record(cfg, {"error": f"{type(err).__name__}: {err}"}, wall_time=0.0,
+                                         status="failed")

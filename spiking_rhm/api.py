@@ -21,6 +21,7 @@ BACKEND_TRAINERS = {
     "rate": "rate_models.train:train_rate",
     "norse": "spiking_rhm.backends.norse.train:train_norse",
 }
+NO_TEST_POINTS = "no-test-points"  # status of a run with P_test = 0 (e.g. P = P_max)
 # what the back ends without a trainer are for instead
 NO_TRAINER = {
     "brian2": "it mirrors one Norse presentation window for cross-checks (docs/brian2.md)",
@@ -60,14 +61,20 @@ def make_record(cfg: RunConfig, metrics: dict[str, Any], wall_time: float, statu
 
     Top-level keys: ``run_id, rule, backend, P, P_test, seed, status, test_error,
     train_error, metrics, config, version, wall_time, platform``.  ``status`` is
-    ``ok``, ``diverged`` (a NaN/inf loss or error) or ``failed``.
+    ``ok``, ``diverged`` (a NaN/inf loss, parameter or train error), ``no-test-points``
+    (trained on P = P_max with P_test = 0: train metrics only, no test error) or ``failed``.
     """
     P, P_test = cfg.sizes()
     test_error = metrics.get("test_error")
     train_error = metrics.get("train_error")
+    if P_test == 0:
+        test_error = None  # the mean over an empty test set is NaN, which is no divergence
     if status is None:
         bad = [x for x in (test_error, train_error) if x is not None and not math.isfinite(x)]
-        status = "diverged" if (bad or metrics.get("diverged")) else "ok"
+        if bad or metrics.get("diverged"):
+            status = "diverged"
+        else:
+            status = NO_TEST_POINTS if P_test == 0 else "ok"
     return {
         "run_id": cfg.run_id(),
         "rule": cfg.rule,

@@ -12,11 +12,13 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
+from experiments.analysis import has_test_points
 from experiments.store import read_results
 
 
 def rows(directory: str):
-    return read_results(directory)
+    """The records of ``directory`` with a test error (runs without test points are left out)."""
+    return [r for r in read_results(directory) if has_test_points(r)]
 
 
 def table(directory: str) -> str:

@@ -21,15 +21,41 @@ from spiking_rhm.errors import SpikingRHMError
 COMMAND_MODULES = ("data", "train", "experiments", "dynamics", "hardware", "report")
 
 
+def _one_line_error(err: click.ClickException) -> None:
+    """Click's own errors (bad option values, unknown options or commands) as one line, exit 2."""
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    click.echo(f"error: {message}{hint}", err=True)
+    sys.exit(err.exit_code)
+
+
 class _Group(click.Group):
     """Click group that turns user errors into one clean line and exit code 2."""
 
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as err:
+            _one_line_error(err)
+
     def invoke(self, ctx):
+        from experiments.sweep import SweepInterrupted
+
         try:
             return super().invoke(ctx)
         except SpikingRHMError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as err:
+            _one_line_error(err)
+        except SweepInterrupted as err:
+            click.echo(str(err), err=True)
+            sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: finished results are kept; rerun the same command to resume", err=True)
             sys.exit(130)

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from spiking_rhm.atomic import atomic_write
-from spiking_rhm.errors import RHMParameterError
+from spiking_rhm.atomic import atomic_write, writable_path
+from spiking_rhm.errors import ConfigError, RHMParameterError
 
 MAX_POINTS = 20_000_000  # largest P + P_test written to one npz
 
@@ -72,6 +72,7 @@ def generate(v: int, m: int, nc: int, s: int, L: int, seed: int, P: str, P_test:
     from spiking_rhm.config import resolve_size
     from spiking_rhm.rhm import RHM
 
+    writable_path(out, ConfigError, "the data file ")
     rhm = RHM(v, m, nc, s, L, seed=seed)
     n_train = resolve_size(P, rhm)
     if P_test < 0:

@@ -29,10 +29,14 @@ import click
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="folder for the PNG files")
 def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed, options, steps, synapses, out):
     """Spike rasters, membrane potentials, eligibility traces, modulator and weights of a Norse run."""
-    from spiking_rhm.backends.norse.dynamics import plot_dynamics, record_dynamics
+    from spiking_rhm.atomic import output_dir
+    from spiking_rhm.cli.options import note_default_rhm
     from spiking_rhm.config import RunConfig, load_config_file
     from spiking_rhm.errors import ConfigError
 
+    output_dir(out, ConfigError, "the figure ")
+    if steps < 1 or synapses < 1:
+        raise ConfigError(f"--steps and --synapses must be >= 1, got {steps} and {synapses}")
     data = load_config_file(config_path) if config_path else {}
     data["backend"] = "norse"
     rhm = dict(data.get("rhm", {}))
@@ -66,6 +70,10 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     if "P_test" not in data:
         data["P_test"] = 0
     cfg = RunConfig.from_dict(data)
+    cfg.sizes()
+    note_default_rhm(data, given=any(k in rhm for k in ("v", "m", "n_c", "s", "L")))
+    from spiking_rhm.backends.norse.dynamics import plot_dynamics, record_dynamics
+
     record = record_dynamics(cfg, steps=steps, n_synapses=synapses)
     for path in plot_dynamics(record, out):
         click.echo(str(path))

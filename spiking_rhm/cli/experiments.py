@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from spiking_rhm.cli.options import parse_option, set_path
+from spiking_rhm.atomic import output_dir
+from spiking_rhm.cli.options import note, note_default_rhm, parse_option, set_path
 from spiking_rhm.errors import ConfigError
 
 
@@ -68,9 +69,38 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
         raise ConfigError("give --rule (or rules = [...] in --config)")
     if "P" not in data:
         raise ConfigError("give --P (or P = [...] in --config)")
+    if data.get("out") is None:
+        raise ConfigError("the sweep needs an output directory (--out DIR or out = 'DIR' in the config)")
+    output_dir(data["out"], ConfigError, "the results ")
+    notes = _check_sizes(data, where)  # P, P_test against P_max before the rules (torch) are loaded
     sweep = SweepConfig.from_dict(data, where=where)
+    note_default_rhm({"rhm": {}}, given="rhm" in data)
+    for text in notes:
+        note(text)
     summary = run_sweep(sweep, progress=not quiet)
     click.echo(str(summary))
+
+
+def _check_sizes(data: dict, where: str) -> list[str]:
+    """Sizes and RHM parameters of a sweep dict, checked without the rule registry; notes on P = P_max."""
+    from experiments.sweep import _size_tuple
+    from spiking_rhm.config import RHMConfig, _from_mapping, default_test_size, resolve_size
+    from spiking_rhm.errors import SpikingRHMError
+
+    notes = []
+    rhm = data.get("rhm", {})
+    for setting in [rhm] if isinstance(rhm, dict) else rhm:
+        grammar = _from_mapping(RHMConfig, setting, f"{where}.rhm").build()
+        for spelling in _size_tuple(data.get("P"), f"{where}.P"):
+            try:
+                P = resolve_size(spelling, grammar)
+            except SpikingRHMError as err:
+                raise ConfigError(str(err) if str(err).startswith("P = ") else f"P = {spelling!r}: {err}") from None
+            P_test = data.get("P_test")
+            if P_test is None and default_test_size(grammar.P_max, P) == 0:
+                notes.append(f"P = {P} = P_max of (v, m, n_c, s, L) = {grammar.params.astuple()} leaves no test "
+                             f"points: those runs are recorded as 'no-test-points' with train metrics only")
+    return notes
 
 
 @click.command("pstar")
@@ -104,15 +134,20 @@ def plot_command(directory, out, eps):
     """Figures (PNG + PDF): learning curves, P* vs n_c m^L, sensitivity and alignment per layer."""
     from pathlib import Path
 
+    from experiments.analysis import has_test_points
     from experiments.plots import plot_all
     from experiments.store import read_results
 
+    base = Path(directory)
+    out = Path(out) if out else (base if base.is_dir() else base.parent) / "figures"
+    output_dir(out, ConfigError, "the figure ")
     records = read_results(directory)
     if not records:
         raise ConfigError(f"{directory!r} holds no records yet")
-    base = Path(directory)
-    out = Path(out) if out else (base if base.is_dir() else base.parent) / "figures"
     files, notes = plot_all(records, out, eps=eps)
+    no_test = sum(not has_test_points(r) for r in records)
+    if no_test:
+        notes.append(f"{no_test} run(s) without test points (P = P_max) left out of the test-error figures")
     for path in files:
         click.echo(f"wrote {path}")
     for note in notes:

@@ -12,12 +12,13 @@ import json
 
 import click
 
+from spiking_rhm.atomic import atomic_write_text, output_dir, writable_path
 from spiking_rhm.cli.options import parse_option
 from spiking_rhm.errors import ConfigError
 
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="NIR file to write (HDF5)")
 @click.option("--dense", is_flag=True,
               help="Linear layers instead of Conv1d for a cnn (for NIR readers without Conv1d)")
@@ -29,16 +30,17 @@ from spiking_rhm.errors import ConfigError
                    "(calibrates a rate-trained network to its spiking simulation)")
 def export(checkpoint, out, dense, options, refit_readout):
     """Write a trained network (an .npz from `train --save-net`) as a NIR graph."""
-    from hardware.nir_graph import to_nir, write_nir
-    from spiking_rhm.backends.norse.deployed import from_checkpoint
-    from spiking_rhm.checkpoint import Checkpoint
-
+    writable_path(out, ConfigError, "the NIR file ")  # checked before the model libraries are imported
     spiking = {}
     for text in options:
         path, value = parse_option(text)
         if len(path) != 2 or path[0] != "spiking":
             raise ConfigError(f"--option {text!r}: export takes spiking.<setting>=<value> only")
         spiking[path[1]] = value
+    from hardware.nir_graph import to_nir, write_nir
+    from spiking_rhm.backends.norse.deployed import from_checkpoint
+    from spiking_rhm.checkpoint import Checkpoint
+
     ckpt = Checkpoint.load(checkpoint)
     net = from_checkpoint(ckpt, spiking=spiking)
     if refit_readout:
@@ -64,7 +66,7 @@ def _chain_names(graph) -> list[str]:
 
 
 @click.command("deploy")
-@click.argument("network", type=click.Path(dir_okay=False))
+@click.argument("network", type=click.Path(exists=True, dir_okay=False))
 @click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="held-out points to evaluate")
 @click.option("--target", "targets", default="norse,lava-float,loihi-fixed", show_default=True,
               help="comma list of norse, lava-float, loihi-fixed")
@@ -78,14 +80,17 @@ def _chain_names(graph) -> list[str]:
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
     """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float and Loihi fixed point."""
+    if out is not None:
+        writable_path(out, ConfigError, "the report ")
+    if figures is not None:
+        output_dir(figures, ConfigError, "the figure ")
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    if P_test < 1 or batch < 1:
+        raise ConfigError(f"--P-test and --batch must be >= 1, got {P_test} and {batch}")
     from hardware.deploy import evaluate_deployment, format_report
     from hardware.nir_graph import read_nir
-    from spiking_rhm.atomic import atomic_write_text, writable_path
 
-    if out is not None:
-        writable_path(out, ConfigError)
     graph = read_nir(network)
-    names = [t.strip() for t in targets.split(",") if t.strip()]
     report = evaluate_deployment(graph, P_test=P_test, targets=names, engine=engine, batch=batch, seed=seed,
                                  progress=not quiet, figures=figures)
     click.echo(format_report(report))

@@ -1,8 +1,28 @@
-"""``--option K=V`` parsing shared by the commands that build run configs."""
+"""What the commands share: ``--option K=V`` parsing and notes on stderr."""
 
 from __future__ import annotations
 
+import click
+
 from spiking_rhm.errors import ConfigError
+
+RHM_KEYS = ("v", "m", "n_c", "s", "L")
+
+
+def note(message: str) -> None:
+    """One line on stderr, ``note: ...``."""
+    click.echo(f"note: {message}", err=True)
+
+
+def note_default_rhm(data: dict, given: bool) -> None:
+    """Say which RHM a run uses when the user gave no RHM parameters (``data``: the run dict)."""
+    if given:
+        return
+    from spiking_rhm.config import RHMConfig
+
+    rhm = {**RHMConfig().__dict__, **(data.get("rhm") or {})}
+    note(f"no RHM parameters given: using the default (v, m, n_c, s, L) = "
+         f"({', '.join(str(rhm[k]) for k in RHM_KEYS)}); set them with --v --m --nc --s --L")
 
 
 def parse_option(text: str) -> tuple[list[str], object]:

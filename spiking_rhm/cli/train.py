@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from spiking_rhm.atomic import atomic_write_text
-from spiking_rhm.cli.options import parse_option, set_path
+from spiking_rhm.atomic import atomic_write_text, writable_path
+from spiking_rhm.cli.options import note, note_default_rhm, parse_option, set_path
+from spiking_rhm.api import NO_TEST_POINTS  # api imports the back ends (torch) only when training
 from spiking_rhm.errors import ConfigError
 
 
@@ -79,14 +80,22 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
           device, config_file, options, out, save_net, quiet):
     """Train one run and print `test_error: <fraction>` as the last line."""
-    from spiking_rhm import api
-
     overrides = dict(rule=rule, backend=backend, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),
                      P_test=P_test, seed=seed, width=width, arch=arch, bias=bias, epochs=epochs, min_steps=min_steps, lr=lr,
                      batch_size=batch_size, device=device)
+    # everything that needs no model is checked before torch is imported (_check_rule, api)
     cfg = build_config(config_file, overrides, [parse_option(o) for o in options])
-    _check_rule(cfg)
     P_int, P_test_int = cfg.sizes()
+    for path, what in ((out, "the record "), (save_net, "the checkpoint ")):
+        if path is not None:
+            writable_path(path, ConfigError, what)
+    _check_rule(cfg)
+    note_default_rhm(cfg.to_dict(), given=_rhm_given(config_file, overrides))
+    if P_test_int == 0:
+        note(f"P = {P_int} leaves no test points (P_max = {cfg.rhm.build().P_max}): the run is recorded as "
+             f"{NO_TEST_POINTS!r} with train metrics only; lower --P for a test error")
+    from spiking_rhm import api
+
     record = api.train(cfg, progress=not quiet, checkpoint=save_net)
     metrics = record["metrics"]
     click.echo(f"rule: {cfg.rule}  backend: {cfg.backend}  (v, m, n_c, s, L) = "
@@ -101,7 +110,19 @@ def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arc
     if save_net:
         click.echo(f"network: {save_net}")
     test_error = record["test_error"]
-    click.echo(f"test_error: {'nan' if test_error is None else f'{test_error:.4f}'}")
+    if record["status"] == NO_TEST_POINTS:
+        click.echo("test_error: none (no test points)")
+    else:
+        click.echo(f"test_error: {'nan' if test_error is None else f'{test_error:.4f}'}")
+
+
+def _rhm_given(config_file, overrides: dict) -> bool:
+    """True when the RHM parameters come from the flags or the config file (not the defaults)."""
+    from spiking_rhm.config import load_config_file
+
+    if any(overrides.get(k) is not None for k in ("v", "m", "n_c", "s", "L")):
+        return True
+    return bool(config_file) and "rhm" in load_config_file(config_file)
 
 
 def _check_rule(cfg) -> None:
@@ -119,13 +140,23 @@ def _check_rule(cfg) -> None:
 @click.command()
 def rules():
     """List the registered rules: name, family, supervised?, summary."""
-    from spiking_rhm.rules import available_rules
+    for line in rule_lines():
+        click.echo(line)
 
-    registry = available_rules()
-    width = max(len(n) for n in registry)
-    for name, cls in registry.items():
-        sup = "supervised" if cls.supervised else "unsupervised"
-        click.echo(f"{name:<{width}}  {cls.family:<16} {sup:<12}  {cls.summary}")
+
+def rule_lines(static: bool = True) -> list[str]:
+    """The lines of `spiking-rhm rules`: from the rule sources without torch when ``static`` and possible
+    (:mod:`spiking_rhm.cli.rule_table`), else from the registry."""
+    from spiking_rhm.cli.rule_table import rule_rows
+
+    rows = rule_rows() if static else None
+    if rows is None:
+        from spiking_rhm.rules import available_rules
+
+        rows = [(name, cls.family, cls.supervised, cls.summary) for name, cls in available_rules().items()]
+    width = max(len(row[0]) for row in rows)
+    return [f"{name:<{width}}  {family:<16} {'supervised' if sup else 'unsupervised':<12}  {summary}"
+            for name, family, sup, summary in rows]
 
 
 COMMANDS = [train, rules]

@@ -261,7 +261,7 @@ def test_cli_curve_and_pstar(tmp_path, monkeypatch):
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     records = read_results(out)
-    assert len(records) == 4 * 3 and all(r["config"]["net"]["width"] == 32 for r in records)
+    assert len(records) == 4 * 3 and all(r["config"]["net"]["width"] == 32 and r["status"] == "ok" for r in records)
     result = runner.invoke(cli, ["pstar", str(out), "--eps", "0.5", "--boot", "200"])
     assert result.exit_code == 0, result.output
     # seed-mean error 50/P * 1.1 crosses 0.5 between P = 64 (0.859) and P = 128 (0.430)

@@ -1,0 +1,40 @@
+"""Malformed command lines that must each be answered by one ``error:`` line and exit code 2 before torch,
+Norse or Brian2 is imported.  Used by ``tests/cli/test_errors_cli.py`` and ``benchmarks/cli_errors.py``.
+
+``{tmp}`` in an argument stands for a scratch directory (it exists and is empty).
+"""
+
+RHM = ["--v", "8", "--m", "4", "--nc", "8", "--s", "2", "--L", "2"]
+MISSING = "{tmp}/missing"  # a directory that does not exist (inside the scratch one, so nothing lands elsewhere)
+
+BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error line must hold)
+    (["trian"], "No such command"),
+    (["train", "--seed", "a"], "'a' is not a valid integer"),
+    (["train", "--arch", "xyz"], "'xyz' is not one of"),
+    (["train", "--rule", "bp", *RHM, "--P", "abc"], "cannot read P = 'abc'"),
+    (["train", "--rule", "bp", *RHM, "--P", "100000"], "exceeds P_max = 512"),
+    (["train", "--rule", "bp", *RHM, "--P", "16", "--P-test", "-1"], "P_test must be >= 0"),
+    (["train", "--rule", "bp", "--v", "0", "--P", "16"], "v must be >= 2"),
+    (["train", "--rule", "bp", "--backend", "spinnaker", "--P", "16"], "unknown backend 'spinnaker'"),
+    (["train", "--config", f"{MISSING}/run.toml"], "does not exist"),
+    (["train", "--rule", "bp", *RHM, "--P", "16", "--option", "noequals"], "expected key=value"),
+    (["train", "--rule", "bp", *RHM, "--P", "16", "--out", f"{MISSING}/r.json"], "does not exist"),
+    (["train", "--rule", "bp", *RHM, "--P", "16", "--save-net", f"{MISSING}/n.npz"], "does not exist"),
+    (["curve", "--rule", "bp", *RHM, "--P", "4y", "--out", "{tmp}/sweep"], "cannot read P = '4y'"),
+    (["curve", "--rule", "bp", *RHM, "--P", "1000", "--out", "{tmp}/sweep"], "exceeds P_max = 512"),
+    (["curve", "--rule", "bp", *RHM, "--P", "16", "--seeds", "a", "--out", "{tmp}/sweep"], "cannot read seeds"),
+    (["curve", "--rule", "bp", *RHM, "--P", "16", "--out", f"{MISSING}/dir"], "does not exist"),
+    (["curve", "--rule", "bp", *RHM, "--P", "16", "--workers", "0", "--out", "{tmp}/sweep"], "workers must be >= 1"),
+    (["curve", "--rule", "bp", *RHM, "--P", "16", "--workers", "x", "--out", "{tmp}/sweep"], "not a valid integer"),
+    (["curve", "--P", "16", "--out", "{tmp}/sweep"], "give --rule"),
+    (["curve", "--config", f"{MISSING}/sweep.toml"], "does not exist"),
+    (["pstar", f"{MISSING}/sweep"], "does not exist"),
+    (["pstar", "{tmp}", "--eps", "2"], "--eps must lie in (0, 1)"),
+    (["plot", "{tmp}", "--out", f"{MISSING}/figures"], "does not exist"),
+    (["export", f"{MISSING}/net.npz", "--out", "{tmp}/net.nir"], "does not exist"),
+    (["export", "{tmp}", "--out", "{tmp}/net.nir"], "is a directory"),
+    (["deploy", f"{MISSING}/net.nir"], "does not exist"),
+    (["generate", *RHM, "--P", "16", "--out", f"{MISSING}/data.npz"], "does not exist"),
+    (["generate", *RHM, "--P", "100000", "--out", "{tmp}/data.npz"], "exceeds P_max = 512"),
+    (["dynamics", "--rule", "clapp", "--out", f"{MISSING}/dynamics"], "does not exist"),
+]
