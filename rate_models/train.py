@@ -3,13 +3,14 @@ r"""The rate back end: one training run of any registered rule on the RHM.
 Per step (batch ``x``, labels ``y``)::
 
     y_hat, activity = forward(params, x, cut=True)     # graph cut at every layer boundary
-    ctx   = LearningContext(h^l, a^l, y_hat, y*, [bp signals, positive views, ...as the rule needs])
-    loss  = CE(readout(features.detach()), y) + sum_l ell^l(ctx)      # ell^l = the rule's local losses
-    grads = autograd(loss) w.r.t. W^l, b^l, beta                       # = explicit L x e updates (tests)
+    ctx    = LearningContext(h^l, a^l, y_hat, y*, [bp signals, positive views, ...as the rule needs])
+    grad W^l = sum_{b,p} L^l rho'(a^l) x^l / sqrt(K_l)      # spiking_rhm.plasticity.weight_gradients
+    grad beta = autograd of CE(readout(features.detach()), y)  # the readout's delta rule
     SGD(momentum) step, cosine schedule;  rule state <- rule.update_state(ctx, state, lr)
 
-Because the graph is cut, ``ell^l`` reaches only ``W^l`` and the readout's cross-entropy
-reaches only the readout (the delta rule on detached features).  Nothing here depends on
+The update of ``W^l`` is the plasticity core's ``L x e`` with the rate eligibility
+``e = rho'(a) x`` (``tests/rules`` check it against autograd of the rules' local losses);
+branch rules use :func:`spiking_rhm.rules.branch.branch_step`.  Nothing here depends on
 which rule runs: a rule says which optional context fields it ``needs``, whether its
 hidden layers see labels (``supervised``), which second views it wants
 (``positive_view_levels``) and whether its learning rate scales with the width.
@@ -42,10 +43,11 @@ from rate_models.networks import (
     NetParams,
     bp_signals,
     branch_inputs,
-    branch_pre_activations,
+    explicit_bias_update,
     forward,
     init_params,
     layer_vjp,
+    relu_derivative,
     spec_from_config,
 )
 from spiking_rhm.checkpoint import check_checkpoint_path, make_checkpoint
@@ -53,8 +55,9 @@ from spiking_rhm.device import resolve_device
 from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
+from spiking_rhm.plasticity import RateEligibility, learning_context, weight_gradients
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
-from spiking_rhm.rules.branch import precondition_
+from spiking_rhm.rules.branch import branch_step, branch_weight_gradient
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None}
@@ -171,7 +174,6 @@ def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
 
     levels = positive_levels(rule, L)
     distinct_levels = sorted(set(levels)) if levels else []
-    needs = rule.needs
 
     batch = min(cfg.optim.batch_size, P)
     steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
@@ -223,34 +225,28 @@ def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
             logits = head.logits(out, act)
             task_loss = F.cross_entropy(logits, yb)
             target = F.one_hot(yb, spec.n_out).to(dtype)
-            ctx = LearningContext(layers=act.post, pre_activations=act.pre, output=logits.detach(), target=target)
-            if "bp_signals" in needs:
-                ctx.bp_signals = bp_signals(task_loss, act)
-            if "layer_vjp" in needs:
-                ctx.layer_vjp = partial(layer_vjp, act)
-            if "weights" in needs:
-                ctx.weights = params.weights
-            if branch_rule:
-                ctx.branches = branch_pre_activations(params, act)
-                ctx.branch_inputs = branch_inputs(act, spec)
+            ctx = learning_context(rule, act.post, logits.detach(), target, pre_activations=act.pre,
+                                   bp_signals=lambda: bp_signals(task_loss, act),
+                                   layer_vjp=lambda: partial(layer_vjp, act), weights=lambda: params.weights,
+                                   branch_inputs=lambda: branch_inputs(act, spec))
             if levels:
                 ctx.positive = positive_views(idx)
                 n_generated += len(distinct_levels) * idx.shape[0]
-            local = rule.local_losses(ctx, state)
-            local_sum = sum(local) if local else torch.zeros((), device=device)
-            if step in align_at:
-                alignment.append(_alignment(rule, ctx, local_sum, task_loss, act, params, head, step, epoch))
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(task_loss + local_sum, inputs=trainables)
-            if branch_rule:  # eligibility = Q x (pre-synaptic transform of the branch rules)
-                for W, Qs in zip(params.weights, rule.presynaptic_transforms(state)):
-                    if Qs is not None and W.grad is not None:
-                        precondition_(W.grad, Qs, spec.s)
             scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
+            signals, grads, state = rate_update(rule, ctx, state, act, params, hidden_lr * scale)
+            if step in align_at:
+                alignment.append(_alignment(_alignment_grads(rule, signals, grads, ctx, spec), ctx, task_loss, act,
+                                            params, head, step, epoch))
+            opt.zero_grad(set_to_none=True)
+            torch.autograd.backward(task_loss, inputs=[head.beta])  # the readout's delta rule
+            for W, g in zip(params.weights, grads):
+                W.grad = g
+            for l, (b, sig) in enumerate(zip(params.biases, signals), start=1):
+                if b is not None:
+                    b.grad = -explicit_bias_update(sig, act, l)
             for g in opt.param_groups:
                 g["lr"] = g["base"] * scale
             opt.step()
-            state = rule.update_state(ctx, state, hidden_lr * scale)
             loss_sum += task_loss.detach() * idx.shape[0]
             wrong += (logits.detach().argmax(1) != yb).sum()
             seen += idx.shape[0]
@@ -291,19 +287,43 @@ def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
     }
 
 
-def _alignment(rule: Rule, ctx: LearningContext, local_sum: Tensor, task_loss: Tensor, act: Activity,
+def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor, act: Activity,
                params: NetParams, head: _Readout, step: int, epoch: int) -> dict:
     """Per-layer cosine between the rule's weight update and BP's on the same batch and weights."""
     weights = list(params.weights)
-    if local_sum.requires_grad:
-        rule_grads = torch.autograd.grad(local_sum, weights, retain_graph=True, allow_unused=True)
-    else:
-        rule_grads = [None] * len(weights)
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
     bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
-    cos = [None if r is None else _cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
+    cos = [_cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
     return {"step": step, "epoch": epoch, "cosine": cos}
+
+
+def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec
+                     ) -> list[Tensor]:
+    """The update the alignment compares with BP: branch rules' gradient before the pre-synaptic transform Q."""
+    if rule.signal_site != "branch":
+        return grads
+    return [branch_weight_gradient(L, x, None, spec.arch != "lcn") for L, x in zip(signals, ctx.branch_inputs)]
+
+
+def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: NetParams, lr: float
+                ) -> tuple[list[Tensor], list[Tensor], object]:
+    r"""``(L^l, grad W^l, new rule state)`` of one batch through the plasticity core.
+
+    Soma rules: :func:`spiking_rhm.plasticity.weight_gradients` with the rate eligibility
+    ``e = rho'(a^l) x^l`` (``grad W^l = sum L rho'(a) x / sqrt(K)``); branch rules:
+    :func:`spiking_rhm.rules.branch.branch_step` on the layers' tap inputs (eligibility ``Q x``).
+    """
+    spec = params.spec
+    shared = spec.arch != "lcn"
+    if rule.signal_site == "branch":
+        signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
+        return signals, grads, rule.update_state(ctx, state, lr)
+    traces = [RateEligibility(relu_derivative(a.detach()).transpose(1, 2), x.detach())
+              for a, x in zip(act.pre, act.patches)]
+    fan_in = [x.shape[-1] for x in act.patches]
+    update = weight_gradients(rule, ctx, state, traces, fan_in, shared, lr)
+    return update.signals, update.grads, update.state
 
 
 def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tensor) -> list[Tensor]:

@@ -27,7 +27,6 @@ r"""How the Norse back end turns a presented batch into weight gradients.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -44,15 +43,19 @@ from spiking_rhm.backends.norse.network import (
     run_window,
     tap_inputs,
 )
-from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
+from spiking_rhm.backends.norse.traces import make_eligibility
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import (
+    active_fraction,
+    eligibility_scale,
+    learning_context,
+    non_local_needs,
+    weight_gradients,
+)
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
 from spiking_rhm.rules.branch import branch_step
 
 Tensor = torch.Tensor
-
-
-NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
 
 
 class PresentedBatch(NamedTuple):
@@ -82,7 +85,8 @@ class Learner:
                  device: str | torch.device = "cpu"):
         self.rule_name, self.spec, self.params = rule_name, spec, params
         self.delay, self.eligibility, self.dtype, self.device = int(delay), eligibility, dtype, device
-        self.scale = eligibility_scale(scale)
+        eligibility_scale(scale)  # an unknown name: a clear error now
+        self.scale = scale
         if self.delay < 0:
             raise ConfigError(f"spiking.delay must be >= 0 steps, got {delay}")
 
@@ -115,7 +119,7 @@ class ThreeFactorLearner(Learner):
     def __init__(self, rule_name, options, spec, params, generator, **kw):
         super().__init__(rule_name, options, spec, params, generator, **kw)
         self.rule = get_rule(rule_name, **options)
-        missing = sorted(set(getattr(self.rule, "needs", ())) & NON_LOCAL_FIELDS)
+        missing = non_local_needs(self.rule)
         if missing:
             raise ConfigError(f"rule {rule_name!r} needs {', '.join(missing)} (backprop through the layers), which "
                               f"the norse back end does not compute; use rule 'bp' (surrogate-gradient BPTT)")
@@ -145,17 +149,15 @@ class ThreeFactorLearner(Learner):
             positive = self._positive_views(weights, batch, state, traces) if batch.views else None
             if self.positive_view_levels() is not None and positive is None:
                 raise ConfigError(f"rule {self.rule_name!r} needs positive views; the batch has none")
-            ctx = LearningContext(layers=layers, pre_activations=[(v - p.psi.v_th).transpose(1, 2)
-                                                                  for v in first.v_mean],
-                                  output=logits, target=batch.target, positive=positive,
-                                  weights=list(weights.hidden))
+            ctx = learning_context(self.rule, layers, logits, batch.target,
+                                   pre_activations=[(v - p.psi.v_th).transpose(1, 2) for v in first.v_mean],
+                                   positive=positive, weights=list(weights.hidden))
             if self.branch:
                 return self._branch_step(weights, batch, ctx, first, lr, hbar, logits)
-            signals = self.rule.learning_signals(ctx, self.rule_state)
-            self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
-            scales = [self.scale.factor(tr, (c > 0).to(c.dtype).mean()) for tr, c in zip(traces, first.counts)]
-            grads = [tr.contract(L.transpose(1, 2), spec.connectivity.shared) * (c / math.sqrt(K))
-                     for tr, L, K, c in zip(traces, signals, spec.fan_in, scales)]
+            update = weight_gradients(self.rule, ctx, self.rule_state, traces, spec.fan_in,
+                                      spec.connectivity.shared, lr, self.scale,
+                                      [active_fraction(c) for c in first.counts])
+            self.rule_state, signals, grads = update.state, update.signals, update.grads
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
 
