@@ -21,7 +21,7 @@ For hidden layer ``l`` with fan-in ``K_l``::
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar, NamedTuple, Protocol, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol, Sequence
 
 import torch
 

@@ -14,7 +14,7 @@ shared weights the sum runs over every sample and position whose synapse copies 
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 
