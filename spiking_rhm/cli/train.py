@@ -79,6 +79,7 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
           device, config_file, options, out, save_net, quiet):
     """Train one run and print `test_error: <fraction>` as the last line."""
+    import rate_models  # noqa: F401  (registers the rate back end: the CLI fills the trainer registry)
     from spiking_rhm import api
 
     overrides = dict(rule=rule, backend=backend, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),

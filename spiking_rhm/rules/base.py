@@ -15,8 +15,8 @@ Every rule updates hidden layer ``l`` by a learning signal times an eligibility 
 
 For every rule there is also a *local loss* ``ell^l`` such that
 ``d ell^l / d h^l == L^l`` with the layer input detached; ``tests/rules`` checks the
-two forms against each other, which is what allows the rate back end to train
-through autograd of the local loss.
+two forms against each other (explicit ``L x e`` of :mod:`spiking_rhm.plasticity`, with which
+every back end trains, vs autograd of the local loss).
 
 Rules are small classes registered by name (see :func:`register`, :func:`get_rule`);
 their mutable parameters (feedback matrices, predictors) live in an explicit state
