@@ -87,11 +87,6 @@ def build_rule(cfg) -> tuple[Rule, dict]:
     return rule, backend
 
 
-def positive_levels(rule: Rule, L: int) -> list[int] | None:
-    fn = getattr(rule, "positive_view_levels", None)
-    return fn(L) if fn is not None else None
-
-
 class _Readout:
     """Linear mean-field readout ``y = f . beta / D`` on the chosen (detached) features."""
 
@@ -157,10 +152,10 @@ class RateBackend:
         self.params = params = init_params(spec, init_gen, dtype, device)
         for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
             t.requires_grad_(True)
-        taps = {"taps": spec.taps()} if rule.signal_site == "branch" else {}  # the rule rejects fewer than 2
+        taps = {"taps": spec.taps()} if rule.capabilities.branch else {}  # the rule rejects fewer than 2
         self.state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device, **taps)
         self.head = _Readout(backend["readout"], params, init_gen, device, dtype)
-        self.levels = positive_levels(rule, spec.depth)
+        self.levels = rule.positive_view_levels(spec.depth)
         self.distinct_levels = sorted(set(self.levels)) if self.levels else []
 
     def trainable(self):
@@ -237,7 +232,7 @@ class RateBackend:
         return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity)
 
     def data_use(self):
-        return self.rule.data_use(self.spec.depth) if hasattr(self.rule, "data_use") else {"pairs": None}
+        return self.rule.data_use(self.spec.depth)
 
     def checkpoint_weights(self):
         return self.params.weights, self.params.readout
@@ -273,7 +268,7 @@ def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor
 def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec
                      ) -> list[Tensor]:
     """The update the alignment compares with BP: branch rules' gradient before the pre-synaptic transform Q."""
-    if rule.signal_site != "branch":
+    if not rule.capabilities.branch:
         return grads
     return [branch_weight_gradient(L, x, None, spec.arch != "lcn") for L, x in zip(signals, ctx.branch_inputs)]
 
@@ -288,7 +283,7 @@ def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: 
     """
     spec = params.spec
     shared = spec.arch != "lcn"
-    if rule.signal_site == "branch":
+    if rule.capabilities.branch:
         signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
         return signals, grads, rule.update_state(ctx, state, lr)
     traces = [RateEligibility(relu_derivative(a.detach()).transpose(1, 2), x.detach())

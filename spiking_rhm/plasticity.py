@@ -26,12 +26,9 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Sequence
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState
+from spiking_rhm.rules.base import NON_LOCAL_FIELDS, LearningContext, Rule, RuleState
 
 Tensor = torch.Tensor
-
-# LearningContext fields that need backprop through the layers (no local back end computes them)
-NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
 
 
 class Eligibility(Protocol):
@@ -130,10 +127,11 @@ def learning_context(rule: Rule, layers: Sequence[Tensor], output: Tensor | None
     when the rule's signal lives on branches.
     """
     ctx = LearningContext(layers=layers, output=output, target=target)
+    caps = rule.capabilities
     branch_fields = {"branches", "branch_inputs"}
     for name, value in fields.items():
         if callable(value) and not isinstance(value, Tensor):
-            wanted = name in rule.needs or (name in branch_fields and rule.signal_site == "branch")
+            wanted = name in caps.needs or (name in branch_fields and caps.branch)
             if not wanted:
                 continue
             value = value()
@@ -143,7 +141,7 @@ def learning_context(rule: Rule, layers: Sequence[Tensor], output: Tensor | None
 
 def non_local_needs(rule: Rule) -> list[str]:
     """The context fields ``rule`` needs that only backprop through the layers computes."""
-    return sorted(set(rule.needs) & NON_LOCAL_FIELDS)
+    return rule.capabilities.non_local
 
 
 def combine(signals: Sequence[Tensor], eligibilities: Sequence[Eligibility], fan_in: Sequence[int], shared: bool,

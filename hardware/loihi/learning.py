@@ -74,9 +74,10 @@ def three_factor_step(net, rule, rule_state, spikes: torch.Tensor, target: torch
     """
     if scale not in SCALES:
         raise ConfigError(f"eligibility scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if getattr(rule, "signal_site", "soma") != "soma":
+    caps = rule.capabilities
+    if caps.branch:
         raise ConfigError(f"rule {rule.name!r} puts its signal on dendritic branches: not available on the Loihi path")
-    if getattr(rule, "positive_view_levels", None) is not None:
+    if caps.second_view:
         raise ConfigError(f"rule {rule.name!r} needs positive views (a second presentation): not available on the "
                           "Loihi path yet")
     if non_local_needs(rule):

@@ -66,7 +66,7 @@ def three_factor_update(eligibility: Sequence, learning_signals: Sequence, scale
 
 
 def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequence) -> tuple[list[np.ndarray], list]:
-    r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.signal_site == "branch"``) from Brian2's spike counts.
+    r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.capabilities.branch``) from Brian2's spike counts.
 
     The Norse learner's branch step on Brian2's window: tap inputs ``x^l`` = pre-synaptic counts
     ``/ (T rho_in)`` (input spikes for layer 1, layer l-1's spikes above), branches
@@ -77,7 +77,7 @@ def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequ
     from spiking_rhm.rules.base import LearningContext
     from spiking_rhm.rules.branch import branch_step
 
-    if getattr(rule, "signal_site", "soma") != "branch":
+    if not rule.capabilities.branch:
         raise ConfigError(f"rule {rule.name!r} is not branch-local; use three_factor_update")
     if spec.patch is None:
         raise ConfigError("branch-local rules need a hierarchical network (cnn or lcn)")

@@ -7,7 +7,7 @@ r"""How the Norse back end turns a presented batch into weight gradients.
       h^l = rates, y = readout  ->  LearningContext  ->  L^l = rule.learning_signals(ctx)
       grad W^l = c^l sum_{b, p} L^l_bjp e_bpjk / sqrt(K_l)    (SGD: W <- W - eta grad = W - eta c L e)
 
-  Branch-local rules (``rule.signal_site == "branch"``, :mod:`spiking_rhm.rules.branch`): the
+  Branch-local rules (``rule.capabilities.branch``, :mod:`spiking_rhm.rules.branch`): the
   signal lives on the tap branches ``z^l_k = W^l_k x^l_k / sqrt(K_l)`` and the eligibility is the
   pre-synaptic factor alone, the window's normalised pre-synaptic spike count ``x^l`` (the integral
   of the pre trace), optionally through the rule's transform ``Q^l_k``:
@@ -124,18 +124,16 @@ class ThreeFactorLearner(Learner):
             raise ConfigError(f"rule {rule_name!r} needs {', '.join(missing)} (backprop through the layers), which "
                               f"the norse back end does not compute; use rule 'bp' (surrogate-gradient BPTT)")
         self.default_lr = self.rule.default_lr
-        self.branch = self.rule.signal_site == "branch"
+        self.branch = self.rule.capabilities.branch
         taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
         self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
 
     def positive_view_levels(self):
-        levels = getattr(self.rule, "positive_view_levels", None)
-        return None if levels is None else levels(self.spec.depth)
+        return self.rule.positive_view_levels(self.spec.depth)
 
     def data_use(self):
-        use = getattr(self.rule, "data_use", None)
-        return {} if use is None else use(self.spec.depth)
+        return self.rule.data_use(self.spec.depth)
 
     def step(self, weights, batch, lr, recorder=None):
         spec, p = self.spec, self.params
