@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     from spiking_rhm.backends.norse.deployed import TrainedNetwork, encode, simulate
     from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner
     from spiking_rhm.backends.norse.network import Weights, float64_parameters, init_weights
-    from spiking_rhm.backends.norse.train import build_network
+    from spiking_rhm.backends.norse.build import build_network
     from spiking_rhm.config import NetConfig, RHMConfig, RunConfig, SpikingConfig
 
     cfg = RunConfig(rhm=RHMConfig(8, 4, 8, 2, 3), P=1024, rule="dfa", backend="norse",

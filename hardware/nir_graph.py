@@ -222,7 +222,7 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
 
     from spiking_rhm.backends.norse.deployed import TrainedNetwork
     from spiking_rhm.backends.norse.network import float64_parameters
-    from spiking_rhm.backends.norse.train import build_network
+    from spiking_rhm.backends.norse.build import build_network
     from spiking_rhm.config import RunConfig
 
     meta = package_metadata(graph)

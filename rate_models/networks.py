@@ -252,10 +252,11 @@ def explicit_update(signal: Tensor, activity: Activity, layer: int, params: NetP
     ``signal``: ``L^l = d ell / d h^l``, ``[B, H, P_l]``.  For the CNN the sum runs over
     positions (weight sharing); for the LCN each position keeps its own update.
     """
-    spec = params.spec
+    from spiking_rhm.plasticity import RateEligibility, combine
+
     patches = activity.patches[layer - 1].detach()
-    g = (signal * relu_derivative(activity.pre[layer - 1].detach())).transpose(1, 2)  # [B, P_l, H]
-    return -architecture(spec.arch).weight_update(g, patches) / math.sqrt(patches.shape[-1])
+    e = RateEligibility(relu_derivative(activity.pre[layer - 1].detach()).transpose(1, 2), patches)
+    return -combine([signal], [e], [patches.shape[-1]], shared=params.spec.arch != "lcn")[0]
 
 
 def explicit_bias_update(signal: Tensor, activity: Activity, layer: int) -> Tensor:

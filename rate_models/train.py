@@ -3,13 +3,17 @@ r"""The rate back end: one training run of any registered rule on the RHM.
 Per step (batch ``x``, labels ``y``)::
 
     y_hat, activity = forward(params, x, cut=True)     # graph cut at every layer boundary
-    ctx   = LearningContext(h^l, a^l, y_hat, y*, [bp signals, positive views, ...as the rule needs])
-    loss  = CE(readout(features.detach()), y) + sum_l ell^l(ctx)      # ell^l = the rule's local losses
-    grads = autograd(loss) w.r.t. W^l, b^l, beta                       # = explicit L x e updates (tests)
+    ctx    = LearningContext(h^l, a^l, y_hat, y*, [bp signals, positive views, ...as the rule needs])
+    grad W^l = sum_{b,p} L^l rho'(a^l) x^l / sqrt(K_l)      # spiking_rhm.plasticity.weight_gradients
+    grad beta = autograd of CE(readout(features.detach()), y)  # the readout's delta rule
     SGD(momentum) step, cosine schedule;  rule state <- rule.update_state(ctx, state, lr)
 
-Because the graph is cut, ``ell^l`` reaches only ``W^l`` and the readout's cross-entropy
-reaches only the readout (the delta rule on detached features).  Nothing here depends on
+:class:`RateBackend` presents batches; the loop (epochs, schedule, SGD, early stop, alignment,
+scores, record) is :func:`spiking_rhm.training.train`, the same as the Norse back end's.
+
+The update of ``W^l`` is the plasticity core's ``L x e`` with the rate eligibility
+``e = rho'(a) x`` (``tests/rules`` check it against autograd of the rules' local losses);
+branch rules use :func:`spiking_rhm.rules.branch.branch_step`.  Nothing here depends on
 which rule runs: a rule says which optional context fields it ``needs``, whether its
 hidden layers see labels (``supervised``), which second views it wants
 (``positive_view_levels``) and whether its learning rate scales with the width.
@@ -28,7 +32,6 @@ delta-rule readout's errors are kept in ``metrics.online_readout`` for every rul
 
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 from typing import Any, Mapping
@@ -42,19 +45,22 @@ from rate_models.networks import (
     NetParams,
     bp_signals,
     branch_inputs,
-    branch_pre_activations,
+    explicit_bias_update,
     forward,
     init_params,
     layer_vjp,
+    relu_derivative,
     spec_from_config,
 )
-from spiking_rhm.checkpoint import check_checkpoint_path, make_checkpoint
+from spiking_rhm import training
+from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
-from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
+from spiking_rhm.plasticity import RateEligibility, learning_context, weight_gradients
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
-from spiking_rhm.rules.branch import precondition_
+from spiking_rhm.rules.branch import branch_step, branch_weight_gradient
+from spiking_rhm.training import Final, StepOutput, learning_rates
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None}
@@ -66,13 +72,9 @@ SENSITIVITY_POINTS = 1000
 
 def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
     """(rule options, back-end options) from ``cfg.rule_options``."""
-    rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
-    backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+    rule_opts, backend = training.split_options(options, BACKEND_OPTIONS)
     if backend["readout"] not in READOUTS:
         raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {backend['readout']!r}")
-    lr = backend["readout_lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-        raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
     return rule_opts, backend
 
 
@@ -83,11 +85,6 @@ def build_rule(cfg) -> tuple[Rule, dict]:
     if backend["readout"] == "all" and rule.supervised:
         raise ConfigError(f"readout=all is for unsupervised rules; {cfg.rule!r} trains through its own top readout")
     return rule, backend
-
-
-def positive_levels(rule: Rule, L: int) -> list[int] | None:
-    fn = getattr(rule, "positive_view_levels", None)
-    return fn(L) if fn is not None else None
 
 
 class _Readout:
@@ -120,6 +117,133 @@ def _cosine(a: Tensor, b: Tensor) -> float | None:
     return float((a * b).sum() / (na * nb))
 
 
+class RateBackend:
+    """The rate network as a :class:`spiking_rhm.training.Backend`: the whole training set as one tensor."""
+
+    name = "rate"
+
+    def __init__(self, cfg, checkpoint=None):
+        rule, backend = build_rule(cfg)
+        checkpoint = check_checkpoint_path(checkpoint)
+        if checkpoint is not None and (backend["readout"] != "top" or cfg.net.bias):
+            raise ConfigError("a checkpoint stores a network with readout = top and no bias (what the spiking back "
+                              "ends and NIR represent); drop readout=all / net.bias or the checkpoint")
+        self.cfg, self.rule, self.options, self.checkpoint = cfg, rule, backend, checkpoint
+        self.label = cfg.rule
+        self.supervised = rule.supervised
+        self.n_alignment_points = N_ALIGNMENT_POINTS
+        self.device = device = resolve_device(cfg.device)
+        self.dtype = dtype = torch.float32
+        self.rhm = rhm = cfg.rhm.build()
+        P, P_test = cfg.sizes()
+        self.n_train = P
+        self.spec = spec = spec_from_config(cfg)
+
+        # -- data: the whole training set as one tensor on the device ---------------------
+        self.train, self.test = train, test = rhm.split(P, P_test, seed=cfg.seed)
+        self.X = onehot(train.inputs, rhm.v, dtype=dtype, device=device)
+        self.Y = torch.as_tensor(train.labels, device=device)
+        self.X_test = onehot(test.inputs, rhm.v, dtype=dtype, device=device)
+        self.Y_test = torch.as_tensor(test.labels, device=device)
+
+        # -- parameters, rule state ---------------------------------------------------------
+        init_gen = torch.Generator().manual_seed(cfg.seed)
+        self.view_rng = np.random.default_rng([cfg.seed, 2])
+        self.params = params = init_params(spec, init_gen, dtype, device)
+        for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
+            t.requires_grad_(True)
+        taps = {"taps": spec.taps()} if rule.capabilities.branch else {}  # the rule rejects fewer than 2
+        self.state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device, **taps)
+        self.head = _Readout(backend["readout"], params, init_gen, device, dtype)
+        self.levels = rule.positive_view_levels(spec.depth)
+        self.distinct_levels = sorted(set(self.levels)) if self.levels else []
+
+    def trainable(self):
+        p = self.params
+        return [*p.weights, *(b for b in p.biases if b is not None)], [self.head.beta]
+
+    def learning_rates(self):
+        base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.rule.default_lr
+        return learning_rates(base, self.rule.width_scaled_lr, self.spec.width, self.options["readout_lr"],
+                              self.head.fan_in)
+
+    def _predict(self, x: Tensor) -> Tensor:
+        out, act = forward(self.params, x)
+        return self.head.logits(out, act)
+
+    def _evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
+        if x.shape[0] == 0:
+            return float("nan"), float("nan")
+        wrong, loss = 0, 0.0
+        with torch.no_grad():
+            for i in range(0, x.shape[0], EVAL_CHUNK):
+                logits = self._predict(x[i:i + EVAL_CHUNK])
+                wrong += int((logits.argmax(1) != y[i:i + EVAL_CHUNK]).sum())
+                loss += float(F.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum"))
+        return wrong / x.shape[0], loss / x.shape[0]
+
+    def _positive_views(self, idx: Tensor) -> list[Tensor]:
+        sub = self.train.take(idx.cpu().numpy())
+        by_level = {}
+        with torch.no_grad():
+            for level in self.distinct_levels:
+                xv = onehot(self.rhm.resample(sub, level, self.view_rng).inputs, self.rhm.v, dtype=self.dtype,
+                            device=self.device)
+                by_level[level] = forward(self.params, xv)[1].post
+        return [by_level[level][l] for l, level in enumerate(self.levels)]
+
+    def step(self, idx, lr, align):
+        params, head, spec, rule = self.params, self.head, self.spec, self.rule
+        idx_dev = idx.to(self.device)
+        xb, yb = self.X[idx_dev], self.Y[idx_dev]
+        out, act = forward(params, xb, cut=True)
+        logits = head.logits(out, act)
+        task_loss = F.cross_entropy(logits, yb)
+        target = F.one_hot(yb, spec.n_out).to(self.dtype)
+        ctx = learning_context(rule, act.post, logits.detach(), target, pre_activations=act.pre,
+                               bp_signals=lambda: bp_signals(task_loss, act),
+                               layer_vjp=lambda: partial(layer_vjp, act), weights=lambda: params.weights,
+                               branch_inputs=lambda: branch_inputs(act, spec))
+        generated = 0
+        if self.levels:
+            ctx.positive = self._positive_views(idx)
+            generated = len(self.distinct_levels) * idx.shape[0]
+        signals, grads, self.state = rate_update(rule, ctx, self.state, act, params, lr)
+        cosine = None
+        if align:
+            cosine = _alignment(_alignment_grads(rule, signals, grads, ctx, spec), ctx, task_loss, act, params, head)
+        (grad_beta,) = torch.autograd.grad(task_loss, [head.beta])  # the readout's delta rule
+        biases = [-explicit_bias_update(sig, act, l) for l, (b, sig) in enumerate(zip(params.biases, signals), 1)
+                  if b is not None]
+        wrong = (logits.detach().argmax(1) != yb).sum()
+        return StepOutput([*grads, *biases, grad_beta], task_loss.detach(), wrong, idx.shape[0], generated, cosine)
+
+    def test_error(self):
+        return self._evaluate(self.X_test, self.Y_test)[0]
+
+    def final(self, diverged):
+        test_error, test_loss = self._evaluate(self.X_test, self.Y_test)
+        train_error, train_loss = self._evaluate(self.X, self.Y)
+        probe = None if diverged else _probe(self.params, self.head, self.X, self.Y, self.X_test, self.Y_test,
+                                             self.spec.n_out)
+        P_test = self.Y_test.shape[0]
+        sensitivity = None if diverged else _sensitivity(self.params, self.rhm, self.test if P_test >= 2 else self.train,
+                                                         self.cfg.seed, self.device)
+        return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity)
+
+    def data_use(self):
+        return self.rule.data_use(self.spec.depth)
+
+    def checkpoint_weights(self):
+        return self.params.weights, self.params.readout
+
+    def record(self):
+        rule = self.rule
+        return {"rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,
+                         "options": dict(rule.options)},
+                "readout": self.options["readout"], "device": str(self.device)}
+
+
 def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
     """Train ``cfg`` with the rate back end; returns the metrics dict (never raises on divergence).
 
@@ -127,183 +251,46 @@ def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
     ``readout = top`` and no bias, the network the spiking back ends and NIR can represent).
     """
     start = time.perf_counter()
-    rule, backend = build_rule(cfg)
-    checkpoint = check_checkpoint_path(checkpoint)
-    if checkpoint is not None and (backend["readout"] != "top" or cfg.net.bias):
-        raise ConfigError("a checkpoint stores a network with readout = top and no bias (what the spiking back "
-                          "ends and NIR represent); drop readout=all / net.bias or the checkpoint")
-    device = resolve_device(cfg.device)
-    dtype = torch.float32
-    rhm = cfg.rhm.build()
-    P, P_test = cfg.sizes()
-    spec = spec_from_config(cfg)
-    L = spec.depth
-
-    # -- data: the whole training set as one tensor on the device -------------------------
-    train, test = rhm.split(P, P_test, seed=cfg.seed)
-    X = onehot(train.inputs, rhm.v, dtype=dtype, device=device)
-    Y = torch.as_tensor(train.labels, device=device)
-    X_test = onehot(test.inputs, rhm.v, dtype=dtype, device=device)
-    Y_test = torch.as_tensor(test.labels, device=device)
-
-    # -- parameters, rule state, optimiser ------------------------------------------------
-    init_gen = torch.Generator().manual_seed(cfg.seed)
-    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
-    view_rng = np.random.default_rng([cfg.seed, 2])
-    params = init_params(spec, init_gen, dtype, device)
-    for t in (*params.weights, *(b for b in params.biases if b is not None), params.readout):
-        t.requires_grad_(True)
-    branch_rule = rule.signal_site == "branch"
-    taps = {"taps": spec.taps()} if branch_rule else {}  # the rule rejects fewer than 2
-    state = rule.init_state(spec.layer_shapes(), spec.n_out, init_gen, dtype, device, **taps)
-    head = _Readout(backend["readout"], params, init_gen, device, dtype)
-
-    base_lr = cfg.optim.lr if cfg.optim.lr is not None else rule.default_lr
-    hidden_lr = base_lr * (spec.width if rule.width_scaled_lr else 1.0)
-    readout_base = backend["readout_lr"] if backend["readout_lr"] is not None else (
-        base_lr if rule.width_scaled_lr else 1.0)
-    readout_lr = readout_base * head.fan_in
-    hidden = [*params.weights, *(b for b in params.biases if b is not None)]
-    groups = [{"params": hidden, "lr": hidden_lr, "base": hidden_lr},
-              {"params": [head.beta], "lr": readout_lr, "base": readout_lr}]
-    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
-    trainables = [*hidden, head.beta]
-
-    levels = positive_levels(rule, L)
-    distinct_levels = sorted(set(levels)) if levels else []
-    needs = rule.needs
-
-    batch = min(cfg.optim.batch_size, P)
-    steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
-    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
-    total_steps = max(1, n_epochs * steps_per_epoch)
-    align_at = sorted({int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1)))
-                       for k in range(N_ALIGNMENT_POINTS)}) if n_epochs > 0 else []
-
-    def predict(x: Tensor) -> Tensor:
-        out, act = forward(params, x)
-        return head.logits(out, act)
-
-    def evaluate(x: Tensor, y: Tensor) -> tuple[float, float]:
-        if x.shape[0] == 0:
-            return float("nan"), float("nan")
-        wrong, loss = 0, 0.0
-        with torch.no_grad():
-            for i in range(0, x.shape[0], EVAL_CHUNK):
-                logits = predict(x[i:i + EVAL_CHUNK])
-                wrong += int((logits.argmax(1) != y[i:i + EVAL_CHUNK]).sum())
-                loss += float(F.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum"))
-        return wrong / x.shape[0], loss / x.shape[0]
-
-    def positive_views(idx: Tensor) -> list[Tensor]:
-        sub = train.take(idx.cpu().numpy())
-        by_level = {}
-        with torch.no_grad():
-            for level in distinct_levels:
-                xv = onehot(rhm.resample(sub, level, view_rng).inputs, rhm.v, dtype=dtype, device=device)
-                by_level[level] = forward(params, xv)[1].post
-        return [by_level[level][l] for l, level in enumerate(levels)]
-
-    alignment = []
-    n_generated = 0
-    step = 0
-    seen_total = 0
-    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{cfg.rule} P={P}")
-
-    for epoch in range(1, n_epochs + 1):
-        perm = torch.randperm(P, generator=order_gen)
-        loss_sum = torch.zeros((), dtype=dtype, device=device)
-        wrong = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        for k in range(steps_per_epoch):
-            idx = perm[k * batch:(k + 1) * batch]
-            idx_dev = idx.to(device)
-            xb, yb = X[idx_dev], Y[idx_dev]
-            out, act = forward(params, xb, cut=True)
-            logits = head.logits(out, act)
-            task_loss = F.cross_entropy(logits, yb)
-            target = F.one_hot(yb, spec.n_out).to(dtype)
-            ctx = LearningContext(layers=act.post, pre_activations=act.pre, output=logits.detach(), target=target)
-            if "bp_signals" in needs:
-                ctx.bp_signals = bp_signals(task_loss, act)
-            if "layer_vjp" in needs:
-                ctx.layer_vjp = partial(layer_vjp, act)
-            if "weights" in needs:
-                ctx.weights = params.weights
-            if branch_rule:
-                ctx.branches = branch_pre_activations(params, act)
-                ctx.branch_inputs = branch_inputs(act, spec)
-            if levels:
-                ctx.positive = positive_views(idx)
-                n_generated += len(distinct_levels) * idx.shape[0]
-            local = rule.local_losses(ctx, state)
-            local_sum = sum(local) if local else torch.zeros((), device=device)
-            if step in align_at:
-                alignment.append(_alignment(rule, ctx, local_sum, task_loss, act, params, head, step, epoch))
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(task_loss + local_sum, inputs=trainables)
-            if branch_rule:  # eligibility = Q x (pre-synaptic transform of the branch rules)
-                for W, Qs in zip(params.weights, rule.presynaptic_transforms(state)):
-                    if Qs is not None and W.grad is not None:
-                        precondition_(W.grad, Qs, spec.s)
-            scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
-            for g in opt.param_groups:
-                g["lr"] = g["base"] * scale
-            opt.step()
-            state = rule.update_state(ctx, state, hidden_lr * scale)
-            loss_sum += task_loss.detach() * idx.shape[0]
-            wrong += (logits.detach().argmax(1) != yb).sum()
-            seen += idx.shape[0]
-            seen_total += idx.shape[0]
-            step += 1
-        if log.end_epoch(epoch, float(loss_sum) / seen, int(wrong) / seen,
-                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in trainables),
-                         test_error=lambda: evaluate(X_test, Y_test)[0]):
-            break
-    log.close()
-    diverged = log.diverged
-
-    test_error, test_loss = evaluate(X_test, Y_test)
-    train_error, train_loss = evaluate(X, Y)
-    probe_fit = None if diverged else _probe(params, head, X, Y, X_test, Y_test, spec.n_out)
-    probe = None if probe_fit is None else probe_fit.metrics
-    sensitivity = None if diverged else _sensitivity(params, rhm, test if P_test >= 2 else train, cfg.seed, device)
-    data_use = rule.data_use(L) if hasattr(rule, "data_use") else {"pairs": None}
-    fields = evaluation_fields(test_error, train_error, probe, rule.supervised, diverged, P, P_test, n_generated,
-                               data_use)
-    if checkpoint is not None:
-        make_checkpoint(cfg, params.weights, params.readout, None if rule.supervised else probe_fit, "rate",
-                        fields["test_error"]).save(checkpoint)
-    return {
-        **fields,
-        "test_loss": test_loss,
-        "train_loss": train_loss,
-        "alignment": alignment,
-        "sensitivity": sensitivity,
-        **log.record(seen_total),
-        "steps": step,
-        "wall_time": time.perf_counter() - start,
-        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
-        "rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,
-                 "options": dict(rule.options)},
-        "readout": backend["readout"],
-        "device": str(device),
-    }
+    backend = RateBackend(cfg, checkpoint)
+    return training.train(backend, cfg, progress, backend.checkpoint, start)
 
 
-def _alignment(rule: Rule, ctx: LearningContext, local_sum: Tensor, task_loss: Tensor, act: Activity,
-               params: NetParams, head: _Readout, step: int, epoch: int) -> dict:
+def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor, act: Activity,
+               params: NetParams, head: _Readout) -> list[float | None]:
     """Per-layer cosine between the rule's weight update and BP's on the same batch and weights."""
     weights = list(params.weights)
-    if local_sum.requires_grad:
-        rule_grads = torch.autograd.grad(local_sum, weights, retain_graph=True, allow_unused=True)
-    else:
-        rule_grads = [None] * len(weights)
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
     bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
-    cos = [None if r is None else _cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
-    return {"step": step, "epoch": epoch, "cosine": cos}
+    return [_cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
+
+
+def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec
+                     ) -> list[Tensor]:
+    """The update the alignment compares with BP: branch rules' gradient before the pre-synaptic transform Q."""
+    if not rule.capabilities.branch:
+        return grads
+    return [branch_weight_gradient(L, x, None, spec.arch != "lcn") for L, x in zip(signals, ctx.branch_inputs)]
+
+
+def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: NetParams, lr: float
+                ) -> tuple[list[Tensor], list[Tensor], object]:
+    r"""``(L^l, grad W^l, new rule state)`` of one batch through the plasticity core.
+
+    Soma rules: :func:`spiking_rhm.plasticity.weight_gradients` with the rate eligibility
+    ``e = rho'(a^l) x^l`` (``grad W^l = sum L rho'(a) x / sqrt(K)``); branch rules:
+    :func:`spiking_rhm.rules.branch.branch_step` on the layers' tap inputs (eligibility ``Q x``).
+    """
+    spec = params.spec
+    shared = spec.arch != "lcn"
+    if rule.capabilities.branch:
+        signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
+        return signals, grads, rule.update_state(ctx, state, lr)
+    traces = [RateEligibility(relu_derivative(a.detach()).transpose(1, 2), x.detach())
+              for a, x in zip(act.pre, act.patches)]
+    fan_in = [x.shape[-1] for x in act.patches]
+    update = weight_gradients(rule, ctx, state, traces, fan_in, shared, lr)
+    return update.signals, update.grads, update.state
 
 
 def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tensor) -> list[Tensor]:

@@ -2,6 +2,11 @@
 
 ``train(cfg)`` dispatches on ``cfg.backend`` and returns one *results record*, the
 same schema for every back end (see :func:`make_record`); sweeps store these records.
+
+Back ends register their trainer (:func:`register_trainer`): the core registers its own (Norse);
+a back end outside the core registers when imported (``import rate_models``) or through the
+``spiking_rhm.backends`` entry points of an installed package (the rate back end declares one), so
+the core imports no back end above it.
 """
 
 from __future__ import annotations
@@ -10,18 +15,19 @@ import importlib
 import math
 import platform
 import time
+from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from spiking_rhm import __version__
 from spiking_rhm.config import BACKENDS, RunConfig
 from spiking_rhm.errors import BackendUnavailableError, UnknownNameError
 
-# backend name -> "module:function" taking (cfg) and returning (metrics dict, extra dict)
-BACKEND_TRAINERS = {
-    "rate": "rate_models.train:train_rate",
+# backend name -> "module:function" (or the function) taking (cfg, progress, checkpoint), returning the metrics
+BACKEND_TRAINERS: dict[str, str | Callable] = {
     "norse": "spiking_rhm.backends.norse.train:train_norse",
 }
 NO_TEST_POINTS = "no-test-points"  # status of a run with P_test = 0 (e.g. P = P_max)
+ENTRY_POINTS = "spiking_rhm.backends"  # entry-point group: name = back end, value = "module:function"
 # what the back ends without a trainer are for instead
 NO_TRAINER = {
     "brian2": "it mirrors one Norse presentation window for cross-checks (docs/brian2.md)",
@@ -30,14 +36,37 @@ NO_TRAINER = {
 }
 
 
+def register_trainer(name: str, trainer: str | Callable) -> None:
+    """Make ``trainer`` (``"module:function"`` or the function) train ``cfg.backend == name``."""
+    if name not in BACKENDS:
+        raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    BACKEND_TRAINERS[name] = trainer
+
+
+def _discover() -> None:
+    """Add the trainers that installed packages declare as ``spiking_rhm.backends`` entry points."""
+    for ep in entry_points(group=ENTRY_POINTS):
+        if ep.name in BACKENDS:
+            BACKEND_TRAINERS.setdefault(ep.name, ep.value)
+
+
 def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
     if name not in BACKENDS:
         raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
     if name not in BACKEND_TRAINERS:
-        why = f": {NO_TRAINER[name]}" if name in NO_TRAINER else ""
-        raise BackendUnavailableError(f"backend {name!r} has no trainer{why}; training back ends: "
-                                      f"{', '.join(BACKEND_TRAINERS)}")
-    module, func = BACKEND_TRAINERS[name].split(":")
+        _discover()
+    if name not in BACKEND_TRAINERS:
+        training = ", ".join(b for b in BACKENDS if b in BACKEND_TRAINERS)
+        if name in NO_TRAINER:
+            raise BackendUnavailableError(f"backend {name!r} has no trainer: {NO_TRAINER[name]}; training back "
+                                          f"ends: {training}")
+        raise BackendUnavailableError(f"backend {name!r} is not registered: import its package (`import "
+                                      f"rate_models` for rate) or install spiking-rhm so that its entry points "
+                                      f"are found; training back ends: {training}")
+    target = BACKEND_TRAINERS[name]
+    if callable(target):
+        return target
+    module, func = target.split(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as err:

@@ -5,6 +5,8 @@ import importlib.util
 import pytest
 import torch
 
+import rate_models  # noqa: F401  (the test suite is a caller: it registers the rate back end's trainer)
+
 torch.set_num_threads(1)
 
 

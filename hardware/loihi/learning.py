@@ -40,8 +40,16 @@ import torch
 from hardware.loihi.network import from_nir, lava, lava_session, run_steps
 from hardware.nir_graph import to_nir, undense_weight
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import (
+    ELIGIBILITY_SCALES,
+    active_fraction,
+    eligibility_scale,
+    gradient_factor,
+    learning_context,
+    non_local_needs,
+)
 
-SCALES = ("none", "expected")
+SCALES = tuple(ELIGIBILITY_SCALES)
 DT_RULE = "u0 * x1 * y1 * d - x0 * y1 * d - u0 * t * y3"
 DW_RULE = "u0 * t * y2"
 
@@ -66,18 +74,18 @@ def three_factor_step(net, rule, rule_state, spikes: torch.Tensor, target: torch
     """
     if scale not in SCALES:
         raise ConfigError(f"eligibility scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if getattr(rule, "signal_site", "soma") != "soma":
+    caps = rule.capabilities
+    if caps.branch:
         raise ConfigError(f"rule {rule.name!r} puts its signal on dendritic branches: not available on the Loihi path")
-    if getattr(rule, "positive_view_levels", None) is not None:
+    if caps.second_view:
         raise ConfigError(f"rule {rule.name!r} needs positive views (a second presentation): not available on the "
                           "Loihi path yet")
-    if set(getattr(rule, "needs", ())) & {"bp_signals", "layer_vjp"}:
+    if non_local_needs(rule):
         raise ConfigError(f"rule {rule.name!r} needs backprop through the layers, which no chip computes")
     lv = lava()
     from hardware.loihi import models  # noqa: F401  (registers the ThreeFactorLIF ProcessModel)
     from hardware.loihi.process import ThreeFactorLIF
     from spiking_rhm.backends.norse.network import rates
-    from spiking_rhm.rules.base import LearningContext
 
     spec, params = net.spec, net.params
     T, N = spikes.shape[:2]
@@ -128,21 +136,18 @@ def three_factor_step(net, rule, rule_state, spikes: torch.Tensor, target: torch
         count_t = [torch.as_tensor(cnt, dtype=dtype) for cnt in counts]
         v_mean = [np.asarray(nrn.v_sum.get()).reshape(N, spec.widths[l], spec.positions[l + 1]) / T
                   for l, nrn in enumerate(neurons)]
-        ctx = LearningContext(layers=[rates(cnt, T, params) for cnt in count_t],
-                              pre_activations=[torch.as_tensor(v, dtype=dtype) - (params.psi.v_th - params.lif.v_reset)
-                                               for v in v_mean],
-                              output=net.readout(count_t[-1], T), target=target.to(dtype),
-                              weights=list(net.hidden))
+        ctx = learning_context(rule, [rates(cnt, T, params) for cnt in count_t], net.readout(count_t[-1], T),
+                               target.to(dtype),
+                               pre_activations=[torch.as_tensor(v, dtype=dtype) - (params.psi.v_th - params.lif.v_reset)
+                                                for v in v_mean],
+                               weights=list(net.hidden))
         signals = rule.learning_signals(ctx, rule_state)
         rule_state = rule.update_state(ctx, rule_state, lr)
         for l, (nrn, L) in enumerate(zip(neurons, signals)):
-            c_l = 1.0
-            if scale == "expected":
-                ebar = float(np.asarray(nrn.ebar.get()).mean())
-                active = float((counts[l] > 0).mean())
-                c_l = active / ebar if ebar > 0 else 0.0
+            ebar = float(np.asarray(nrn.ebar.get()).mean()) if scale == "expected" else 1.0
+            c_l = float(eligibility_scale(scale).factor(ebar, active_fraction(count_t[l])))
             gain = layers[l].dv * params.gains[l]
-            y2 = -lr * c_l * gain / math.sqrt(spec.fan_in[l]) * k ** -(depth - l) * L.detach().cpu().numpy()
+            y2 = -lr * gain * gradient_factor(c_l, spec.fan_in[l]) * k ** -(depth - l) * L.detach().cpu().numpy()
             nrn.factor.set(y2.reshape(-1))  # [N, H, P] -> neuron j * P + p of copy b
         run_steps(source, 1, cfg)
         after = [np.asarray(syn.weights.get()) for syn in synapses]

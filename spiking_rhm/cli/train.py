@@ -94,6 +94,7 @@ def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arc
     if P_test_int == 0:
         note(f"P = {P_int} leaves no test points (P_max = {cfg.rhm.build().P_max}): the run is recorded as "
              f"{NO_TEST_POINTS!r} with train metrics only; lower --P for a test error")
+    import rate_models  # noqa: F401  (registers the rate back end: the CLI fills the trainer registry)
     from spiking_rhm import api
 
     record = api.train(cfg, progress=not quiet, checkpoint=save_net)

@@ -15,8 +15,8 @@ Every rule updates hidden layer ``l`` by a learning signal times an eligibility 
 
 For every rule there is also a *local loss* ``ell^l`` such that
 ``d ell^l / d h^l == L^l`` with the layer input detached; ``tests/rules`` checks the
-two forms against each other, which is what allows the rate back end to train
-through autograd of the local loss.
+two forms against each other (explicit ``L x e`` of :mod:`spiking_rhm.plasticity`, with which
+every back end trains, vs autograd of the local loss).
 
 Rules are small classes registered by name (see :func:`register`, :func:`get_rule`);
 their mutable parameters (feedback matrices, predictors) live in an explicit state
@@ -26,6 +26,7 @@ never on the rule object.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -36,6 +37,34 @@ from spiking_rhm.registry import lookup, registrar
 
 Tensor = torch.Tensor
 RuleState = dict[str, Any]
+
+# LearningContext fields that need backprop through the layers (no local back end computes them)
+NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
+
+
+class SignalSite(str, enum.Enum):
+    """Where a rule's learning signal lives, hence which eligibility the back end forms."""
+
+    SOMA = "soma"  # L^l on h^l; eligibility psi x pre
+    BRANCH = "branch"  # L^l on the tap branches z^l (spiking_rhm.rules.branch); eligibility Q x pre
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a rule asks of a back end (:attr:`Rule.capabilities`), declared instead of probed."""
+
+    signal_site: SignalSite = SignalSite.SOMA
+    needs: frozenset[str] = frozenset()  # optional LearningContext fields the rule reads
+    second_view: bool = False  # a second (positive) view of every sample is presented
+
+    @property
+    def branch(self) -> bool:
+        return self.signal_site is SignalSite.BRANCH
+
+    @property
+    def non_local(self) -> list[str]:
+        """The needed context fields that only backprop through the layers computes (sorted)."""
+        return sorted(self.needs & NON_LOCAL_FIELDS)
 
 
 @dataclass
@@ -89,9 +118,9 @@ class Rule:
     # ``target``, ``weights``, ``layer_vjp``); a back end may skip computing the others
     needs: ClassVar[frozenset[str]] = frozenset()
     option_defaults: ClassVar[Mapping[str, Any]] = {}
-    # "soma": signals L^l on h^l, eligibility psi x pre; "branch": signals on the tap branches z^l
+    # SOMA: signals L^l on h^l, eligibility psi x pre; BRANCH: signals on the tap branches z^l
     # (spiking_rhm.rules.branch), eligibility pre only; init_state then also takes ``taps`` = s
-    signal_site: ClassVar[str] = "soma"
+    signal_site: ClassVar[SignalSite] = SignalSite.SOMA
     option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
 
     def __init__(self, **options: Any):
@@ -108,6 +137,23 @@ class Rule:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({opts})"
+
+    # -- what the back end must provide -------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(SignalSite(self.signal_site), frozenset(self.needs), self.needs_second_view())
+
+    def needs_second_view(self) -> bool:
+        """True when the back end must present a positive view of every sample (:meth:`positive_view_levels`)."""
+        return False
+
+    def positive_view_levels(self, L: int) -> list[int] | None:
+        """Resampling level of the positive view of each of the ``L`` hidden layers, or None (no second view)."""
+        return None
+
+    def data_use(self, L: int) -> dict:
+        """What the rule uses beyond the P labelled training inputs (stored in every record)."""
+        return {"pairs": None}
 
     # -- state ---------------------------------------------------------------
     def init_state(self, layer_shapes: Sequence[tuple[int, int]], n_out: int, generator: torch.Generator,

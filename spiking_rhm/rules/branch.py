@@ -47,7 +47,7 @@ from typing import Any, Sequence
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
+from spiking_rhm.rules.base import LearningContext, Rule, RuleState, SignalSite, register
 
 Tensor = torch.Tensor
 PRIOR_BATCHES = 4  # weight of the isotropic prior m I of the running covariance, in batches (Q starts near I)
@@ -56,7 +56,7 @@ PRIOR_BATCHES = 4  # weight of the isotropic prior m I of the running covariance
 class BranchRule(Rule):
     """Base of the branch-local rules: signals ``[B, H, s, P_l]`` on ``ctx.branches``."""
 
-    signal_site = "branch"
+    signal_site = SignalSite.BRANCH
     needs = frozenset({"branches"})
 
     def trained_layers(self, L: int) -> list[int]:

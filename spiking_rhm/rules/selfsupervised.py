@@ -195,6 +195,9 @@ class LayerwiseSSLRule(Rule):
         self.objective = self.objective_class(opts)
 
     # -- what the back end must know -------------------------------------------------
+    def needs_second_view(self) -> bool:
+        return self.pair_mode.needs_second_view
+
     def positive_view_levels(self, L: int) -> list[int] | None:
         """R_l level of the positive view of each hidden layer, or None if no second view is needed."""
         return self.pair_mode.positive_view_levels(L, self.options["resample_level"])

@@ -7,7 +7,7 @@ import torch
 
 from spiking_rhm.backends.norse.deployed import TrainedNetwork
 from spiking_rhm.backends.norse.network import float64_parameters, init_weights
-from spiking_rhm.backends.norse.train import build_network
+from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.config import NetConfig, RHMConfig, RunConfig, SpikingConfig
 
 RHM = RHMConfig(v=4, m=2, n_c=3, s=2, L=2)

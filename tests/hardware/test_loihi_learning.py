@@ -46,7 +46,7 @@ def _setup(arch: str, rule: str, scale: str, N: int = 2):
 @pytest.mark.lava
 @pytest.mark.parametrize("arch,rule,scale", [("lcn", "dfa", "none"), ("cnn", "dfa", "expected"),
                                              ("fcn", "drtp", "expected"), ("cnn", "dkp", "expected"),
-                                             ("fcn", "sdfa", "none")])
+                                             ("fcn", "sdfa", "none"), ("cnn", "clapp", "expected")])
 def test_on_chip_update_equals_the_norse_learner(arch, rule, scale):
     net, rule_obj, state, spikes, target, ref = _setup(arch, rule, scale)
     res = three_factor_step(net, rule_obj, state, spikes, target, lr=LR, scale=scale)
@@ -75,9 +75,9 @@ def test_only_existing_synapses_learn_and_copies_stay_separate():
 def test_rules_the_chip_cannot_run_are_refused_before_lava_starts():
     net = make_network("cnn")
     spikes, target = input_spikes(net, N=1), torch.zeros(1, net.spec.n_out, dtype=torch.float64)
-    for name, needle in (("clapp", "positive views"), ("sibling-cca", "dendritic branches"),
-                         ("bp-unmasked", "backprop")):
-        rule = get_rule(name)
+    for name, options, needle in (("clapp", {"pairs": "resample"}, "positive views"),
+                                  ("sibling-cca", {}, "dendritic branches"), ("bp-unmasked", {}, "backprop")):
+        rule = get_rule(name, **options)
         with pytest.raises(ConfigError, match=needle):
             three_factor_step(net, rule, None, spikes, target, lr=LR)
     with pytest.raises(ConfigError, match="eligibility scale"):

@@ -8,90 +8,76 @@ and eligibility ``e`` of every synapse ``(b, p, h, k)``::
 (the gradient convention of the Norse learner: SGD applies ``Delta W = -eta grad W``).  For
 shared weights the sum runs over every sample and position whose synapse copies the entry
 ``W[h, k]``; for untied weights over the samples only.  ``c^l`` is the eligibility scale
-(:data:`SCALES`): ``none`` -> 1, ``expected`` -> ``f_active / ebar`` (Norse ``ExpectedScale``).
+(:data:`spiking_rhm.plasticity.ELIGIBILITY_SCALES`): ``none`` -> 1, ``expected`` -> ``f_active / ebar``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 
+import torch
+
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import ELIGIBILITY_SCALES as SCALES  # noqa: F401  (re-exported)
+from spiking_rhm.plasticity import combine, eligibility_scale
 
 __all__ = ["branch_update", "three_factor_update", "SCALES"]
 
 
-class Scale:
-    name: ClassVar[str] = ""
+class _IndexedEligibility:
+    """A layer's per-synapse eligibility ``e [N, P, H, K]`` with the weight-table entry of every synapse:
+    ``contract`` sums ``L_bph e_bphk`` over the synapses that copy each entry (``np.bincount``)."""
 
-    @staticmethod
-    def factor(layer) -> float:
-        raise NotImplementedError
+    def __init__(self, layer):
+        self.layer = layer
 
+    def contract(self, L, shared):
+        layer = self.layer
+        per_synapse = L.numpy().astype(np.float64)[..., None] * layer.e  # L_bph e_bphk
+        size = math.prod(layer.weight_shape)
+        total = np.bincount(layer.weight_index.ravel(), weights=per_synapse.ravel(), minlength=size)
+        return torch.as_tensor(total.reshape(layer.weight_shape))
 
-class NoScale(Scale):
-    """``c = 1``: the raw trace."""
-
-    name = "none"
-
-    @staticmethod
-    def factor(layer):
-        return 1.0
-
-
-class ExpectedScale(Scale):
-    """``c = f_active / ebar``: the normalised trace has the rate eligibility's population mean."""
-
-    name = "expected"
-
-    @staticmethod
-    def factor(layer):
-        if not np.isfinite(layer.expected):
-            raise ConfigError("scale 'expected' needs a plastic window (ebar was not accumulated)")
-        return layer.active_fraction / layer.expected if layer.expected > 0 else 0.0
-
-
-SCALES: dict[str, type[Scale]] = {c.name: c for c in (NoScale, ExpectedScale)}
+    def expected_value(self):
+        return self.layer.expected
 
 
 def three_factor_update(eligibility: Sequence, learning_signals: Sequence, scale: str = "expected"
                         ) -> list[np.ndarray]:
-    """``grad W^l`` (shape of ``W^l``) for every layer from its :class:`LayerEligibility` and ``L^l [N, H, P]``."""
-    if scale not in SCALES:
-        raise ConfigError(f"unknown eligibility scale {scale!r}; valid: {', '.join(SCALES)}")
+    """``grad W^l`` (shape of ``W^l``) for every layer from its :class:`LayerEligibility` and ``L^l [N, H, P]``
+    (:func:`spiking_rhm.plasticity.combine` on the per-synapse traces)."""
+    eligibility_scale(scale)
     if len(eligibility) != len(learning_signals):
         raise ConfigError(f"{len(eligibility)} eligibility layers but {len(learning_signals)} learning signals")
-    grads = []
+    signals = []
     for l, (layer, L) in enumerate(zip(eligibility, learning_signals), start=1):
-        L = L.detach().cpu().numpy() if hasattr(L, "detach") else np.asarray(L)
         N, P, H, _ = layer.e.shape
-        if L.shape != (N, H, P):
+        L = torch.as_tensor(L.detach().cpu().numpy() if hasattr(L, "detach") else np.asarray(L))
+        if tuple(L.shape) != (N, H, P):
             raise ConfigError(f"L^{l} must have shape {(N, H, P)}, got {tuple(L.shape)}")
-        per_synapse = L.astype(np.float64).transpose(0, 2, 1)[..., None] * layer.e  # L_bhp e_bphk
-        size = math.prod(layer.weight_shape)
-        total = np.bincount(layer.weight_index.ravel(), weights=per_synapse.ravel(), minlength=size)
-        c = SCALES[scale].factor(layer)
-        grads.append(total.reshape(layer.weight_shape) * (c / math.sqrt(layer.fan_in)))
-    return grads
+        signals.append(L)
+    traces = [_IndexedEligibility(layer) for layer in eligibility]
+    grads = combine(signals, traces, [layer.fan_in for layer in eligibility], shared=False, scale=scale,
+                    active=[layer.active_fraction for layer in eligibility])
+    return [np.asarray(g) for g in grads]
 
 
 def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequence) -> tuple[list[np.ndarray], list]:
-    r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.signal_site == "branch"``) from Brian2's spike counts.
+    r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.capabilities.branch``) from Brian2's spike counts.
 
     The Norse learner's branch step on Brian2's window: tap inputs ``x^l`` = pre-synaptic counts
     ``/ (T rho_in)`` (input spikes for layer 1, layer l-1's spikes above), branches
     ``z^l_k = W_k x^l_k / sqrt(K)``, the rule's signal on them, and
     ``grad W^l_(k) = sum_{b,p} L^l_bjkp (Q_k x^l_bkp) / sqrt(K)``.
     """
-    import torch
-
     from spiking_rhm.backends.norse.network import rates, tap_inputs
     from spiking_rhm.rules.base import LearningContext
     from spiking_rhm.rules.branch import branch_step
 
-    if getattr(rule, "signal_site", "soma") != "branch":
+    if not rule.capabilities.branch:
         raise ConfigError(f"rule {rule.name!r} is not branch-local; use three_factor_update")
     if spec.patch is None:
         raise ConfigError("branch-local rules need a hierarchical network (cnn or lcn)")

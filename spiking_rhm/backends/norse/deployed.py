@@ -59,7 +59,7 @@ def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype:
     In float64 (the default) the neuron parameters are float64 too (``float64_parameters``), so that
     the simulation is the float64 equations that Lava and Brian2 compute.
     """
-    from spiking_rhm.backends.norse.train import build_network
+    from spiking_rhm.backends.norse.build import build_network
 
     cfg = checkpoint.config
     if spiking:

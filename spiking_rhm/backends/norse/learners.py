@@ -7,7 +7,7 @@ r"""How the Norse back end turns a presented batch into weight gradients.
       h^l = rates, y = readout  ->  LearningContext  ->  L^l = rule.learning_signals(ctx)
       grad W^l = c^l sum_{b, p} L^l_bjp e_bpjk / sqrt(K_l)    (SGD: W <- W - eta grad = W - eta c L e)
 
-  Branch-local rules (``rule.signal_site == "branch"``, :mod:`spiking_rhm.rules.branch`): the
+  Branch-local rules (``rule.capabilities.branch``, :mod:`spiking_rhm.rules.branch`): the
   signal lives on the tap branches ``z^l_k = W^l_k x^l_k / sqrt(K_l)`` and the eligibility is the
   pre-synaptic factor alone, the window's normalised pre-synaptic spike count ``x^l`` (the integral
   of the pre trace), optionally through the rule's transform ``Q^l_k``:
@@ -27,7 +27,6 @@ r"""How the Norse back end turns a presented batch into weight gradients.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -44,15 +43,19 @@ from spiking_rhm.backends.norse.network import (
     run_window,
     tap_inputs,
 )
-from spiking_rhm.backends.norse.traces import eligibility_scale, make_eligibility
+from spiking_rhm.backends.norse.traces import make_eligibility
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import (
+    active_fraction,
+    eligibility_scale,
+    learning_context,
+    non_local_needs,
+    weight_gradients,
+)
 from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
 from spiking_rhm.rules.branch import branch_step
 
 Tensor = torch.Tensor
-
-
-NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
 
 
 class PresentedBatch(NamedTuple):
@@ -82,7 +85,8 @@ class Learner:
                  device: str | torch.device = "cpu"):
         self.rule_name, self.spec, self.params = rule_name, spec, params
         self.delay, self.eligibility, self.dtype, self.device = int(delay), eligibility, dtype, device
-        self.scale = eligibility_scale(scale)
+        eligibility_scale(scale)  # an unknown name: a clear error now
+        self.scale = scale
         if self.delay < 0:
             raise ConfigError(f"spiking.delay must be >= 0 steps, got {delay}")
 
@@ -115,23 +119,21 @@ class ThreeFactorLearner(Learner):
     def __init__(self, rule_name, options, spec, params, generator, **kw):
         super().__init__(rule_name, options, spec, params, generator, **kw)
         self.rule = get_rule(rule_name, **options)
-        missing = sorted(set(getattr(self.rule, "needs", ())) & NON_LOCAL_FIELDS)
+        missing = non_local_needs(self.rule)
         if missing:
             raise ConfigError(f"rule {rule_name!r} needs {', '.join(missing)} (backprop through the layers), which "
                               f"the norse back end does not compute; use rule 'bp' (surrogate-gradient BPTT)")
         self.default_lr = self.rule.default_lr
-        self.branch = self.rule.signal_site == "branch"
+        self.branch = self.rule.capabilities.branch
         taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
         self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
 
     def positive_view_levels(self):
-        levels = getattr(self.rule, "positive_view_levels", None)
-        return None if levels is None else levels(self.spec.depth)
+        return self.rule.positive_view_levels(self.spec.depth)
 
     def data_use(self):
-        use = getattr(self.rule, "data_use", None)
-        return {} if use is None else use(self.spec.depth)
+        return self.rule.data_use(self.spec.depth)
 
     def step(self, weights, batch, lr, recorder=None):
         spec, p = self.spec, self.params
@@ -145,17 +147,15 @@ class ThreeFactorLearner(Learner):
             positive = self._positive_views(weights, batch, state, traces) if batch.views else None
             if self.positive_view_levels() is not None and positive is None:
                 raise ConfigError(f"rule {self.rule_name!r} needs positive views; the batch has none")
-            ctx = LearningContext(layers=layers, pre_activations=[(v - p.psi.v_th).transpose(1, 2)
-                                                                  for v in first.v_mean],
-                                  output=logits, target=batch.target, positive=positive,
-                                  weights=list(weights.hidden))
+            ctx = learning_context(self.rule, layers, logits, batch.target,
+                                   pre_activations=[(v - p.psi.v_th).transpose(1, 2) for v in first.v_mean],
+                                   positive=positive, weights=list(weights.hidden))
             if self.branch:
                 return self._branch_step(weights, batch, ctx, first, lr, hbar, logits)
-            signals = self.rule.learning_signals(ctx, self.rule_state)
-            self.rule_state = self.rule.update_state(ctx, self.rule_state, lr)
-            scales = [self.scale.factor(tr, (c > 0).to(c.dtype).mean()) for tr, c in zip(traces, first.counts)]
-            grads = [tr.contract(L.transpose(1, 2), spec.connectivity.shared) * (c / math.sqrt(K))
-                     for tr, L, K, c in zip(traces, signals, spec.fan_in, scales)]
+            update = weight_gradients(self.rule, ctx, self.rule_state, traces, spec.fan_in,
+                                      spec.connectivity.shared, lr, self.scale,
+                                      [active_fraction(c) for c in first.counts])
+            self.rule_state, signals, grads = update.state, update.signals, update.grads
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
 

@@ -48,6 +48,7 @@ from typing import ClassVar, NamedTuple
 import torch
 
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import ELIGIBILITY_SCALES, eligibility_scale  # noqa: F401  (re-exported)
 
 Tensor = torch.Tensor
 
@@ -232,46 +233,7 @@ class FactoredEligibility(Eligibility):
         return torch.einsum("tbph,tbpk->phk", mod, pre)
 
 
-# --------------------------------------------------------------------------- scale of the update
-class EligibilityScale:
-    """The factor ``c^l`` of ``grad W^l = c^l sum L e / sqrt(K)`` (registry below)."""
-
-    name: ClassVar[str] = ""
-
-    @staticmethod
-    def factor(trace: Eligibility, active_fraction: Tensor) -> Tensor | float:
-        raise NotImplementedError
-
-
-class RawScale(EligibilityScale):
-    """``c = 1``: the trace as it is (3-16x smaller than the rate eligibility at T = 10)."""
-
-    name = "none"
-
-    @staticmethod
-    def factor(trace, active_fraction):
-        return 1.0
-
-
-class ExpectedScale(EligibilityScale):
-    """``c = f_active / ebar``: the normalised trace has the rate eligibility's population mean
-    ``E[rho'(a) x] = f_active`` (fraction of units that fired) for a pre neuron at its nominal rate."""
-
-    name = "expected"
-
-    @staticmethod
-    def factor(trace, active_fraction):
-        ebar = trace.expected_value()
-        return active_fraction / ebar if float(ebar) > 0 else 0.0 * active_fraction
-
-
-ELIGIBILITY_SCALES: dict[str, type[EligibilityScale]] = {c.name: c for c in (RawScale, ExpectedScale)}
-
-
-def eligibility_scale(name: str) -> type[EligibilityScale]:
-    if name not in ELIGIBILITY_SCALES:
-        raise ConfigError(f"unknown eligibility_scale {name!r}; valid: {', '.join(ELIGIBILITY_SCALES)}")
-    return ELIGIBILITY_SCALES[name]
+# the scale of the update (``c^l``) is the core's: spiking_rhm.plasticity.ELIGIBILITY_SCALES
 
 
 ELIGIBILITY_MODES: dict[str, type[Eligibility]] = {c.name: c for c in (SynapseEligibility, FactoredEligibility)}

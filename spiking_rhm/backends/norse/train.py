@@ -5,10 +5,12 @@ Per batch::
     spikes = code(onehot(x)) over T steps            (cfg.spiking: code, T, dt, max_rate)
     [pairs: positive views R_l(x) encoded the same way, shown after cfg.spiking.delay silent steps]
     grads  = learner.step(...)                        (three-factor L x e, or BPTT for rule 'bp')
-    SGD(momentum, weight decay) step, cosine schedule (as the rate back end)
 
-Learning rates follow ``rate_models.train``: hidden ``lr x H`` for width-scaled rules, readout
-``readout_lr x H`` (default: the rule's lr for width-scaled rules, else 1.0).  Back-end options
+:class:`NorseBackend` presents batches; the loop (epochs, schedule, SGD, early stop, alignment,
+scores, record) is :func:`spiking_rhm.training.train`, the same as the rate back end's.
+
+Learning rates: :func:`spiking_rhm.training.learning_rates` (hidden ``lr x H`` for width-scaled rules,
+readout ``readout_lr x H``, default: the rule's lr for width-scaled rules, else 1.0).  Back-end options
 given with the rule options: ``readout_lr`` (as the rate back end).  The neuron and trace
 parameters come from ``cfg.spiking``: taus, ``drive`` g, ``psi_beta``, ``eligibility``
 (factored | synapse) and ``eligibility_scale`` (``expected`` (default): the trace normalised to
@@ -21,32 +23,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from spiking_rhm.backends.norse.inputs import SpikeEncoder
+from spiking_rhm import training
+from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.backends.norse.learners import BPTTLearner, Learner, PresentedBatch, make_learner
-from spiking_rhm.backends.norse.network import (
-    NetworkSpec,
-    NorseParameters,
-    Weights,
-    build_parameters,
-    build_spec,
-    describe,
-    forward_features,
-    init_weights,
-)
-from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES, ELIGIBILITY_SCALES
-from spiking_rhm.checkpoint import check_checkpoint_path, make_checkpoint
+from spiking_rhm.backends.norse.network import Weights, describe, forward_features, init_weights
+from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
+from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
-from spiking_rhm.epochs import EpochLog, evaluation_fields
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import fit_linear_probe
+from spiking_rhm.plasticity import ELIGIBILITY_SCALES
 from spiking_rhm.rhm import onehot
+from spiking_rhm.training import Final, StepOutput, learning_rates
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None}
@@ -58,34 +52,16 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
     """(rule options, back-end options) from ``cfg.rule_options`` and ``cfg.spiking``."""
     if options.get("readout", "top") != "top":
         raise ConfigError("the norse back end reads out the top layer only (readout = 'top')")
-    rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS and k != "readout"}
-    backend = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+    rule_opts, backend = training.split_options({k: v for k, v in options.items() if k != "readout"},
+                                                BACKEND_OPTIONS)
     if spiking is not None:
         backend.update(eligibility=spiking.eligibility, eligibility_scale=spiking.eligibility_scale)
-    lr = backend["readout_lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-        raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
     if backend.get("eligibility_scale", "expected") not in ELIGIBILITY_SCALES:
         raise ConfigError(f"eligibility_scale must be one of {', '.join(ELIGIBILITY_SCALES)}, "
                           f"got {backend['eligibility_scale']!r}")
     if backend.get("eligibility", "factored") not in ELIGIBILITY_MODES:
         raise ConfigError(f"eligibility must be one of {', '.join(ELIGIBILITY_MODES)}, got {backend['eligibility']!r}")
     return rule_opts, backend
-
-
-def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParameters]:
-    """The spike encoder, network shapes and neuron/trace parameters that ``cfg`` describes (``v`` symbols)."""
-    sp = cfg.spiking
-    encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, v)
-    r = cfg.rhm
-    depth = cfg.net.depth if cfg.net.depth is not None else r.L
-    spec = build_spec(cfg.net.arch, encoder.channels, r.s**r.L, r.s, depth, cfg.net.width, r.n_c)
-    if cfg.net.bias:
-        raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
-    params = build_parameters(spec, encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
-                              tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(sp.drive),
-                              psi_beta=float(sp.psi_beta))
-    return encoder, spec, params
 
 
 class NorseSetup:
@@ -114,10 +90,7 @@ class NorseSetup:
         rule = getattr(self.learner, "rule", None)
         scaled = getattr(rule, "width_scaled_lr", isinstance(self.learner, BPTTLearner))
         base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.learner.default_lr
-        H = self.spec.widths[-1]
-        hidden = base * (self.spec.widths[0] if scaled else 1.0)
-        ro = self.backend["readout_lr"] if self.backend["readout_lr"] is not None else (base if scaled else 1.0)
-        return hidden, ro * H
+        return learning_rates(base, scaled, self.spec.widths[0], self.backend["readout_lr"], self.spec.widths[-1])
 
     def encode(self, inputs: np.ndarray, generator: torch.Generator | None = None) -> Tensor:
         x = onehot(inputs, self.rhm.v, dtype=self.dtype, device=self.device)
@@ -159,11 +132,11 @@ def _cosine(a: Tensor, b: Tensor) -> float | None:
     return float((a * b).sum() / (na * nb))
 
 
-def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor], step: int, epoch: int) -> dict:
+def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
     """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
     bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
     ref = bptt.step(setup.weights, batch, 0.0)
-    return {"step": step, "epoch": epoch, "cosine": [_cosine(g, r) for g, r in zip(grads, ref.grads)]}
+    return [_cosine(g, r) for g, r in zip(grads, ref.grads)]
 
 
 @contextlib.contextmanager
@@ -189,96 +162,79 @@ def train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
         return _train_norse(cfg, progress, check_checkpoint_path(checkpoint))
 
 
+class NorseBackend:
+    """The Norse network as a :class:`spiking_rhm.training.Backend`."""
+
+    name = "norse"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.setup = setup = NorseSetup(cfg)
+        self.label = f"norse {cfg.rule}"
+        P, P_test = cfg.sizes()
+        self.n_train = P
+        self.train, self.test = setup.rhm.split(P, P_test, seed=cfg.seed)
+        for t in setup.weights.parameters():
+            t.requires_grad_(False)
+        learner = setup.learner
+        self.rule = getattr(learner, "rule", None)
+        self.supervised = True if self.rule is None else self.rule.supervised
+        self.n_alignment_points = 0 if isinstance(learner, BPTTLearner) else N_ALIGNMENT_POINTS
+
+    def trainable(self):
+        w = self.setup.weights
+        return list(w.hidden), [w.readout]
+
+    def learning_rates(self):
+        return self.setup.learning_rates()
+
+    def step(self, idx, lr, align):
+        setup = self.setup
+        idx = idx.numpy()
+        sample = self.train.take(idx)
+        batch = setup.present(sample)
+        generated = len(set(setup.levels)) * len(idx) if setup.levels else 0
+        result = setup.learner.step(setup.weights, batch, lr)
+        cosine = alignment_with_bptt(setup, batch, result.grads) if align else None
+        wrong = int((result.logits.argmax(1).cpu().numpy() != sample.labels).sum())
+        return StepOutput([*result.grads, result.grad_readout], result.loss, wrong, len(idx), generated, cosine)
+
+    def test_error(self):
+        return evaluate(self.setup, self.test, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
+
+    def final(self, diverged):
+        eval_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        test_error, test_loss, test_feats = evaluate(self.setup, self.test, eval_gen)
+        train_error, train_loss, train_feats = evaluate(self.setup, self.train, eval_gen)
+        probe = None
+        if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
+            probe = fit_linear_probe(train_feats, self.train.labels, test_feats, self.test.labels,
+                                     self.setup.spec.n_out)
+        return Final(test_error, test_loss, train_error, train_loss, probe, None)
+
+    def data_use(self):
+        return self.setup.learner.data_use() or {"pairs": None}
+
+    def checkpoint_weights(self):
+        w = self.setup.weights
+        return w.hidden, w.readout
+
+    def record(self):
+        setup, rule, cfg = self.setup, self.rule, self.cfg
+        return {"alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
+                "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"),
+                         "supervised": self.supervised, "local": getattr(rule, "local", False),
+                         "options": dict(getattr(rule, "options", {})), "learner": type(setup.learner).__name__},
+                "readout": "top",
+                "device": str(setup.device),
+                "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
+                            "eligibility": setup.backend["eligibility"],
+                            "eligibility_scale": setup.backend["eligibility_scale"]}}
+
+
 def _train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
     start = time.perf_counter()
-    setup = NorseSetup(cfg)
-    P, P_test = cfg.sizes()
-    train, test = setup.rhm.split(P, P_test, seed=cfg.seed)
-    hidden_lr, readout_lr = setup.learning_rates()
-    w = setup.weights
-    for t in w.parameters():
-        t.requires_grad_(False)
-    groups = [{"params": w.hidden, "lr": hidden_lr, "base": hidden_lr},
-              {"params": [w.readout], "lr": readout_lr, "base": readout_lr}]
-    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
-    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
-
-    batch_size = min(cfg.optim.batch_size, P)
-    steps_per_epoch = P // batch_size + (1 if P % batch_size >= 2 else 0)
-    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
-    total_steps = max(1, n_epochs * steps_per_epoch)
-    align_at = set()
-    if n_epochs > 0 and not isinstance(setup.learner, BPTTLearner):
-        align_at = {int(round(k * (total_steps - 1) / max(1, N_ALIGNMENT_POINTS - 1))) for k in range(N_ALIGNMENT_POINTS)}
-
-    alignment, n_generated = [], 0
-    step = seen_total = 0
-    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"norse {cfg.rule} P={P}")
-    for epoch in range(1, n_epochs + 1):
-        perm = torch.randperm(P, generator=order_gen).numpy()
-        loss_sum, wrong, seen = 0.0, 0, 0
-        for k in range(steps_per_epoch):
-            idx = perm[k * batch_size:(k + 1) * batch_size]
-            sample = train.take(idx)
-            batch = setup.present(sample)
-            if setup.levels:
-                n_generated += len(set(setup.levels)) * len(idx)
-            scale = 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cfg.optim.schedule == "cosine" else 1.0
-            result = setup.learner.step(w, batch, hidden_lr * scale)
-            if step in align_at:
-                alignment.append(alignment_with_bptt(setup, batch, result.grads, step, epoch))
-            for param, grad in zip(w.parameters(), [*result.grads, result.grad_readout]):
-                param.grad = grad
-            for g in opt.param_groups:
-                g["lr"] = g["base"] * scale
-            opt.step()
-            loss_sum += result.loss * len(idx)
-            wrong += int((result.logits.argmax(1).cpu().numpy() != sample.labels).sum())
-            seen += len(idx)
-            step += 1
-        seen_total += seen
-        if log.end_epoch(epoch, loss_sum / seen, wrong / seen,
-                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in w.parameters()),
-                         test_error=lambda: evaluate(setup, test, torch.Generator().manual_seed(cfg.seed + 1))[0]):
-            break
-    log.close()
-    diverged = log.diverged
-
-    eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    test_error, test_loss, test_feats = evaluate(setup, test, eval_gen)
-    train_error, train_loss, train_feats = evaluate(setup, train, eval_gen)
-    learner = setup.learner
-    rule = getattr(learner, "rule", None)
-    data_use = learner.data_use() or {"pairs": None}
-    supervised = True if rule is None else rule.supervised
-    probe = None
-    if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
-        probe = fit_linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
-    fields = evaluation_fields(test_error, train_error, None if probe is None else probe.metrics, supervised,
-                               diverged, P, P_test, n_generated, data_use)
-    if checkpoint is not None:
-        make_checkpoint(cfg, w.hidden, w.readout, None if supervised else probe, "norse",
-                        fields["test_error"]).save(checkpoint)
-    return {
-        **fields,
-        "test_loss": test_loss,
-        "train_loss": train_loss,
-        "alignment": alignment,
-        "alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
-        "sensitivity": None,
-        **log.record(seen_total),
-        "steps": step,
-        "wall_time": time.perf_counter() - start,
-        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
-        "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"), "supervised": supervised,
-                 "local": getattr(rule, "local", False), "options": dict(getattr(rule, "options", {})),
-                 "learner": type(learner).__name__},
-        "readout": "top",
-        "device": str(setup.device),
-        "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
-                    "eligibility": setup.backend["eligibility"],
-                    "eligibility_scale": setup.backend["eligibility_scale"]},
-    }
+    return training.train(NorseBackend(cfg), cfg, progress, checkpoint, start)
 
 
 __all__ = ["BACKEND_OPTIONS", "NorseSetup", "build_network", "evaluate", "flush_denormals", "resolve_device",

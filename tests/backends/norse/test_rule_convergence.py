@@ -21,6 +21,7 @@ pytest.importorskip("norse")
 pytest.importorskip("rate_models.networks")
 
 from norse_helpers import cosine, rate_update, resampled_views, small_batch, spiking_update  # noqa: E402
+from spiking_rhm.rules.base import Capabilities  # noqa: E402
 
 pytestmark = pytest.mark.norse
 SHORT, LONG = 10, 300
@@ -97,6 +98,7 @@ class _ConstantSignal:
     """Stand-in rule: L = 1 everywhere, wants a positive view at level 1 (isolates the trace)."""
 
     needs = frozenset()
+    capabilities = Capabilities(second_view=True)
 
     def positive_view_levels(self, L):
         return [1] * L

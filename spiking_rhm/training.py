@@ -1,0 +1,195 @@
+r"""One training loop for every back end.
+
+A back end (:class:`Backend`) only simulates: it presents a batch and returns the gradients of its
+trainable tensors (``grad W^l`` from :mod:`spiking_rhm.plasticity`, ``grad beta`` of the readout),
+evaluates, and reports what it used.  Everything else is here, the same for the rate network and
+Norse::
+
+    for epoch:  perm = randperm(P)                       (generator seed + 7919)
+        for batch:  s = cosine(step / total_steps)       (1 for schedule = constant)
+            out = backend.step(idx, lr = eta_hidden s, align = step in alignment points)
+            SGD(momentum, weight decay) step, group lr = base lr x s
+        EpochLog: curve, divergence, test schedule, early stop, progress
+    final scores (online readout; linear probe for unsupervised rules), checkpoint, record
+
+Learning rates (:func:`learning_rates`): hidden ``lr x H`` for width-scaled rules (else ``lr``);
+readout ``readout_lr x D`` with ``D`` the readout's fan-in, ``readout_lr`` defaulting to the rule's lr
+for width-scaled rules and to 1.0 otherwise (mean-field convention).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence
+
+import torch
+
+from spiking_rhm.checkpoint import make_checkpoint
+from spiking_rhm.epochs import EpochLog, evaluation_fields
+from spiking_rhm.errors import ConfigError
+
+Tensor = torch.Tensor
+
+
+class StepOutput(NamedTuple):
+    """What a back end returns for one presented batch."""
+
+    grads: Sequence[Tensor]  # one per tensor of Backend.trainable(), hidden then readout
+    loss: Tensor | float  # the batch's mean readout cross-entropy
+    wrong: Tensor | int  # misclassified samples of the batch
+    size: int  # samples in the batch
+    generated: int = 0  # resampled inputs generated for the batch (positive views)
+    cosine: list | None = None  # per layer, cosine of the rule's update with the reference (alignment points)
+
+
+class Final(NamedTuple):
+    """The back end's scores at the end of training."""
+
+    test_error: float
+    test_loss: float
+    train_error: float
+    train_loss: float
+    probe: Any  # metrics.LinearProbe (None: not fitted, e.g. after divergence)
+    sensitivity: dict | None
+
+
+class Backend(Protocol):
+    """A simulator the loop trains: batches in, gradients and scores out."""
+
+    name: str  # the checkpoint's back end name
+    label: str  # the progress bar's prefix
+    n_train: int
+    supervised: bool
+    n_alignment_points: int  # 0: no alignment measured
+
+    def trainable(self) -> tuple[list[Tensor], list[Tensor]]:
+        """(hidden tensors, readout tensors) the optimiser updates."""
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(hidden, readout) base learning rates."""
+
+    def step(self, idx: Tensor, lr: float, align: bool) -> StepOutput:
+        """Present the training points ``idx``; ``lr`` is the rule's own (scheduled) learning rate."""
+
+    def test_error(self) -> float:
+        """Test error now (the learning curve's test points)."""
+
+    def final(self, diverged: bool) -> Final:
+        """Scores after training."""
+
+    def data_use(self) -> dict:
+        """The rule's pair/view data use (``{"pairs": None}`` when it has none)."""
+
+    def checkpoint_weights(self) -> tuple[Sequence[Tensor], Tensor]:
+        """(hidden weights, readout weight) of the network a checkpoint stores."""
+
+    def record(self) -> dict:
+        """The back end's own record fields (rule, readout, device, ...), after ``lr``."""
+
+
+def cosine_factor(step: int, total_steps: int, schedule: str) -> float:
+    """``(1 + cos(pi step / total)) / 2`` for the cosine schedule, 1 for ``constant``."""
+    return 0.5 * (1 + math.cos(math.pi * step / total_steps)) if schedule == "cosine" else 1.0
+
+
+def alignment_points(total_steps: int, n_points: int) -> set[int]:
+    """``n_points`` steps evenly spread over ``0 .. total_steps - 1`` (rounded)."""
+    if n_points <= 0:
+        return set()
+    return {int(round(k * (total_steps - 1) / max(1, n_points - 1))) for k in range(n_points)}
+
+
+def learning_rates(base: float, width_scaled: bool, width: int, readout_lr: float | None, readout_fan_in: int
+                   ) -> tuple[float, float]:
+    """(hidden, readout) learning rates of the mean-field convention (module docstring)."""
+    hidden = base * (width if width_scaled else 1.0)
+    readout = readout_lr if readout_lr is not None else (base if width_scaled else 1.0)
+    return hidden, readout * readout_fan_in
+
+
+def split_options(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(rule options, back-end options with ``defaults`` filled in) from ``cfg.rule_options``;
+    ``readout_lr`` must be a positive number or None."""
+    rule_opts = {k: v for k, v in options.items() if k not in defaults}
+    backend = {**defaults, **{k: v for k, v in options.items() if k in defaults}}
+    lr = backend.get("readout_lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+        raise ConfigError(f"readout_lr must be a positive number, got {lr!r}")
+    return rule_opts, backend
+
+
+def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start: float | None = None) -> dict:
+    """Train ``backend`` as ``cfg.optim`` says; the metrics dict of the run (never raises on divergence)."""
+    start = time.perf_counter() if start is None else start
+    P, P_test = cfg.sizes()
+    hidden, readout = backend.trainable()
+    hidden_lr, readout_lr = backend.learning_rates()
+    groups = [{"params": hidden, "lr": hidden_lr, "base": hidden_lr},
+              {"params": readout, "lr": readout_lr, "base": readout_lr}]
+    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    trainables = [*hidden, *readout]
+    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+
+    batch = min(cfg.optim.batch_size, P)
+    steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
+    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
+    total_steps = max(1, n_epochs * steps_per_epoch)
+    align_at = alignment_points(total_steps, backend.n_alignment_points) if n_epochs > 0 else set()
+
+    alignment, n_generated = [], 0
+    step = seen_total = 0
+    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{backend.label} P={P}")
+    for epoch in range(1, n_epochs + 1):
+        perm = torch.randperm(P, generator=order_gen)
+        loss_sum, wrong, seen = 0.0, 0, 0
+        for k in range(steps_per_epoch):
+            idx = perm[k * batch:(k + 1) * batch]
+            scale = cosine_factor(step, total_steps, cfg.optim.schedule)
+            out = backend.step(idx, hidden_lr * scale, step in align_at)
+            n_generated += out.generated
+            if out.cosine is not None:
+                alignment.append({"step": step, "epoch": epoch, "cosine": out.cosine})
+            for param, grad in zip(trainables, out.grads):
+                param.grad = grad
+            for g in opt.param_groups:
+                g["lr"] = g["base"] * scale
+            opt.step()
+            loss_sum = loss_sum + out.loss * out.size
+            wrong = wrong + out.wrong
+            seen += out.size
+            step += 1
+        seen_total += seen
+        if log.end_epoch(epoch, float(loss_sum) / seen, int(wrong) / seen,
+                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in trainables),
+                         test_error=backend.test_error):
+            break
+    log.close()
+    diverged = log.diverged
+
+    scores = backend.final(diverged)
+    probe = None if scores.probe is None else scores.probe.metrics
+    fields = evaluation_fields(scores.test_error, scores.train_error, probe, backend.supervised, diverged, P, P_test,
+                               n_generated, backend.data_use())
+    if checkpoint is not None:
+        weights, beta = backend.checkpoint_weights()
+        make_checkpoint(cfg, weights, beta, None if backend.supervised else scores.probe, backend.name,
+                        fields["test_error"]).save(checkpoint)
+    own = backend.record()
+    return {
+        **fields,
+        "test_loss": scores.test_loss,
+        "train_loss": scores.train_loss,
+        "alignment": alignment,
+        **({"alignment_reference": own.pop("alignment_reference")} if "alignment_reference" in own else {}),
+        "sensitivity": scores.sensitivity,
+        **log.record(seen_total),
+        "steps": step,
+        "wall_time": time.perf_counter() - start,
+        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
+        **own,
+    }
+
+
+__all__ = ["Backend", "Final", "StepOutput", "alignment_points", "cosine_factor", "learning_rates", "split_options",
+           "train"]

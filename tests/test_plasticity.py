@@ -1,0 +1,48 @@
+"""The plasticity core: grad W = c contract(L, e) / sqrt(K), its scales and the learning context."""
+
+import math
+
+import pytest
+import torch
+
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import RateEligibility, combine, eligibility_scale, learning_context
+from spiking_rhm.rules import get_rule
+
+
+def test_rate_eligibility_contracts_to_the_materialised_trace(gen):
+    B, P, H, K = 3, 4, 5, 6
+    psi, pre, L = torch.rand(B, P, H, generator=gen), torch.randn(B, P, K, generator=gen), torch.randn(B, H, P,
+                                                                                                       generator=gen)
+    e = psi[..., None] * pre[..., None, :]  # e_bphk, formed explicitly
+    for shared, want in ((True, torch.einsum("bph,bphk->hk", L.transpose(1, 2), e)),
+                         (False, torch.einsum("bph,bphk->phk", L.transpose(1, 2), e))):
+        (got,) = combine([L], [RateEligibility(psi, pre)], [K], shared)
+        torch.testing.assert_close(got, want / math.sqrt(K))
+
+
+def test_expected_scale_normalises_by_ebar_and_refuses_an_unaccumulated_trace():
+    assert eligibility_scale("expected").factor(0.25, 0.5) == 2.0
+    assert eligibility_scale("expected").factor(0.0, 0.5) == 0.0
+    assert eligibility_scale("none").factor(0.25, 0.5) == 1.0
+    with pytest.raises(ConfigError, match="plastic window"):
+        eligibility_scale("expected").factor(float("nan"), 0.5)
+    with pytest.raises(ConfigError, match="unknown eligibility_scale 'x'"):
+        eligibility_scale("x")
+    with pytest.raises(ConfigError, match="active fractions"):
+        combine([torch.zeros(1, 1, 1)], [RateEligibility(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1))], [1], True,
+                scale="expected")
+
+
+def test_context_computes_optional_fields_only_when_the_rule_needs_them():
+    calls = []
+
+    def signals():
+        calls.append(1)
+        return ["bp"]
+
+    h = [torch.zeros(1, 2, 1)]
+    ctx = learning_context(get_rule("dfa"), h, None, None, bp_signals=signals, pre_activations=h)
+    assert ctx.bp_signals is None and ctx.pre_activations is h and not calls
+    ctx = learning_context(get_rule("bp"), h, None, None, bp_signals=signals)
+    assert ctx.bp_signals == ["bp"] and calls == [1]

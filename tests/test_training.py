@@ -1,0 +1,84 @@
+"""The one training loop (spiking_rhm.training) with a toy back end: y = w x, squared loss."""
+
+import math
+
+import pytest
+import torch
+
+from spiking_rhm.config import OptimConfig, RHMConfig, RunConfig
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.training import Final, StepOutput, alignment_points, cosine_factor, learning_rates, split_options
+from spiking_rhm.training import train
+
+
+class Toy:
+    """One weight fitting w* = 2 on P points; the loss is (w - 2)^2, so SGD steps are checkable by hand."""
+
+    name, label, supervised, n_alignment_points = "rate", "toy", True, 2
+
+    def __init__(self, P, w0=0.0):
+        self.n_train = P
+        self.w = torch.tensor([w0])
+        self.lrs, self.batches = [], []
+
+    def trainable(self):
+        return [self.w], []
+
+    def learning_rates(self):
+        return 0.25, 1.0
+
+    def step(self, idx, lr, align):
+        self.lrs.append(lr)
+        self.batches.append(sorted(idx.tolist()))
+        loss = float((self.w - 2) ** 2)
+        return StepOutput([2 * (self.w - 2)], loss, 0, len(idx), cosine=[1.0] if align else None)
+
+    def test_error(self):
+        return 0.0
+
+    def final(self, diverged):
+        return Final(0.0, 0.0, 0.0, 0.0, None, None)
+
+    def data_use(self):
+        return {"pairs": None}
+
+    def checkpoint_weights(self):  # pragma: no cover - not called without a checkpoint
+        raise AssertionError
+
+    def record(self):
+        return {"readout": "toy"}
+
+
+def _cfg(**optim):
+    return RunConfig(rhm=RHMConfig(v=4, m=2, n_c=2, s=2, L=2), P=8, P_test=4,
+                     optim=OptimConfig(**{"epochs": 2, "batch_size": 4, "momentum": 0.0, "stop_train_loss": 0.0,
+                                          **optim}))
+
+
+def test_loop_runs_sgd_with_the_cosine_schedule_over_every_point():
+    toy = Toy(8)
+    rec = train(toy, _cfg())
+    assert rec["steps"] == 4 and rec["epochs_run"] == 2
+    assert toy.lrs == pytest.approx([0.25 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)])
+    w = 0.0
+    for lr in toy.lrs:  # plain SGD on (w - 2)^2 with the scheduled rates
+        w -= lr * 2 * (w - 2)
+    assert float(toy.w) == pytest.approx(w)
+    assert sorted(toy.batches[0] + toy.batches[1]) == list(range(8))  # an epoch is a permutation
+    assert [a["step"] for a in rec["alignment"]] == [0, 3] and rec["readout"] == "toy"
+    assert rec["lr"] == {"hidden": 0.25, "readout": 1.0, "schedule": "cosine"}
+
+
+def test_loop_stops_on_divergence():
+    rec = train(Toy(8, w0=float("inf")), _cfg())
+    assert rec["diverged"] and rec["epochs_run"] == 1 and math.isnan(rec["test_error"])
+
+
+def test_helpers():
+    assert cosine_factor(0, 10, "cosine") == 1.0 and cosine_factor(5, 10, "constant") == 1.0
+    assert alignment_points(11, 3) == {0, 5, 10} and alignment_points(11, 0) == set()
+    assert learning_rates(0.5, True, 8, None, 4) == (4.0, 2.0)
+    assert learning_rates(0.5, False, 8, 3.0, 4) == (0.5, 12.0)
+    assert split_options({"a": 1, "readout_lr": 2}, {"readout_lr": None}) == ({"a": 1}, {"readout_lr": 2})
+    with pytest.raises(ConfigError, match="readout_lr must be a positive number"):
+        split_options({"readout_lr": -1}, {"readout_lr": None})
