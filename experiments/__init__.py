@@ -9,7 +9,6 @@ crash-safe results store, P* tables and figures.
 * :mod:`experiments.plots` -- figures (PNG + PDF).
 """
 
-import rate_models  # noqa: F401  (registers the rate back end's trainer, also in sweep worker processes)
 from experiments.store import ResultStore, read_results
 from experiments.sweep import SweepConfig, SweepSummary, run_one, run_sweep
 

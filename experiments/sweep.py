@@ -226,16 +226,24 @@ def _backend_option_names(backend: str) -> set[str]:
     """Names in ``rule_options`` that the back end consumes itself (its ``BACKEND_OPTIONS``)."""
     import importlib
 
+    _register_backends()
     from spiking_rhm import api
 
-    target = api.BACKEND_TRAINERS.get(backend)
+    target = api.trainer_target(backend)
     if target is None:
         return set()
+    if callable(target):
+        target = target.__module__
     try:
         module = importlib.import_module(target.split(":")[0])
     except ImportError:  # back end not installed: run_sweep reports it
         return set()
     return set(getattr(module, "BACKEND_OPTIONS", {}))
+
+
+def _register_backends() -> None:
+    """Fill the trainer registry with the back ends above the core (also in worker processes)."""
+    import rate_models  # noqa: F401  (registers the rate back end)
 
 
 def _deep_merge(base: dict, change: Mapping) -> dict:
@@ -334,6 +342,8 @@ def run_one(cfg: RunConfig, train_fn: TrainFn | None = None) -> dict:
     """Train one run; any exception becomes a ``failed`` record carrying its message."""
     from spiking_rhm import api
 
+    if train_fn is None:
+        _register_backends()
     train_fn = train_fn or api.train
     start = time.perf_counter()
     try:

@@ -50,12 +50,18 @@ def _discover() -> None:
             BACKEND_TRAINERS.setdefault(ep.name, ep.value)
 
 
+def trainer_target(name: str) -> str | Callable | None:
+    """What trains ``cfg.backend == name`` (``"module:function"`` or the function), or None."""
+    if name not in BACKEND_TRAINERS:
+        _discover()
+    return BACKEND_TRAINERS.get(name)
+
+
 def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
     if name not in BACKENDS:
         raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
-    if name not in BACKEND_TRAINERS:
-        _discover()
-    if name not in BACKEND_TRAINERS:
+    target = trainer_target(name)
+    if target is None:
         training = ", ".join(b for b in BACKENDS if b in BACKEND_TRAINERS)
         if name in NO_TRAINER:
             raise BackendUnavailableError(f"backend {name!r} has no trainer: {NO_TRAINER[name]}; training back "
@@ -63,7 +69,6 @@ def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
         raise BackendUnavailableError(f"backend {name!r} is not registered: import its package (`import "
                                       f"rate_models` for rate) or install spiking-rhm so that its entry points "
                                       f"are found; training back ends: {training}")
-    target = BACKEND_TRAINERS[name]
     if callable(target):
         return target
     module, func = target.split(":")

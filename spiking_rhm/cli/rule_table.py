@@ -60,15 +60,16 @@ def _read_classes(folder: Path) -> dict[str, tuple[list[str], dict, bool]]:
                 if isinstance(target, ast.Name) and target.id in FIELDS:
                     attrs[target.id] = ast.literal_eval(value)  # ValueError when not a literal
             registered = any(isinstance(d, ast.Name) and d.id == "register" for d in node.decorator_list)
-            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-            if len(bases) != len(node.bases):
-                raise _NotStatic(node.name)
+            # None: a base that is not a plain name (e.g. ``enum.Enum``); only an error if a rule inherits from it
+            bases = [b.id if isinstance(b, ast.Name) else None for b in node.bases]
             classes[node.name] = (bases, attrs, registered)
     return classes
 
 
 def _mro(classes: dict, name: str) -> list[str]:
     """C3 linearisation over the classes read (bases outside them, e.g. ``object``, are skipped)."""
+    if None in classes[name][0]:
+        raise _NotStatic(name)
     bases = [b for b in classes[name][0] if b in classes]
     sequences = [_mro(classes, b) for b in bases] + [bases]
     out = [name]
