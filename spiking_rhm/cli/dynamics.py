@@ -71,4 +71,45 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
         click.echo(str(path))
 
 
-COMMANDS = [dynamics]
+@click.command("response")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="run config (TOML/YAML/JSON) whose spiking section gives the operating point")
+@click.option("--option", "options", multiple=True, metavar="spiking.KEY=VALUE",
+              help="override a spiking setting, e.g. spiking.v_rest=0.5 (repeatable)")
+@click.option("--compare", "compare", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+              help="another operating point to draw beside it, e.g. 'v_rest=none,reset=zero,v_init=rest'")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
+def response(config_path, options, compare, out):
+    """Rate-to-spike response curve (count vs constant drive) of the spiking operating point."""
+    from spiking_rhm.backends.norse.response import curves_for, describe_point, plot_response, summary
+    from spiking_rhm.cli.options import parse_option, set_path
+    from spiking_rhm.config import RunConfig, load_config_file
+    from spiking_rhm.errors import ConfigError
+
+    data = load_config_file(config_path) if config_path else {}
+    for item in options:
+        path, value = parse_option(item)
+        if path[0] != "spiking":
+            raise ConfigError(f"--option {item!r}: only spiking.KEY settings shape the response curve")
+        set_path(data, path, value)
+    base = RunConfig.from_dict(data).spiking
+    variants = {"": {}}
+    for item in compare:
+        changes = {}
+        for part in item.split(","):
+            path, value = parse_option(part)
+            key = path[-1]
+            if len(path) > 2 or (len(path) == 2 and path[0] not in ("rule_options", "spiking")):
+                raise ConfigError(f"--compare {item!r}: give spiking settings as KEY=VALUE")
+            changes[key] = value
+        sp = RunConfig.from_dict({**data, "spiking": {**data.get("spiking", {}), **changes}}).spiking
+        variants[describe_point(sp)] = changes
+    curves = curves_for(base, variants)
+    for c in curves:
+        s = summary(c)
+        click.echo(f"{c.label}: rheobase a = {s['rheobase']}, counts at a = "
+                   + ", ".join(f"{k}: {v:g}" for k, v in s["counts_at"].items()) + f" (max {s['max_count']:g})")
+    click.echo(str(plot_response(curves, out)))
+
+
+COMMANDS = [dynamics, response]

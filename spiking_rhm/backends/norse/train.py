@@ -34,6 +34,7 @@ from spiking_rhm.backends.norse.network import (
     NetworkSpec,
     NorseParameters,
     Weights,
+    activity,
     build_parameters,
     build_spec,
     describe,
@@ -76,7 +77,7 @@ def split_options(options: Mapping[str, Any], spiking=None) -> tuple[dict, dict]
 def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParameters]:
     """The spike encoder, network shapes and neuron/trace parameters that ``cfg`` describes (``v`` symbols)."""
     sp = cfg.spiking
-    encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, v)
+    encoder = SpikeEncoder.from_config(sp, v)
     r = cfg.rhm
     depth = cfg.net.depth if cfg.net.depth is not None else r.L
     spec = build_spec(cfg.net.arch, encoder.channels, r.s**r.L, r.s, depth, cfg.net.width, r.n_c)
@@ -84,7 +85,7 @@ def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParamete
         raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
     params = build_parameters(spec, encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
                               tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(sp.drive),
-                              psi_beta=float(sp.psi_beta))
+                              psi_beta=float(sp.psi_beta), v_leak=sp.v_rest, reset=sp.reset, v_init=sp.v_init)
     return encoder, spec, params
 
 
@@ -256,6 +257,11 @@ def _train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
         probe = fit_linear_probe(train_feats, train.labels, test_feats, test.labels, setup.spec.n_out)
     fields = evaluation_fields(test_error, train_error, None if probe is None else probe.metrics, supervised,
                                diverged, P, P_test, n_generated, data_use)
+    with torch.no_grad():  # energy proxy: spikes and synaptic operations per inference (test points, at most 256)
+        part = test if test.labels.shape[0] else train
+        part = part.take(np.arange(min(256, part.labels.shape[0])))
+        energy = activity(setup.encode(part.inputs, torch.Generator().manual_seed(cfg.seed + 2)), w, setup.spec,
+                          setup.params) if part.labels.shape[0] else None
     if checkpoint is not None:
         make_checkpoint(cfg, w.hidden, w.readout, None if supervised else probe, "norse",
                         fields["test_error"]).save(checkpoint)
@@ -274,6 +280,7 @@ def _train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
                  "local": getattr(rule, "local", False), "options": dict(getattr(rule, "options", {})),
                  "learner": type(learner).__name__},
         "readout": "top",
+        "energy": energy,
         "device": str(setup.device),
         "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
                     "eligibility": setup.backend["eligibility"],
