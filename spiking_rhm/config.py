@@ -283,6 +283,20 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("rule_options must be a table of option = value")
 
 
+LEGACY_OPERATING_POINT = {"v_rest": None, "reset": "zero", "v_init": "rest"}
+"""The operating point of configs stored before ``spiking.reset`` existed (rest at threshold, reset to 0)."""
+
+
+def with_legacy_operating_point(data: Mapping[str, Any]) -> dict:
+    """A stored config dict whose ``spiking`` table predates the operating-point settings gets the operating
+    point it ran with (:data:`LEGACY_OPERATING_POINT`) instead of today's defaults; others are returned as they are."""
+    data = dict(data)
+    sp = data.get("spiking")
+    if isinstance(sp, Mapping) and sp and "reset" not in sp:
+        data["spiking"] = {**LEGACY_OPERATING_POINT, **sp}
+    return data
+
+
 def _validate_code(sp: "SpikingConfig") -> None:
     """Per-code parameters: a rate that is a spike probability per step, a group size >= 1, a latency
     window inside the presentation."""

@@ -69,6 +69,12 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     record = record_dynamics(cfg, steps=steps, n_synapses=synapses)
     for path in plot_dynamics(record, out):
         click.echo(str(path))
+    e = record.energy
+    click.echo(f"per inference (last batch, T = {e['steps']}): layer, spikes, synaptic ops, active units, "
+               "rate (Hz), largest fraction firing in one step")
+    for row in zip(e["layers"], e["spikes"], e["synops"], e["active"], e["rate_hz"], e["max_step_fraction"]):
+        click.echo("  {}: {:.1f} spikes, {:.0f} synops, {:.0%} active, {:.1f} Hz, {:.0%} in one step".format(*row))
+    click.echo(f"  total: {e['spikes_total']:.1f} hidden spikes, {e['synops_total']:.0f} synaptic ops")
 
 
 @click.command("response")
