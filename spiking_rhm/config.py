@@ -86,8 +86,8 @@ class OptimConfig:
 class SpikingConfig:
     """Spike code and neuron/trace time constants of the spiking back ends (seconds)."""
 
-    code: str = "rate"
-    T: int = 20
+    code: str = "regular"  # rate (Bernoulli) | regular (clock) | latency | population (docs/spiking.md)
+    T: int = 30
     dt: float = 1e-3
     max_rate: float = 200.0  # Hz: rate of an active input (rate, regular) or of its group's neurons (population)
     population_size: int = 4  # population code: neurons per symbol and position
@@ -97,11 +97,11 @@ class SpikingConfig:
     tau_pre: float = 1e-2  # pre-synaptic trace
     tau_elig: float = 2e-2  # low-pass filter of the eligibility trace
     v_th: float = 1.0
-    v_rest: float | None = None  # resting potential (LIF v_leak), <= v_th; None: at threshold (v_th)
-    reset: str = "zero"  # zero (v <- 0 after a spike) | subtract (v <- v - v_th: the overshoot is kept)
+    v_rest: float | None = 0.5  # resting potential (LIF v_leak), <= v_th; None: at threshold (v_th)
+    reset: str = "subtract"  # zero (v <- 0 after a spike) | subtract (v <- v - v_th: the overshoot is kept)
     v_init: str = "rest"  # membrane at the start of a window: rest | half (v_th / 2)
     delay: int = 0  # steps between the two views of a self-supervised pair
-    drive: float = 4.0  # g: input gain, mean potential = v_th + g * a (a = rate pre-activation)
+    drive: float = 6.0  # g: input gain, mean potential = v_rest + g * a (a = rate pre-activation)
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none

@@ -148,11 +148,12 @@ class NorseParameters(NamedTuple):
 
 def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau_mem: float = 1e-2,
                      tau_syn: float = 5e-3, tau_pre: float = 1e-2, tau_elig: float = 2e-2, v_th: float = 1.0,
-                     drive: float = 4.0, psi_beta: float = 5.0, v_leak: float | None = None,
-                     reset: str = "zero", v_init: str = "rest") -> NorseParameters:
+                     drive: float = 6.0, psi_beta: float = 5.0, v_leak: float | None = 0.5,
+                     reset: str = "subtract", v_init: str = "rest") -> NorseParameters:
     """Parameters with the default choices of this back end (``docs/spiking.md``).
 
-    ``v_leak`` (the resting potential) ``= v_th`` when None: the rheobase sits at pre-activation 0.
+    Defaults = ``SpikingConfig``'s: rest ``v_leak = 0.5`` (half the default threshold; None: at ``v_th``),
+    reset by subtraction, drive ``g = 6``.
     ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
     :data:`~.neurons.INITIAL_POTENTIALS` (``rest`` or ``half`` = v_th / 2).  The BPTT surrogate (Norse
     ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.

@@ -1,0 +1,63 @@
+"""The default operating point: a rate code, not a volley -- and a default network that learns.
+
+Fast checks (always run): at initialisation, on RHM inputs, every hidden layer fires (not silent) and no step
+carries a synchronous volley (at most MAX_VOLLEY of a layer's units fire in the same step); the old operating
+point (rest at threshold, reset to 0) fails the same check, so the check can fail.  The default response curve
+starts at a positive rheobase, grows with the drive and does not saturate.
+"""
+
+import pytest
+import torch
+
+pytest.importorskip("norse")
+
+from norse_helpers import OLD_SPIKING  # noqa: E402
+from spiking_rhm.backends.norse.network import activity  # noqa: E402
+from spiking_rhm.backends.norse.response import response_curve, summary  # noqa: E402
+from spiking_rhm.backends.norse.train import NorseSetup  # noqa: E402
+from spiking_rhm.config import RunConfig, SpikingConfig  # noqa: E402
+
+pytestmark = pytest.mark.norse
+
+MAX_VOLLEY = 0.35  # fraction of a layer's units that may fire in one 1 ms step
+OLD = {**OLD_SPIKING, "T": 20, "max_rate": 200.0}  # the back end's defaults before this operating point
+
+
+def init_activity(spiking: dict, seed: int = 0) -> dict:
+    cfg = RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": 256, "P_test": 0,
+                               "rule": "dfa", "backend": "norse", "net": {"width": 64}, "seed": seed,
+                               "spiking": spiking})
+    setup = NorseSetup(cfg)
+    train, _ = setup.rhm.split(256, 0, seed=seed)
+    return activity(setup.encode(train.inputs, torch.Generator().manual_seed(seed)), setup.weights, setup.spec,
+                    setup.params)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_network_is_neither_silent_nor_synchronous(seed):
+    a = init_activity({}, seed)
+    for layer, active, volley, rate in zip(a["layers"][1:], a["active"][1:], a["max_step_fraction"][1:],
+                                           a["rate_hz"][1:]):
+        assert active > 0.2, f"{layer}: only {active:.0%} of the units fire"
+        assert volley <= MAX_VOLLEY, f"{layer}: {volley:.0%} of the units fire in one step"
+        assert 5.0 < rate < 200.0, f"{layer}: mean rate {rate:.0f} Hz"
+    assert a["synops"][0] == a["spikes"][0] * 64  # an input spike reaches the 64 units of its patch
+
+
+def test_old_operating_point_fires_a_volley():
+    """Rest at threshold and reset to 0: most of layer 2 fires in one step (the check above can fail)."""
+    a = init_activity(OLD)
+    assert max(a["max_step_fraction"][1:]) > MAX_VOLLEY
+
+
+def test_default_response_curve_is_graded_and_not_saturated():
+    sp = SpikingConfig()
+    curve = response_curve(sp)
+    s = summary(curve)
+    assert 0 < s["rheobase"] < 0.3  # silent at and below a = 0, fires from a small positive pre-activation
+    assert not s["saturated"] and s["max_count"] >= 5
+    counts = curve.counts
+    assert bool((counts[1:] >= counts[:-1]).all())  # monotone in the drive
+    # the old operating point: one spike already at a = 0.02 (firing from rest at threshold), a compressed curve
+    old = summary(response_curve(SpikingConfig(**OLD)))
+    assert old["counts_at"]["0.02"] >= 1 and old["rheobase"] < 0.01
