@@ -99,7 +99,7 @@ def response(config_path, options, compare, out):
             raise ConfigError(f"--option {item!r}: only spiking.KEY settings shape the response curve")
         set_path(data, path, value)
     base = RunConfig.from_dict(data).spiking
-    variants = {"": {}}
+    variants = {f"{describe_point(base)} (this config)": {}}
     for item in compare:
         changes = {}
         for part in item.split(","):
