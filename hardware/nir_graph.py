@@ -110,6 +110,9 @@ def to_nir(net, conv: bool = True):
         raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network uses reset "
                           f"{params.reset!r} and starts at v = {params.v_init}: export it with "
                           f"--option spiking.reset=zero --option spiking.v_init=rest")
+    if getattr(params, "readout", "counts") != "counts":
+        raise ConfigError(f"the NIR readout integrates spike counts; this network uses the {params.readout!r} "
+                          f"readout: export it with --option spiking.readout=counts")
     C, d = spec.in_channels, spec.positions[0]
     dt = params.dt
     tau_syn, tau_mem = 1 / float(params.lif.tau_syn_inv), 1 / float(params.lif.tau_mem_inv)

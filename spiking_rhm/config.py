@@ -31,6 +31,7 @@ ARCHITECTURES = ("cnn", "lcn", "fcn")
 SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
 SPIKE_V_INIT = ("rest", "half")
+SPIKE_READOUTS = ("counts", "membrane")
 DEFAULT_MAX_TEST = 20_000
 
 
@@ -100,6 +101,8 @@ class SpikingConfig:
     v_rest: float | None = 0.5  # resting potential (LIF v_leak), <= v_th; None: at threshold (v_th)
     reset: str = "subtract"  # zero (v <- 0 after a spike) | subtract (v <- v - v_th: the overshoot is kept)
     v_init: str = "rest"  # membrane at the start of a window: rest | half (v_th / 2)
+    readout: str = "counts"  # the readout integrates spike counts | a leaky "membrane" (tau_readout)
+    tau_readout: float = 2e-2  # time constant of the membrane readout (s)
     delay: int = 0  # steps between the two views of a self-supervised pair
     drive: float = 6.0  # g: input gain, mean potential = v_rest + g * a (a = rate pre-activation)
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
@@ -264,6 +267,10 @@ def validate(cfg: RunConfig) -> None:
                           f"threshold fires without input), got {sp.v_rest}")
     if sp.reset not in SPIKE_RESETS:
         raise ConfigError(f"unknown spiking.reset {sp.reset!r}; valid: {', '.join(SPIKE_RESETS)}")
+    if sp.readout not in SPIKE_READOUTS:
+        raise ConfigError(f"unknown spiking.readout {sp.readout!r}; valid: {', '.join(SPIKE_READOUTS)}")
+    if not (math.isfinite(sp.tau_readout) and sp.tau_readout > 0):
+        raise ConfigError(f"spiking.tau_readout must be a positive number of seconds, got {sp.tau_readout}")
     if sp.v_init not in SPIKE_V_INIT:
         raise ConfigError(f"unknown spiking.v_init {sp.v_init!r}; valid: {', '.join(SPIKE_V_INIT)}")
     if cfg.spiking.delay < 0:

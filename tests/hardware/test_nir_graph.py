@@ -140,15 +140,17 @@ def test_untied_weights_that_should_be_shared_are_rejected():
         from_nir(graph)
 
 
-@pytest.mark.parametrize("changes", [{"reset": "subtract"}, {"v_init": "half"}])
-def test_operating_points_a_cuba_lif_cannot_express_are_refused(changes):
+@pytest.mark.parametrize("changes, match", [({"reset": "subtract"}, "spiking.reset=zero"),
+                                            ({"v_init": "half"}, "spiking.reset=zero"),
+                                            ({"readout": "membrane"}, "spiking.readout=counts")])
+def test_operating_points_a_cuba_lif_cannot_express_are_refused(changes, match):
     from spiking_rhm.backends.norse.network import float64_parameters
     from spiking_rhm.backends.norse.train import build_network
 
     net = make_network("cnn")
     cfg = net.config.replace(spiking=dataclasses.replace(net.config.spiking, **changes))
     params = float64_parameters(build_network(cfg, cfg.rhm.v)[2])
-    with pytest.raises(ConfigError, match="spiking.reset=zero"):
+    with pytest.raises(ConfigError, match=match):
         to_nir(net._replace(params=params, config=cfg))
 
 

@@ -140,6 +140,8 @@ class NorseParameters(NamedTuple):
     gains: tuple[float, ...]
     reset: str = "zero"  # neurons.RESETS: "zero" (v <- v_reset, Norse) | "subtract" (v <- v - (v_th - v_reset))
     v_init: float | None = None  # membrane potential at the start of a window (None: rest, v_leak)
+    readout: str = "counts"  # READOUTS: what the readout integrates -- spike "counts" | leaky "membrane"
+    tau_readout_inv: float = 1 / 2e-2  # 1 / tau of the membrane readout (1/s)
 
     @property
     def rho_hidden(self) -> float:
@@ -149,11 +151,13 @@ class NorseParameters(NamedTuple):
 def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau_mem: float = 1e-2,
                      tau_syn: float = 5e-3, tau_pre: float = 1e-2, tau_elig: float = 2e-2, v_th: float = 1.0,
                      drive: float = 6.0, psi_beta: float = 5.0, v_leak: float | None = 0.5,
-                     reset: str = "subtract", v_init: str = "rest") -> NorseParameters:
+                     reset: str = "subtract", v_init: str = "rest", readout: str = "counts",
+                     tau_readout: float = 2e-2) -> NorseParameters:
     """Parameters with the default choices of this back end (``docs/spiking.md``).
 
     Defaults = ``SpikingConfig``'s: rest ``v_leak = 0.5`` (half the default threshold; None: at ``v_th``),
     reset by subtraction, drive ``g = 6``.
+    ``readout`` is one of :data:`READOUTS` (``tau_readout``: the membrane readout's time constant, s).
     ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
     :data:`~.neurons.INITIAL_POTENTIALS` (``rest`` or ``half`` = v_th / 2).  The BPTT surrogate (Norse
     ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
@@ -163,6 +167,10 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
                         ("input_rate", input_rate)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if readout not in READOUTS:
+        raise ConfigError(f"unknown readout {readout!r}; valid: {', '.join(READOUTS)}")
+    if not (isinstance(tau_readout, (int, float)) and tau_readout > 0):
+        raise ConfigError(f"tau_readout must be a positive number of seconds, got {tau_readout!r}")
     if reset not in RESETS:
         raise ConfigError(f"unknown reset {reset!r}; valid: {', '.join(RESETS)}")
     if v_init not in INITIAL_POTENTIALS:
@@ -178,7 +186,8 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
     gains = tuple(layer_gain(drive, lif, dt, r, K) for r, K in zip(rho_in, spec.fan_in))
     v0 = None if v_init == "rest" else INITIAL_POTENTIALS[v_init](lif)
     return NorseParameters(lif, PreTraceParameters(1 / tau_pre), SurrogateParameters(v_th, psi_beta),
-                           EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains, reset, v0)
+                           EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains, reset, v0, readout,
+                           1 / tau_readout)
 
 
 def float64_parameters(params: NorseParameters) -> NorseParameters:
@@ -224,6 +233,19 @@ class WindowResult(NamedTuple):
     counts: list[Tensor]  # spike counts per layer [N, P, H]
     v_mean: list[Tensor]  # mean pre-reset potential per layer [N, P, H]
     steps: int
+    readout_in: Tensor | None = None  # what the readout sees, in count units [N, P, H] (READOUTS); None: counts[-1]
+
+    @property
+    def readout_counts(self) -> Tensor:
+        """The top layer's input to the readout, in spike-count units (``counts[-1]`` for the counts readout)."""
+        return self.counts[-1] if self.readout_in is None else self.readout_in
+
+
+READOUTS = ("counts", "membrane")
+"""``counts``: the readout integrates the window's top-layer spike counts (every spike weighs the same);
+``membrane``: leaky-integrator readout units, ``u <- k u + (1 - k) z`` (``k = exp(-dt / tau_readout)``) from
+``u = 0``, read at the end of the window as ``T u / (1 - k^T)`` (a count-equivalent that weighs late spikes
+more; ``tau_readout -> inf`` gives the counts)."""
 
 
 def initial_state(spec: NetworkSpec, params: NorseParameters, N: int, dtype=torch.float32, device="cpu") -> NetState:
@@ -253,6 +275,9 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
     lif, pre = list(state.lif), list(state.pre)
     counts = [torch.zeros_like(s.v) for s in lif]
     v_sum = [torch.zeros_like(s.v) for s in lif]
+    membrane = params.readout == "membrane"
+    k_out = math.exp(-params.dt * params.tau_readout_inv)
+    u = torch.zeros_like(lif[-1].v) if membrane else None
     need_pre = traces is not None or recorder is not None
     dt = params.dt
     for t in range(T):
@@ -274,7 +299,10 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
             counts[l] = counts[l] + z
             v_sum[l] = v_sum[l] + v_pre
             x = z
-    result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T)
+        if membrane:
+            u = k_out * u + (1 - k_out) * x  # x: the top layer's spikes of this step
+    readout_in = None if not membrane else u * (T / (1 - k_out ** T)) if T else u
+    result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T, readout_in)
     return result, NetState(tuple(lif), tuple(pre))
 
 
@@ -315,7 +343,7 @@ def forward_features(spikes: Tensor, weights: Weights, spec: NetworkSpec, params
     """``(hbar [N, H], logits [N, n_out])`` of a plain (non-plastic) presentation."""
     state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device)
     res, _ = run_window(spikes, weights.hidden, spec, params, state)
-    return readout(res.counts[-1], res.steps, weights.readout, params)
+    return readout(res.readout_counts, res.steps, weights.readout, params)
 
 
 def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
@@ -329,7 +357,8 @@ def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
             "fan_in": list(spec.fan_in), "drive": params.drive, "rho_in": list(params.rho_in),
             "rho_hidden": params.rho_hidden, "psi_beta": params.psi.beta,
             "v_leak": float(params.lif.v_leak), "v_th": float(params.lif.v_th), "reset": params.reset,
-            "v_init": float(params.lif.v_leak) if params.v_init is None else params.v_init}
+            "v_init": float(params.lif.v_leak) if params.v_init is None else params.v_init,
+            "readout": params.readout, "tau_readout": 1 / params.tau_readout_inv}
 
 
 # --------------------------------------------------------------------------- activity and energy proxy
