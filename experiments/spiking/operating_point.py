@@ -1,6 +1,6 @@
 """How the spiking defaults were chosen: operating point x code x T candidates, rules vs the spiking control.
 
-Each candidate is a set of ``spiking`` settings over the old defaults (Bernoulli rate code at 200 Hz, T = 20,
+Each candidate is a set of ``spiking`` settings over the legacy point (Bernoulli rate code at 200 Hz, T = 20,
 rest at threshold, reset to 0, g = 4); every run is (8,4,8,2,2), P = 384, 128 test points, width 64, batch
 32, >= 400 steps, every rule at its default learning rate.  Selected on seed 0, checked on seed 1::
 
@@ -29,14 +29,14 @@ HALF_G4 = {"v_rest": 0.5, "reset": "subtract"}
 HALF_G8 = {**HALF_G4, "drive": 8.0}
 AT_TH_SUB = {"reset": "subtract", "v_init": "half"}
 CANDIDATES = {
-    "old defaults": {},
+    "legacy point": {},
     "rest 0, subtract, start v_th/2": ZERO_G4,
     "rest 0, subtract, start v_th/2, g 8": ZERO_G8,
     "rest v_th/2, subtract": HALF_G4,
     "rest v_th/2, subtract, g 8": HALF_G8,
     "rest 0.8, subtract, start v_th/2": {"v_rest": 0.8, "reset": "subtract", "v_init": "half"},
     "rest v_th, subtract, start v_th/2": AT_TH_SUB,
-    "regular; old point": REGULAR,
+    "regular; legacy point": REGULAR,
     "regular; rest v_th, subtract, start v_th/2": {**REGULAR, **AT_TH_SUB},
     "regular; rest v_th/2, subtract, g 8": {**REGULAR, **HALF_G8},
     "population 5; rest v_th, subtract, start v_th/2": {**POP5, **AT_TH_SUB},
