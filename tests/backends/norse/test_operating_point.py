@@ -93,3 +93,17 @@ def test_default_spiking_rules_learn_beyond_the_control(default_control, rule, b
     assert not m["diverged"]
     assert m["test_error"] < below and m["test_error"] < default_control["test_error"] - margin
     assert m["energy"]["spikes_total"] > 0 and len(m["energy"]["synops"]) == 3
+
+
+def test_response_cli_draws_the_curves_and_refuses_bad_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from spiking_rhm.cli import cli
+
+    out = tmp_path / "response.png"
+    res = CliRunner().invoke(cli, ["response", "--out", str(out), "--compare", "v_rest=1.0,reset=zero,drive=4.0"])
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 1000 and res.output.count("rheobase") == 2 and "(this config)" in res.output
+    for args in (["--option", "spiking.v_rest=2.0"], ["--compare", "colour=3"], ["--option", "optim.lr=3"]):
+        bad = CliRunner().invoke(cli, ["response", "--out", str(out), *args])
+        assert bad.exit_code == 2 and "Traceback" not in bad.output
