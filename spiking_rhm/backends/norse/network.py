@@ -6,11 +6,14 @@ LIF -> spikes of the next layer); optional eligibility accumulators (:mod:`.trac
 
 Activities handed to the rules are firing rates in units of the nominal hidden rate,
 ``h^l = count / (T * rho_h)`` with ``rho_h = g dt / tau_mem`` (the slope of the LIF f-I curve
-at large drive in the units of :mod:`.neurons`), laid out ``[N, H, P]``; with
-``v_leak = v_th`` the LIF rate is a smoothed ``relu`` of the rate network's pre-activation,
-so ``h^l`` is close to the rate network's ``relu(a^l)``.
+at large drive in the units of :mod:`.neurons`), laid out ``[N, H, P]``.  At the default operating point
+(rest ``v_leak = v_th / 2``, reset by subtraction) the count follows ``T rho_h a`` within a spike above
+a rheobase ``(v_th - v_leak) / g``, so ``h^l`` is close to the rate network's ``relu(a^l)`` (a thresholded
+one); with ``v_leak = v_th`` (rest at threshold) the LIF rate is a smoothed, compressed ``relu``
+(:mod:`.response`).
 
-Readout (the mean-field readout of ``rate_models``): top-layer rates averaged over positions,
+Readout (the mean-field readout of ``rate_models``): top-layer rates (spike counts, or a leaky
+integrator of the spikes: :data:`READOUTS`) averaged over positions,
 ``y = hbar . beta / H`` with ``beta [H, n_out]``, trained by the delta rule
 ``grad beta = hbar^T (softmax(y) - y*) / (N H)``.  Weights are drawn exactly as
 ``rate_models.networks.init_params`` draws them (same generator order), so a rate and a
