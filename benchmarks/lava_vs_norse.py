@@ -44,7 +44,9 @@ def main(argv=None) -> None:
     from spiking_rhm.config import NetConfig, RHMConfig, RunConfig, SpikingConfig
 
     cfg = RunConfig(rhm=RHMConfig(8, 4, 8, 2, 3), P=1024, rule="dfa", backend="norse",
-                    net=NetConfig("cnn", args.width), spiking=SpikingConfig(T=args.T, max_rate=1000.0))
+                    net=NetConfig("cnn", args.width),
+                    spiking=SpikingConfig(T=args.T, max_rate=1000.0, code="rate", v_rest=1.0, drive=4.0, reset="zero",
+                                          v_init="rest"))  # the operating point a NIR CubaLIF expresses
     encoder, spec, params = build_network(cfg, 8)
     params = float64_parameters(params)
     w = init_weights(spec, torch.Generator().manual_seed(0), torch.float64)

@@ -106,6 +106,13 @@ def to_nir(net, conv: bool = True):
     import nir
 
     spec, params = net.spec, net.params
+    if getattr(params, "reset", "zero") != "zero" or getattr(params, "v_init", None) is not None:
+        raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network uses reset "
+                          f"{params.reset!r} and starts at v = {params.v_init}: export it with "
+                          f"--option spiking.reset=zero --option spiking.v_init=rest")
+    if getattr(params, "readout", "counts") != "counts":
+        raise ConfigError(f"the NIR readout integrates spike counts; this network uses the {params.readout!r} "
+                          f"readout: export it with --option spiking.readout=counts")
     C, d = spec.in_channels, spec.positions[0]
     dt = params.dt
     tau_syn, tau_mem = 1 / float(params.lif.tau_syn_inv), 1 / float(params.lif.tau_mem_inv)
@@ -225,8 +232,10 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
     from spiking_rhm.backends.norse.build import build_network
     from spiking_rhm.config import RunConfig
 
+    from spiking_rhm.config import with_legacy_operating_point
+
     meta = package_metadata(graph)
-    cfg = RunConfig.from_dict(meta["config"])
+    cfg = RunConfig.from_dict(with_legacy_operating_point(meta["config"]))
     encoder, spec, params = build_network(cfg, cfg.rhm.v)
     if dtype == torch.float64:
         params = float64_parameters(params)

@@ -63,7 +63,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | Path) -> "Checkpoint":
         """Read a checkpoint; anything that is not one gives a :class:`ConfigError` naming the file."""
-        from spiking_rhm.config import RunConfig
+        from spiking_rhm.config import RunConfig, with_legacy_operating_point
 
         path = Path(path)
         if not path.is_file():
@@ -79,7 +79,8 @@ class Checkpoint:
                 raise KeyError("format")
             n_layers = sum(1 for k in arrays if k.startswith("hidden_"))
             hidden = tuple(arrays[f"hidden_{l}"] for l in range(n_layers))
-            return cls(RunConfig.from_dict(meta["config"]), hidden, arrays["readout_weight"],
+            config = RunConfig.from_dict(with_legacy_operating_point(meta["config"]))
+            return cls(config, hidden, arrays["readout_weight"],
                        arrays["readout_bias"], meta["readout_kind"], meta["backend"], meta.get("test_error"))
         except (KeyError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path} is not a spiking-rhm checkpoint (missing {err})") from None

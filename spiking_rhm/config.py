@@ -28,7 +28,10 @@ from spiking_rhm.errors import ConfigError, RHMParameterError
 
 BACKENDS = ("rate", "norse", "brian2", "lava")
 ARCHITECTURES = ("cnn", "lcn", "fcn")
-SPIKE_CODES = ("rate", "latency", "population")
+SPIKE_CODES = ("rate", "regular", "latency", "population")
+SPIKE_RESETS = ("zero", "subtract")
+SPIKE_V_INIT = ("rest", "half")
+SPIKE_READOUTS = ("counts", "membrane")
 DEFAULT_MAX_TEST = 20_000
 
 
@@ -84,17 +87,24 @@ class OptimConfig:
 class SpikingConfig:
     """Spike code and neuron/trace time constants of the spiking back ends (seconds)."""
 
-    code: str = "rate"
-    T: int = 20
+    code: str = "regular"  # rate (Bernoulli) | regular (clock) | latency | population (docs/spiking.md)
+    T: int = 30
     dt: float = 1e-3
-    max_rate: float = 200.0  # Hz, rate code
+    max_rate: float = 200.0  # Hz: rate of an active input (rate, regular) or of its group's neurons (population)
+    population_size: int = 4  # population code: neurons per symbol and position
+    latency_window: float | None = None  # latency code: the weakest input fires at this time (s); None: (T - 1) dt
     tau_mem: float = 1e-2
     tau_syn: float = 5e-3
     tau_pre: float = 1e-2  # pre-synaptic trace
     tau_elig: float = 2e-2  # low-pass filter of the eligibility trace
     v_th: float = 1.0
+    v_rest: float | None = 0.5  # resting potential (LIF v_leak), <= v_th; None: at threshold (v_th)
+    reset: str = "subtract"  # zero (v <- 0 after a spike) | subtract (v <- v - v_th: the overshoot is kept)
+    v_init: str = "rest"  # membrane at the start of a window: rest | half (v_th / 2)
+    readout: str = "counts"  # the readout integrates spike counts | a leaky "membrane" (tau_readout)
+    tau_readout: float = 2e-2  # time constant of the membrane readout (s)
     delay: int = 0  # steps between the two views of a self-supervised pair
-    drive: float = 4.0  # g: input gain, mean potential = v_th + g * a (a = rate pre-activation)
+    drive: float = 6.0  # g: input gain, mean potential = v_rest + g * a (a = rate pre-activation)
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
@@ -242,12 +252,27 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"net.depth must be >= 1, got {cfg.net.depth}")
     if cfg.spiking.code not in SPIKE_CODES:
         raise ConfigError(f"unknown spiking.code {cfg.spiking.code!r}; valid: {', '.join(SPIKE_CODES)}")
-    if cfg.spiking.T < 1 or cfg.spiking.dt <= 0:
+    if cfg.spiking.T < 1 or not (math.isfinite(cfg.spiking.dt) and cfg.spiking.dt > 0):
         raise ConfigError("spiking.T must be >= 1 and spiking.dt > 0")
+    _validate_code(cfg.spiking)
     if cfg.spiking.eligibility not in ("factored", "synapse"):
         raise ConfigError(f"unknown spiking.eligibility {cfg.spiking.eligibility!r}; valid: factored, synapse")
     if cfg.spiking.eligibility_scale not in ("expected", "none"):
         raise ConfigError(f"unknown spiking.eligibility_scale {cfg.spiking.eligibility_scale!r}; valid: expected, none")
+    sp = cfg.spiking
+    if not (math.isfinite(sp.v_th) and sp.v_th > 0):
+        raise ConfigError(f"spiking.v_th must be a positive number, got {sp.v_th}")
+    if sp.v_rest is not None and not (math.isfinite(sp.v_rest) and sp.v_rest <= sp.v_th):
+        raise ConfigError(f"spiking.v_rest must be a number <= spiking.v_th = {sp.v_th} (a neuron resting above "
+                          f"threshold fires without input), got {sp.v_rest}")
+    if sp.reset not in SPIKE_RESETS:
+        raise ConfigError(f"unknown spiking.reset {sp.reset!r}; valid: {', '.join(SPIKE_RESETS)}")
+    if sp.readout not in SPIKE_READOUTS:
+        raise ConfigError(f"unknown spiking.readout {sp.readout!r}; valid: {', '.join(SPIKE_READOUTS)}")
+    if not (math.isfinite(sp.tau_readout) and sp.tau_readout > 0):
+        raise ConfigError(f"spiking.tau_readout must be a positive number of seconds, got {sp.tau_readout}")
+    if sp.v_init not in SPIKE_V_INIT:
+        raise ConfigError(f"unknown spiking.v_init {sp.v_init!r}; valid: {', '.join(SPIKE_V_INIT)}")
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim
@@ -263,6 +288,35 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("seeds must be non-negative integers")
     if not isinstance(cfg.rule_options, Mapping):
         raise ConfigError("rule_options must be a table of option = value")
+
+
+LEGACY_OPERATING_POINT = {"v_rest": None, "reset": "zero", "v_init": "rest"}
+"""The operating point of configs stored before ``spiking.reset`` existed (rest at threshold, reset to 0)."""
+
+
+def with_legacy_operating_point(data: Mapping[str, Any]) -> dict:
+    """A stored config dict whose ``spiking`` table predates the operating-point settings gets the operating
+    point it ran with (:data:`LEGACY_OPERATING_POINT`) instead of today's defaults; others are returned as they are."""
+    data = dict(data)
+    sp = data.get("spiking")
+    if isinstance(sp, Mapping) and sp and "reset" not in sp:
+        data["spiking"] = {**LEGACY_OPERATING_POINT, **sp}
+    return data
+
+
+def _validate_code(sp: "SpikingConfig") -> None:
+    """Per-code parameters: a rate that is a spike probability per step, a group size >= 1, a latency
+    window inside the presentation."""
+    if not (math.isfinite(sp.max_rate) and 0 < sp.max_rate * sp.dt <= 1):
+        raise ConfigError(f"spiking.max_rate must be > 0 and at most 1 / dt = {1 / sp.dt:g} Hz (one spike per "
+                          f"step), got {sp.max_rate}")
+    if sp.population_size < 1:
+        raise ConfigError(f"spiking.population_size must be >= 1 neuron per symbol, got {sp.population_size}")
+    if sp.latency_window is not None:
+        longest = (sp.T - 1) * sp.dt
+        if not (math.isfinite(sp.latency_window) and 0 <= sp.latency_window <= longest + 1e-12):
+            raise ConfigError(f"spiking.latency_window must be a time in [0, (T - 1) dt = {longest:g}] s, "
+                              f"got {sp.latency_window}")
 
 
 # ---------------------------------------------------------------------------

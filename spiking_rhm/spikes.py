@@ -8,6 +8,10 @@ into a float 0/1 spike tensor in **time-first layout** ``[T, N, channels, d]``:
 code            channels    spike at step k (time t_k = k * dt)
 ==============  ==========  ==============================================================
 ``rate``        v           Bernoulli, p = dt * (x * max_rate + (1 - x) * background_rate)
+``regular``     v           deterministic clock at r = x * max_rate: a spike at step k iff
+                            floor((k + 1) r dt + phi) > floor(k r dt + phi), phase phi in [0, 1)
+                            (random per input, or one fixed ``phase``); count over T steps =
+                            floor(T r dt + phi), i.e. floor or ceil of T r dt
 ``latency``     v           exactly once at k(x) = round((t_first + (1 - x)(t_last - t_first)) / dt)
                             if x > 0 (and k(x) < T); never if x = 0
 ``population``  v * n       group of n neurons per (symbol, position); neuron (a, i) is
@@ -18,7 +22,7 @@ Rates are in Hz, times in seconds.  Random codes draw from an optional
 :class:`torch.Generator` (on the generator's device, then moved to ``x.device``, so that
 one seed gives the same spikes on every device); without one they use torch's global RNG.
 
-Use the functions directly (:func:`rate_code`, :func:`latency_code`,
+Use the functions directly (:func:`rate_code`, :func:`regular_code`, :func:`latency_code`,
 :func:`population_code`) or by name through :func:`encode`; the codes are small
 registered classes (:func:`available_codes`).
 """
@@ -42,6 +46,15 @@ class RateParams(NamedTuple):
 
     max_rate: float = 200.0
     background_rate: float = 0.0
+
+
+class RegularParams(NamedTuple):
+    """Regular (clock-like) rate code: active channels fire every ``1 / max_rate`` s; ``phase`` in [0, 1)
+    of the first period for every input, or ``None``: an independent uniform phase per input (so that
+    inputs do not fire in synchrony; the count per window is still deterministic up to one spike)."""
+
+    max_rate: float = 200.0
+    phase: float | None = None
 
 
 class LatencyParams(NamedTuple):
@@ -142,6 +155,28 @@ def rate_code(x: Tensor, T: int, dt: float = 1e-3, p: RateParams = RateParams(),
     return _bernoulli(prob, T, generator)
 
 
+def regular_code(x: Tensor, T: int, dt: float = 1e-3, p: RegularParams = RegularParams(),
+                 generator: torch.Generator | None = None) -> Tensor:
+    r"""Deterministic clock code, ``[N, v, d] -> [T, N, v, d]``.
+
+    With ``r = x max_rate dt`` spikes per step and phase ``phi``: ``z[k] = floor((k + 1) r + phi) -
+    floor(k r + phi)`` (0 or 1 since ``r <= 1``); the window holds ``floor(T r + phi)`` spikes, one every
+    ``1 / r`` steps.  ``x = 0`` never fires.
+    """
+    x = _check_input(x)
+    T, dt = _check_steps(T), _check_dt(dt)
+    r = dt * _check_rate("max_rate", p.max_rate, dt) * x
+    if p.phase is None:
+        phase = _uniform(tuple(x.shape), x, generator)
+    else:
+        if isinstance(p.phase, bool) or not isinstance(p.phase, (int, float)) or not 0 <= p.phase < 1:
+            raise ConfigError(f"phase must be a number in [0, 1) or None (random per input), got {p.phase!r}")
+        phase = torch.full_like(x, float(p.phase))
+    k = torch.arange(T + 1, dtype=torch.float64, device=x.device).view(-1, *([1] * x.dim()))
+    level = torch.floor(k * r.double() + phase.double())  # [T + 1, N, v, d]
+    return (level[1:] - level[:-1]).to(x.dtype)
+
+
 def latency_steps(x: Tensor, T: int, dt: float = 1e-3, p: LatencyParams = LatencyParams()) -> Tensor:
     r"""Spike step of every input of the latency code (int64, ``-1`` for no spike).
 
@@ -229,6 +264,14 @@ class RateCode(SpikeCode):
     Params = RateParams
     summary = "Bernoulli spikes at max_rate (active) / background_rate (inactive)"
     encode = staticmethod(rate_code)
+
+
+@register
+class RegularCode(SpikeCode):
+    name = "regular"
+    Params = RegularParams
+    summary = "deterministic clock at max_rate (active inputs), a random phase per input"
+    encode = staticmethod(regular_code)
 
 
 @register

@@ -80,6 +80,9 @@ def test_malformed_files(tmp_path):
 
 
 def test_run_id_hashes_only_non_default_fields():
-    explicit = RunConfig.from_dict({"seed": 0, "rule": "bp", "spiking": {"T": 20}})
+    from spiking_rhm.config import SpikingConfig
+
+    default = SpikingConfig()  # a default spelled out explicitly does not change the id
+    explicit = RunConfig.from_dict({"seed": 0, "rule": "bp", "spiking": {"T": default.T, "reset": default.reset}})
     assert explicit.run_id() == RunConfig().run_id()
     assert RunConfig(rule_options={"pairs": "mask"}).run_id() != RunConfig().run_id()

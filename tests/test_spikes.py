@@ -13,6 +13,7 @@ from spiking_rhm.spikes import (
     LatencyParams,
     PopulationParams,
     RateParams,
+    RegularParams,
     available_codes,
     encode,
     latency_code,
@@ -20,6 +21,7 @@ from spiking_rhm.spikes import (
     plot_spike_code,
     population_code,
     rate_code,
+    regular_code,
 )
 
 
@@ -124,7 +126,37 @@ def test_population_without_background_only_active_group_fires(batch, gen):
     assert float(per_neuron[active].sum()) > 0
 
 
-@pytest.mark.parametrize("code", ["rate", "population"])
+def test_regular_code_counts_are_deterministic(batch, gen):
+    """Every active input fires floor(T r dt + phi) times (phi its phase): floor or ceil of T r dt, whatever the seed;
+    inactive inputs never fire; spikes are one period apart."""
+    x, _ = batch
+    T, dt, rate = 37, 1e-3, 150.0
+    z = regular_code(x, T, dt, RegularParams(max_rate=rate), generator=gen)
+    assert z.shape == (T, *x.shape) and set(z.unique().tolist()) <= {0.0, 1.0}
+    counts = z.sum(0)
+    on = x.bool()
+    expected = T * rate * dt  # 5.55
+    assert float(counts[~on].sum()) == 0.0
+    assert set(counts[on].unique().tolist()) <= {math.floor(expected), math.ceil(expected)}
+    assert abs(float(counts[on].mean()) - expected) < 0.1  # uniform phases: the mean count is T r dt
+    other = regular_code(x, T, dt, RegularParams(max_rate=rate), generator=torch.Generator().manual_seed(99))
+    assert not torch.equal(z, other)  # phases differ ...
+    assert (z.sum(0) - other.sum(0)).abs().max() <= 1  # ... counts by at most one spike
+    # one fixed phase: exactly deterministic, inter-spike intervals of 1 / (r dt) steps (here 5 at 200 Hz)
+    a = regular_code(x, 40, dt, RegularParams(max_rate=200.0, phase=0.5))
+    b = regular_code(x, 40, dt, RegularParams(max_rate=200.0, phase=0.5), generator=gen)
+    assert torch.equal(a, b)
+    steps = torch.nonzero(a[:, 0, int(torch.nonzero(x[0, :, 0])[0]), 0]).flatten()
+    assert len(steps) == 8 and set(torch.diff(steps).tolist()) == {5}
+
+
+def test_regular_code_intensity_sets_rate():
+    x = torch.tensor([[[1.0, 0.5, 0.25, 0.0]]])
+    z = regular_code(x, 40, 1e-3, RegularParams(max_rate=200.0, phase=0.0))
+    assert z.sum(0).flatten().tolist() == [8.0, 4.0, 2.0, 0.0]
+
+
+@pytest.mark.parametrize("code", ["rate", "population", "regular"])
 def test_seeds_reproduce(batch, code):
     x, _ = batch
     a = encode(x, code, 30, generator=torch.Generator().manual_seed(5))
@@ -139,7 +171,7 @@ def test_encode_matches_functions(batch):
     assert torch.equal(encode(x, "rate", 25, dt=2e-3, generator=g1, max_rate=100.0),
                        rate_code(x, 25, 2e-3, RateParams(max_rate=100.0), g2))
     assert torch.equal(encode(x, "latency", 25, t_first=2e-3), latency_code(x, 25, 1e-3, LatencyParams(2e-3)))
-    assert set(available_codes()) >= {"rate", "latency", "population"}
+    assert set(available_codes()) >= {"rate", "regular", "latency", "population"}
     assert available_codes()["population"].n_channels(8, PopulationParams(n=3)) == 24
 
 
@@ -172,6 +204,8 @@ def test_cuda_device_same_spikes_from_cpu_generator(batch):
         (dict(code="rate", T=10, rate_on=1.0), "takes no parameter"),
         (dict(code="population", T=10, n=0), "population size"),
         (dict(code="population", T=10, rate_on=1500.0), "rate_on"),
+        (dict(code="regular", T=10, max_rate=1500.0), "max_rate"),
+        (dict(code="regular", T=10, phase=1.0), "phase"),
     ],
 )
 def test_bad_parameters(batch, kwargs, match):

@@ -8,11 +8,15 @@ export OMP_NUM_THREADS=1
 out=experiments/results/deploy
 work=runs/deploy
 mkdir -p "$out" "$work"
+# The operating point these deployments were measured at and a NIR CubaLIF expresses (rest at threshold,
+# reset to 0, drive 4, Bernoulli rate code); the Norse defaults (reset by subtraction) cannot be exported.
+nir_point=(--option spiking.code=rate --option spiking.v_rest=1.0 --option spiking.drive=4.0
+           --option spiking.reset=zero --option spiking.v_init=rest)
 
 # 1. A spiking network trained by surrogate-gradient BPTT on Norse, (8,4,8,2,2), T = 30 at 1000 Hz.
 spiking-rhm train --rule bp --backend norse --v 8 --m 4 --nc 8 --s 2 --L 2 --P 384 --P-test 128 --seed 0 \
     --width 64 --epochs 30 --batch-size 32 --min-steps 400 --option spiking.T=30 --option spiking.max_rate=1000.0 \
-    --quiet --save-net "$work/bp_norse_s8L2.npz" --out "$out/bp_norse_s8L2_train.json"
+    "${nir_point[@]}" --quiet --save-net "$work/bp_norse_s8L2.npz" --out "$out/bp_norse_s8L2_train.json"
 spiking-rhm export "$work/bp_norse_s8L2.npz" --out "$work/bp_norse_s8L2.nir"
 spiking-rhm deploy "$work/bp_norse_s8L2.nir" --P-test 128 --batch 128 --quiet --out "$out/bp_norse_s8L2.json"
 
@@ -20,10 +24,10 @@ spiking-rhm deploy "$work/bp_norse_s8L2.nir" --P-test 128 --batch 128 --quiet --
 spiking-rhm train --rule bp --backend rate --v 8 --m 4 --nc 8 --s 2 --L 2 --P 384 --P-test 128 --seed 0 \
     --width 64 --quiet --save-net "$work/bp_rate_s8L2.npz" --out "$out/bp_rate_s8L2_train.json"
 spiking-rhm export "$work/bp_rate_s8L2.npz" --out "$work/bp_rate_s8L2.nir" --option spiking.T=30 \
-    --option spiking.max_rate=1000.0
+    --option spiking.max_rate=1000.0 "${nir_point[@]}"
 spiking-rhm deploy "$work/bp_rate_s8L2.nir" --P-test 128 --engine reference --quiet --out "$out/bp_rate_s8L2.json"
 spiking-rhm export "$work/bp_rate_s8L2.npz" --out "$work/bp_rate_s8L2_refit.nir" --option spiking.T=30 \
-    --option spiking.max_rate=1000.0 --refit-readout
+    --option spiking.max_rate=1000.0 "${nir_point[@]}" --refit-readout
 spiking-rhm deploy "$work/bp_rate_s8L2_refit.nir" --P-test 128 --engine reference --quiet \
     --out "$out/bp_rate_s8L2_refit.json"
 
@@ -31,7 +35,7 @@ spiking-rhm deploy "$work/bp_rate_s8L2_refit.nir" --P-test 128 --engine referenc
 spiking-rhm train --rule bp --backend rate --v 8 --m 4 --nc 8 --s 2 --L 3 --P 1536 --P-test 4000 --seed 0 \
     --width 128 --quiet --save-net "$work/bp_rate_s8L3.npz" --out "$out/bp_rate_s8L3_train.json"
 spiking-rhm export "$work/bp_rate_s8L3.npz" --out "$work/bp_rate_s8L3.nir" --option spiking.T=30 \
-    --option spiking.max_rate=1000.0 --refit-readout
+    --option spiking.max_rate=1000.0 "${nir_point[@]}" --refit-readout
 spiking-rhm deploy "$work/bp_rate_s8L3.nir" --P-test 1000 --quiet --out "$out/bp_rate_s8L3.json"
 
 # 3. The label-free sibling-cca rate network, (8,4,8,2,3), converted the same way (T = 30 and T = 100).
@@ -40,6 +44,6 @@ spiking-rhm train --rule sibling-cca --backend rate --v 8 --m 4 --nc 8 --s 2 --L
     --out "$out/scca_rate_s8L3_train.json"
 for T in 30 100; do
   spiking-rhm export "$work/scca_rate_s8L3.npz" --out "$work/scca_rate_s8L3_T$T.nir" --option spiking.T=$T \
-      --option spiking.max_rate=1000.0 --refit-readout
+      --option spiking.max_rate=1000.0 "${nir_point[@]}" --refit-readout
   spiking-rhm deploy "$work/scca_rate_s8L3_T$T.nir" --P-test 1000 --quiet --out "$out/scca_rate_s8L3_T$T.json"
 done

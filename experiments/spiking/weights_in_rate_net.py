@@ -21,6 +21,10 @@ from spiking_rhm.metrics import linear_probe
 from spiking_rhm.rhm import onehot
 
 
+# the operating point and code of the documented numbers (the back end's defaults before its "Operating point")
+OLD_POINT = {"code": "rate", "v_rest": 1.0, "drive": 4.0, "reset": "zero", "v_init": "rest"}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rule", default="sibling-cca")
@@ -33,7 +37,7 @@ def main(argv=None):
     cfg = RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 3}, "P": a.P, "P_test": a.P_test,
                                "rule": a.rule, "backend": "norse", "seed": a.seed, "net": {"width": 128},
                                "optim": {"epochs": 30, "batch_size": 32},
-                               "spiking": {"T": a.T, "max_rate": 1000.0}})
+                               "spiking": {"T": a.T, "max_rate": 1000.0, **OLD_POINT}})
     holder = {}
 
     class Recording(norse_train.NorseSetup):
@@ -47,7 +51,7 @@ def main(argv=None):
     train, test = setup.rhm.split(*cfg.sizes(), seed=cfg.seed)
     out = {"config": cfg.to_dict(), "spiking_T_run": record["test_error"]}
 
-    long_cfg = RunConfig.from_dict({**cfg.to_dict(), "spiking": {"T": a.eval_T, "max_rate": 1000.0}})
+    long_cfg = RunConfig.from_dict({**cfg.to_dict(), "spiking": {"T": a.eval_T, "max_rate": 1000.0, **OLD_POINT}})
     long = norse_train.NorseSetup(long_cfg)
     long.weights.hidden[:] = setup.weights.hidden
     gen = torch.Generator().manual_seed(cfg.seed + 1)

@@ -77,6 +77,53 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     record = record_dynamics(cfg, steps=steps, n_synapses=synapses)
     for path in plot_dynamics(record, out):
         click.echo(str(path))
+    e = record.energy
+    click.echo(f"per inference (last batch, T = {e['steps']}): layer, spikes, synaptic ops, active units, "
+               "rate (Hz), largest fraction firing in one step")
+    for row in zip(e["layers"], e["spikes"], e["synops"], e["active"], e["rate_hz"], e["max_step_fraction"]):
+        click.echo("  {}: {:.1f} spikes, {:.0f} synops, {:.0%} active, {:.1f} Hz, {:.0%} in one step".format(*row))
+    click.echo(f"  total: {e['spikes_total']:.1f} hidden spikes, {e['synops_total']:.0f} synaptic ops")
 
 
-COMMANDS = [dynamics]
+@click.command("response")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="run config (TOML/YAML/JSON) whose spiking section gives the operating point")
+@click.option("--option", "options", multiple=True, metavar="spiking.KEY=VALUE",
+              help="override a spiking setting, e.g. spiking.v_rest=0.5 (repeatable)")
+@click.option("--compare", "compare", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+              help="another operating point to draw beside it, e.g. 'v_rest=none,reset=zero,v_init=rest'")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
+def response(config_path, options, compare, out):
+    """Rate-to-spike response curve (count vs constant drive) of the spiking operating point."""
+    from spiking_rhm.backends.norse.response import curves_for, describe_point, plot_response, summary
+    from spiking_rhm.cli.options import parse_option, set_path
+    from spiking_rhm.config import RunConfig, load_config_file
+    from spiking_rhm.errors import ConfigError
+
+    data = load_config_file(config_path) if config_path else {}
+    for item in options:
+        path, value = parse_option(item)
+        if path[0] != "spiking":
+            raise ConfigError(f"--option {item!r}: only spiking.KEY settings shape the response curve")
+        set_path(data, path, value)
+    base = RunConfig.from_dict(data).spiking
+    variants = {f"{describe_point(base)} (this config)": {}}
+    for item in compare:
+        changes = {}
+        for part in item.split(","):
+            path, value = parse_option(part)
+            key = path[-1]
+            if len(path) > 2 or (len(path) == 2 and path[0] not in ("rule_options", "spiking")):
+                raise ConfigError(f"--compare {item!r}: give spiking settings as KEY=VALUE")
+            changes[key] = value
+        sp = RunConfig.from_dict({**data, "spiking": {**data.get("spiking", {}), **changes}}).spiking
+        variants[describe_point(sp)] = changes
+    curves = curves_for(base, variants)
+    for c in curves:
+        s = summary(c)
+        click.echo(f"{c.label}: rheobase a = {s['rheobase']}, counts at a = "
+                   + ", ".join(f"{k}: {v:g}" for k, v in s["counts_at"].items()) + f" (max {s['max_count']:g})")
+    click.echo(str(plot_response(curves, out)))
+
+
+COMMANDS = [dynamics, response]

@@ -26,7 +26,8 @@ def nir_file(tmp_path):
     assert res.exit_code == 0, res.output
     assert f"network: {net}" in res.output
     out = tmp_path / "net.nir"
-    res = _run(["export", net, "--out", out, "--option", "spiking.T=10", "--refit-readout"])
+    res = _run(["export", net, "--out", out, "--option", "spiking.T=10", "--option", "spiking.reset=zero",
+                "--refit-readout"])
     assert res.exit_code == 0, res.output
     assert "readout refitted" in res.output and "conv1:Conv1d" in res.output and out.is_file()
     return out
@@ -47,6 +48,7 @@ def test_export_then_deploy_on_the_reference_engine(nir_file, tmp_path):
     (["deploy", "missing.nir"], "does not exist"),
     (["export", "{net}", "--out", "x.nir", "--option", "optim.lr=3"], "spiking.<setting>"),
     (["export", "{net}", "--out", "x.nir", "--option", "spiking.colour=3"], "unknown spiking setting"),
+    (["export", "{net}", "--out", "x.nir"], "spiking.reset=zero"),  # the default reset by subtraction
     (["deploy", "{nir}", "--target", "loihi-9"], "unknown target"),
     (["deploy", "{nir}", "--out", "no/such/dir/r.json"], "does not exist"),
 ])

@@ -23,7 +23,8 @@ TIMING = {"wall_time", "samples_per_s", "train_time", "device"}
 RHM = RHMConfig(v=8, m=4, n_c=8, s=2, L=2, rule_seed=0)
 SPIKING = dict(code="rate", T=10, dt=1e-3, max_rate=200.0, tau_mem=1e-2, tau_syn=5e-3, tau_pre=1e-2,
                tau_elig=2e-2, v_th=1.0, delay=0, drive=4.0, psi_beta=5.0, eligibility="factored",
-               eligibility_scale="expected")
+               eligibility_scale="expected", v_rest=1.0, reset="zero", v_init="rest", readout="counts",
+               tau_readout=2e-2, population_size=4, latency_window=None)
 
 RATE_RUNS = {
     "rate-bp": dict(rule="bp"),
@@ -108,7 +109,8 @@ def _spiking_parts(arch: str, width: int, T: int, max_rate: float, N: int, tau_e
     spec = build_spec(arch, enc.channels, s**L, s, L, width, n_c)
     params = float64_parameters(build_parameters(spec, enc.nominal_rate, dt=1e-3, tau_mem=1e-2, tau_syn=5e-3,
                                                  tau_pre=1e-2, tau_elig=tau_elig, v_th=1.0, drive=4.0,
-                                                 psi_beta=5.0, v_leak=1.0))
+                                                 psi_beta=5.0, v_leak=1.0, reset="zero",
+                                                 v_init="rest"))
     weights = init_weights(spec, torch.Generator().manual_seed(0), dtype=torch.float64)
     return spec, params, weights, spikes, target
 
@@ -159,7 +161,7 @@ def lava_agreement() -> dict | None:
     spec = build_spec("cnn", enc.channels, 4, 2, 2, 5, 3)
     params = float64_parameters(build_parameters(spec, enc.nominal_rate, dt=1e-3, tau_mem=1e-2, tau_syn=5e-3,
                                                  tau_pre=1e-2, tau_elig=2e-2, v_th=1.0, drive=4.0, psi_beta=5.0,
-                                                 v_leak=1.0))
+                                                 v_leak=1.0, reset="zero", v_init="rest"))
     hidden = init_weights(spec, torch.Generator().manual_seed(0), torch.float64).hidden
     beta = torch.randn(5, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     net = TrainedNetwork(spec, params, hidden, beta / 5, torch.zeros(3, dtype=torch.float64), enc, cfg)

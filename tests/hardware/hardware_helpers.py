@@ -11,11 +11,13 @@ from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.config import NetConfig, RHMConfig, RunConfig, SpikingConfig
 
 RHM = RHMConfig(v=4, m=2, n_c=3, s=2, L=2)
+# what a NIR CubaLIF expresses: rest at threshold, reset to 0, a start at rest, Bernoulli rate code
+NIR_OPERATING_POINT = {"code": "rate", "v_rest": None, "reset": "zero", "v_init": "rest"}
 
 
 def make_config(arch: str = "cnn", width: int = 6, T: int = 12, max_rate: float = 400.0, seed: int = 0) -> RunConfig:
     return RunConfig(rhm=RHM, P=16, P_test=8, rule="dfa", backend="norse", seed=seed, net=NetConfig(arch, width),
-                     spiking=SpikingConfig(T=T, max_rate=max_rate))
+                     spiking=SpikingConfig(T=T, max_rate=max_rate, **NIR_OPERATING_POINT))
 
 
 def make_network(arch: str = "cnn", seed: int = 0, **kw) -> TrainedNetwork:

@@ -7,6 +7,8 @@ spikes are identical to the original's on the same input; taus are in seconds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,29 @@ def test_untied_weights_that_should_be_shared_are_rejected():
     graph.nodes["linear1"].weight = M
     with pytest.raises(ConfigError, match="differ between positions"):
         from_nir(graph)
+
+
+@pytest.mark.parametrize("changes, match", [({"reset": "subtract"}, "spiking.reset=zero"),
+                                            ({"v_init": "half"}, "spiking.reset=zero"),
+                                            ({"readout": "membrane"}, "spiking.readout=counts")])
+def test_operating_points_a_cuba_lif_cannot_express_are_refused(changes, match):
+    from spiking_rhm.backends.norse.network import float64_parameters
+    from spiking_rhm.backends.norse.train import build_network
+
+    net = make_network("cnn")
+    cfg = net.config.replace(spiking=dataclasses.replace(net.config.spiking, **changes))
+    params = float64_parameters(build_network(cfg, cfg.rhm.v)[2])
+    with pytest.raises(ConfigError, match=match):
+        to_nir(net._replace(params=params, config=cfg))
+
+
+def test_configs_stored_before_the_operating_point_settings_keep_theirs():
+    from spiking_rhm.config import RunConfig, with_legacy_operating_point
+
+    old = make_network("cnn").config.to_dict()
+    for key in ("v_rest", "reset", "v_init"):
+        old["spiking"].pop(key)
+    sp = RunConfig.from_dict(with_legacy_operating_point(old)).spiking
+    assert (sp.v_rest, sp.reset, sp.v_init) == (None, "zero", "rest")
+    new = RunConfig.from_dict({"spiking": {"T": 12}}).to_dict()
+    assert with_legacy_operating_point(new) == new

@@ -8,7 +8,8 @@ Norse's ``lif_feed_forward_step`` exactly::
     isyn <- isyn + I(t)                                       (on_pre: isyn_post += gain * w)
     v    <- v + dt (v_leak - v + isyn) / tau_mem               (Euler, from the old v and the new isyn)
     isyn <- isyn - dt isyn / tau_syn
-    z    =  v > v_th ;  psi = 1 / (1 + beta |v - v_th|)^2 on the pre-reset v ;  v <- v_reset if z
+    z    =  v > v_th ;  psi = 1 / (1 + beta |v - v_th|)^2 on the pre-reset v
+    reset "zero": v <- v_reset if z ;  reset "subtract": v <- v - (v_th - v_reset) if z
 
 Traces (exact exponential decay, ``method="exact"``)::
 
@@ -40,6 +41,7 @@ xbar : 1 (linked)
 """
 LIF_THRESHOLD = "v > v_th"
 LIF_RESET = "v = v_reset"
+LIF_RESETS = {"zero": LIF_RESET, "subtract": "v = v - (v_th - v_reset)"}  # Norse neurons.RESETS
 
 # the pre trace of a hidden layer (one per neuron; incremented through a one-to-one pathway)
 TRACE_MODEL = """

@@ -132,6 +132,10 @@ def simulate(spec, params, weights: Sequence, input_spikes, record: bool | Mappi
     }
     if abs(float(params.psi.v_th) - float(lif.v_th)) > 0:
         raise ConfigError("the surrogate's v_th must equal the LIF threshold")
+    reset = getattr(params, "reset", "zero")
+    if reset not in eq.LIF_RESETS:
+        raise ConfigError(f"unknown reset {reset!r}; valid: {', '.join(eq.LIF_RESETS)}")
+    v_init = float(lif.v_leak) if getattr(params, "v_init", None) is None else float(params.v_init)
 
     objects: list = []
     nominal = b2.NeuronGroup(1, eq.NOMINAL_MODEL, method="exact", dt=dt, name="nominal_pre")
@@ -149,11 +153,11 @@ def simulate(spec, params, weights: Sequence, input_spikes, record: bool | Mappi
         P_in, P, H, K = spec.positions[l - 1], spec.positions[l], spec.widths[l - 1], spec.fan_in[l - 1]
         C = spec.in_channels if l == 1 else spec.widths[l - 2]
         n = N * P * H
-        group = b2.NeuronGroup(n, eq.LIF_MODEL, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESET, method="euler",
-                               dt=dt, name=f"layer{l}")
+        group = b2.NeuronGroup(n, eq.LIF_MODEL, threshold=eq.LIF_THRESHOLD, reset=eq.LIF_RESETS[reset],
+                               method="euler", dt=dt, name=f"layer{l}")
         trace = b2.NeuronGroup(n, eq.TRACE_MODEL, method="exact", dt=dt, name=f"trace{l}")
         group.xbar = b2.linked_var(trace, "xbar")
-        group.v, group.isyn = float(lif.v_leak), 0.0
+        group.v, group.isyn = v_init, 0.0
         jump = b2.Synapses(group, trace, on_pre=eq.TRACE_ON_PRE, dt=dt, name=f"trace_jump{l}")
         jump.connect(j="i")
 

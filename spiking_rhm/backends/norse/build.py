@@ -11,7 +11,7 @@ from spiking_rhm.errors import ConfigError
 def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParameters]:
     """The spike encoder, network shapes and neuron/trace parameters that ``cfg`` describes (``v`` symbols)."""
     sp = cfg.spiking
-    encoder = SpikeEncoder(sp.code, sp.T, sp.dt, sp.max_rate, v)
+    encoder = SpikeEncoder.from_config(sp, v)
     r = cfg.rhm
     depth = cfg.net.depth if cfg.net.depth is not None else r.L
     spec = build_spec(cfg.net.arch, encoder.channels, r.s**r.L, r.s, depth, cfg.net.width, r.n_c)
@@ -19,7 +19,8 @@ def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParamete
         raise ConfigError("net.bias is not supported by the norse back end (use bias = false)")
     params = build_parameters(spec, encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
                               tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(sp.drive),
-                              psi_beta=float(sp.psi_beta))
+                              psi_beta=float(sp.psi_beta), v_leak=sp.v_rest, reset=sp.reset, v_init=sp.v_init,
+                              readout=sp.readout, tau_readout=sp.tau_readout)
     return encoder, spec, params
 
 

@@ -68,6 +68,9 @@ def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype:
             raise ConfigError(f"unknown spiking setting(s) {', '.join(unknown)}")
         cfg = cfg.replace(spiking=dataclasses.replace(cfg.spiking, **spiking))
     encoder, spec, params = build_network(cfg, cfg.rhm.v)
+    if params.readout != "counts":
+        raise ConfigError(f"a deployed network reads out spike counts; this one was trained with the "
+                          f"{params.readout!r} readout (use --option spiking.readout=counts)")
     if dtype == torch.float64:
         params = float64_parameters(params)
     shapes = spec.weight_shapes()

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from spiking_rhm.backends.norse.network import activity
 from spiking_rhm.backends.norse.traces import EligibilityState, eligibility_step
 from spiking_rhm.backends.norse.train import NorseSetup
 from spiking_rhm.errors import ConfigError
@@ -39,6 +40,7 @@ class DynamicsRecord(NamedTuple):
     weights: list[np.ndarray]  # per layer [steps + 1, n_syn] W^l_jk (initial first)
     loss: np.ndarray  # [steps] readout cross-entropy
     rule: str
+    energy: dict | None = None  # network.activity of the last batch after training (spikes, synops per layer)
 
 
 def record_dynamics(cfg, steps: int = 20, n_synapses: int = 6) -> DynamicsRecord:
@@ -117,8 +119,9 @@ def record_dynamics(cfg, steps: int = 20, n_synapses: int = 6) -> DynamicsRecord
         spikes.append(torch.stack(window[l]["z"]).flatten(1).numpy())
         v_pre.append(torch.stack(window[l]["v_pre"]).flatten(1).numpy())
     input_spikes = batch.spikes[:, 0].transpose(1, 2).flatten(1).cpu().numpy()
+    energy = activity(batch.spikes, setup.weights, spec, p)
     return DynamicsRecord(p.dt, float(p.lif.v_th), input_spikes, spikes, v_pre, elig, psi_rec, xbar_rec, synapses,
-                          modulator, weights, np.array(losses), cfg.rule)
+                          modulator, weights, np.array(losses), cfg.rule, energy)
 
 
 def plot_dynamics(record: DynamicsRecord, out: str | Path) -> list[Path]:

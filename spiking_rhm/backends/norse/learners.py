@@ -143,7 +143,7 @@ class ThreeFactorLearner(Learner):
         with torch.no_grad():
             first, state = run_window(batch.spikes, weights.hidden, spec, p, state, traces, True, recorder)
             layers = [rates(c, first.steps, p) for c in first.counts]
-            hbar, logits = readout(first.counts[-1], first.steps, weights.readout, p)
+            hbar, logits = readout(first.readout_counts, first.steps, weights.readout, p)
             positive = self._positive_views(weights, batch, state, traces) if batch.views else None
             if self.positive_view_levels() is not None and positive is None:
                 raise ConfigError(f"rule {self.rule_name!r} needs positive views; the batch has none")
@@ -206,7 +206,7 @@ class BPTTLearner(Learner):
         state = initial_state(spec, p, batch.spikes.shape[1], batch.spikes.dtype, batch.spikes.device)
         with torch.enable_grad():
             res, _ = run_window(batch.spikes, params[:-1], spec, p, state, None, True, recorder)
-            _, logits = readout(res.counts[-1], res.steps, params[-1], p)
+            _, logits = readout(res.readout_counts, res.steps, params[-1], p)
             loss = -(torch.log_softmax(logits, -1) * batch.target).sum(-1).mean()
             grads = torch.autograd.grad(loss, params)
         layers = [rates(c.detach(), res.steps, p) for c in res.counts]

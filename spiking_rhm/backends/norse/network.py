@@ -6,11 +6,14 @@ LIF -> spikes of the next layer); optional eligibility accumulators (:mod:`.trac
 
 Activities handed to the rules are firing rates in units of the nominal hidden rate,
 ``h^l = count / (T * rho_h)`` with ``rho_h = g dt / tau_mem`` (the slope of the LIF f-I curve
-at large drive in the units of :mod:`.neurons`), laid out ``[N, H, P]``; with
-``v_leak = v_th`` the LIF rate is a smoothed ``relu`` of the rate network's pre-activation,
-so ``h^l`` is close to the rate network's ``relu(a^l)``.
+at large drive in the units of :mod:`.neurons`), laid out ``[N, H, P]``.  At the default operating point
+(rest ``v_leak = v_th / 2``, reset by subtraction) the count follows ``T rho_h a`` within a spike above
+a rheobase ``(v_th - v_leak) / g``, so ``h^l`` is close to the rate network's ``relu(a^l)`` (a thresholded
+one); with ``v_leak = v_th`` (rest at threshold) the LIF rate is a smoothed, compressed ``relu``
+(:mod:`.response`).
 
-Readout (the mean-field readout of ``rate_models``): top-layer rates averaged over positions,
+Readout (the mean-field readout of ``rate_models``): top-layer rates (spike counts, or a leaky
+integrator of the spikes: :data:`READOUTS`) averaged over positions,
 ``y = hbar . beta / H`` with ``beta [H, n_out]``, trained by the delta rule
 ``grad beta = hbar^T (softmax(y) - y*) / (N H)``.  Weights are drawn exactly as
 ``rate_models.networks.init_params`` draws them (same generator order), so a rate and a
@@ -26,6 +29,8 @@ import torch
 from norse.torch.functional.lif import LIFParameters
 
 from spiking_rhm.backends.norse.neurons import (
+    INITIAL_POTENTIALS,
+    RESETS,
     Connectivity,
     LIFFeedForwardState,
     Local,
@@ -136,6 +141,10 @@ class NorseParameters(NamedTuple):
     drive: float  # g: mean potential above rest per unit of the rate network's pre-activation
     rho_in: tuple[float, ...]  # nominal rate (per step) of each layer's inputs; [0] is the spike code's
     gains: tuple[float, ...]
+    reset: str = "zero"  # neurons.RESETS: "zero" (v <- v_reset, Norse) | "subtract" (v <- v - (v_th - v_reset))
+    v_init: float | None = None  # membrane potential at the start of a window (None: rest, v_leak)
+    readout: str = "counts"  # READOUTS: what the readout integrates -- spike "counts" | leaky "membrane"
+    tau_readout_inv: float = 1 / 2e-2  # 1 / tau of the membrane readout (1/s)
 
     @property
     def rho_hidden(self) -> float:
@@ -144,26 +153,44 @@ class NorseParameters(NamedTuple):
 
 def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau_mem: float = 1e-2,
                      tau_syn: float = 5e-3, tau_pre: float = 1e-2, tau_elig: float = 2e-2, v_th: float = 1.0,
-                     drive: float = 4.0, psi_beta: float = 5.0, v_leak: float | None = None) -> NorseParameters:
+                     drive: float = 6.0, psi_beta: float = 5.0, v_leak: float | None = 0.5,
+                     reset: str = "subtract", v_init: str = "rest", readout: str = "counts",
+                     tau_readout: float = 2e-2) -> NorseParameters:
     """Parameters with the default choices of this back end (``docs/spiking.md``).
 
-    ``v_leak = v_th`` by default: the rheobase sits at pre-activation 0, so the LIF f-I curve is
-    a smoothed ReLU.  The BPTT surrogate (Norse ``method="super"``) uses ``alpha = psi_beta``, the
-    same function as the eligibility's psi.
+    Defaults = ``SpikingConfig``'s: rest ``v_leak = 0.5`` (half the default threshold; None: at ``v_th``),
+    reset by subtraction, drive ``g = 6``.
+    ``readout`` is one of :data:`READOUTS` (``tau_readout``: the membrane readout's time constant, s).
+    ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
+    :data:`~.neurons.INITIAL_POTENTIALS` (``rest`` or ``half`` = v_th / 2).  The BPTT surrogate (Norse
+    ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
     """
     for name, value in (("dt", dt), ("tau_mem", tau_mem), ("tau_syn", tau_syn), ("tau_pre", tau_pre),
                         ("tau_elig", tau_elig), ("v_th", v_th), ("drive", drive), ("psi_beta", psi_beta),
                         ("input_rate", input_rate)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if readout not in READOUTS:
+        raise ConfigError(f"unknown readout {readout!r}; valid: {', '.join(READOUTS)}")
+    if not (isinstance(tau_readout, (int, float)) and tau_readout > 0):
+        raise ConfigError(f"tau_readout must be a positive number of seconds, got {tau_readout!r}")
+    if reset not in RESETS:
+        raise ConfigError(f"unknown reset {reset!r}; valid: {', '.join(RESETS)}")
+    if v_init not in INITIAL_POTENTIALS:
+        raise ConfigError(f"unknown v_init {v_init!r}; valid: {', '.join(INITIAL_POTENTIALS)}")
+    if v_leak is not None and not (isinstance(v_leak, (int, float)) and math.isfinite(v_leak) and v_leak <= v_th):
+        raise ConfigError(f"v_rest must be a number <= v_th = {v_th} (a neuron resting above threshold fires "
+                          f"without input), got {v_leak!r}")
     lif = LIFParameters(tau_syn_inv=torch.as_tensor(1 / tau_syn), tau_mem_inv=torch.as_tensor(1 / tau_mem),
                         v_leak=torch.as_tensor(v_th if v_leak is None else v_leak), v_th=torch.as_tensor(v_th),
                         v_reset=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(psi_beta))
     rho_h = drive * dt / tau_mem
     rho_in = (float(input_rate),) + (rho_h,) * (spec.depth - 1)
     gains = tuple(layer_gain(drive, lif, dt, r, K) for r, K in zip(rho_in, spec.fan_in))
+    v0 = None if v_init == "rest" else INITIAL_POTENTIALS[v_init](lif)
     return NorseParameters(lif, PreTraceParameters(1 / tau_pre), SurrogateParameters(v_th, psi_beta),
-                           EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains)
+                           EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains, reset, v0, readout,
+                           1 / tau_readout)
 
 
 def float64_parameters(params: NorseParameters) -> NorseParameters:
@@ -209,10 +236,23 @@ class WindowResult(NamedTuple):
     counts: list[Tensor]  # spike counts per layer [N, P, H]
     v_mean: list[Tensor]  # mean pre-reset potential per layer [N, P, H]
     steps: int
+    readout_in: Tensor | None = None  # what the readout sees, in count units [N, P, H] (READOUTS); None: counts[-1]
+
+    @property
+    def readout_counts(self) -> Tensor:
+        """The top layer's input to the readout, in spike-count units (``counts[-1]`` for the counts readout)."""
+        return self.counts[-1] if self.readout_in is None else self.readout_in
+
+
+READOUTS = ("counts", "membrane")
+"""``counts``: the readout integrates the window's top-layer spike counts (every spike weighs the same);
+``membrane``: leaky-integrator readout units, ``u <- k u + (1 - k) z`` (``k = exp(-dt / tau_readout)``) from
+``u = 0``, read at the end of the window as ``T u / (1 - k^T)`` (a count-equivalent that weighs late spikes
+more; ``tau_readout -> inf`` gives the counts)."""
 
 
 def initial_state(spec: NetworkSpec, params: NorseParameters, N: int, dtype=torch.float32, device="cpu") -> NetState:
-    lif = tuple(initial_lif_state((N, P, H), params.lif, dtype, device)
+    lif = tuple(initial_lif_state((N, P, H), params.lif, dtype, device, params.v_init)
                 for P, H in zip(spec.positions[1:], spec.widths))
     pre = tuple(PreTraceState(torch.zeros(N, P, K, dtype=dtype, device=device))
                 for P, K in zip(spec.positions[1:], spec.fan_in))
@@ -238,6 +278,9 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
     lif, pre = list(state.lif), list(state.pre)
     counts = [torch.zeros_like(s.v) for s in lif]
     v_sum = [torch.zeros_like(s.v) for s in lif]
+    membrane = params.readout == "membrane"
+    k_out = math.exp(-params.dt * params.tau_readout_inv)
+    u = torch.zeros_like(lif[-1].v) if membrane else None
     need_pre = traces is not None or recorder is not None
     dt = params.dt
     for t in range(T):
@@ -245,7 +288,7 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
         for l in range(spec.depth):
             pat = patches(x, spec.patch)
             current = params.gains[l] * spec.connectivity.apply(pat, weights[l])
-            z, v_pre, lif[l] = lif_layer_step(current, lif[l], params.lif, dt)
+            z, v_pre, lif[l] = lif_layer_step(current, lif[l], params.lif, dt, params.reset)
             if need_pre:
                 xbar, pre[l] = pre_trace_step(pat, pre[l], params.pre, dt)
             if traces is not None:
@@ -259,7 +302,10 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
             counts[l] = counts[l] + z
             v_sum[l] = v_sum[l] + v_pre
             x = z
-    result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T)
+        if membrane:
+            u = k_out * u + (1 - k_out) * x  # x: the top layer's spikes of this step
+    readout_in = None if not membrane else u * (T / (1 - k_out ** T)) if T else u
+    result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T, readout_in)
     return result, NetState(tuple(lif), tuple(pre))
 
 
@@ -300,7 +346,7 @@ def forward_features(spikes: Tensor, weights: Weights, spec: NetworkSpec, params
     """``(hbar [N, H], logits [N, n_out])`` of a plain (non-plastic) presentation."""
     state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device)
     res, _ = run_window(spikes, weights.hidden, spec, params, state)
-    return readout(res.counts[-1], res.steps, weights.readout, params)
+    return readout(res.readout_counts, res.steps, weights.readout, params)
 
 
 def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
@@ -313,4 +359,45 @@ def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
     return {"arch": spec.arch, "widths": list(spec.widths), "positions": list(spec.positions),
             "fan_in": list(spec.fan_in), "drive": params.drive, "rho_in": list(params.rho_in),
             "rho_hidden": params.rho_hidden, "psi_beta": params.psi.beta,
-            "v_leak": float(params.lif.v_leak), "v_th": float(params.lif.v_th)}
+            "v_leak": float(params.lif.v_leak), "v_th": float(params.lif.v_th), "reset": params.reset,
+            "v_init": float(params.lif.v_leak) if params.v_init is None else params.v_init,
+            "readout": params.readout, "tau_readout": 1 / params.tau_readout_inv}
+
+
+# --------------------------------------------------------------------------- activity and energy proxy
+def activity(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
+    """Spikes and synaptic operations per inference, per layer, of a plain presentation of ``spikes``.
+
+    A spike of a layer-(l-1) neuron (or an input) reaches every unit of the one patch it belongs to:
+    ``H_l`` synaptic events (the same for cnn, lcn and the fcn's single patch); a top-layer spike
+    reaches the ``n_out`` readout units.  Per layer (input first):
+
+    * ``spikes``: mean spike count per inference (sample); ``synops``: ``spikes_{l-1} x H_l`` into layer l
+      (the last entry: ``spikes_L x n_out`` into the readout);
+    * ``active``: fraction of units that fired at least once; ``rate_hz``: mean rate per unit;
+    * ``max_step_fraction``: the largest fraction of a layer's units (over samples) firing in one step --
+      a synchronous volley reads near 1, a rate code near ``rate x dt``.
+    """
+    N, T = spikes.shape[1], spikes.shape[0]
+    per_step: list[list[Tensor]] = [[] for _ in range(spec.depth)]
+
+    def recorder(t, l, values):
+        per_step[l].append(values["z"].flatten(1).mean(1))  # [N] fraction of layer l firing at step t
+
+    state = initial_state(spec, params, N, spikes.dtype, spikes.device)
+    with torch.no_grad():
+        res, _ = run_window(spikes, weights.hidden, spec, params, state, recorder=recorder)
+    counts = [spikes.sum(0)] + [c for c in res.counts]  # input [N, C, d], layers [N, P, H]
+    spk = [float(c.flatten(1).sum(1).mean()) for c in counts]
+    fan_out = list(spec.widths) + [spec.n_out]
+    synops = [s * h for s, h in zip(spk, fan_out)]
+    units = [c[0].numel() for c in counts]
+    dt = params.dt
+    return {"layers": ["input"] + [f"layer{l + 1}" for l in range(spec.depth)],
+            "spikes": spk, "synops": synops, "synops_total": float(sum(synops)),
+            "spikes_total": float(sum(spk[1:])),
+            "active": [float((c > 0).to(spikes.dtype).mean()) for c in counts],
+            "rate_hz": [s / (n * T * dt) for s, n in zip(spk, units)],
+            "max_step_fraction": [float((spikes.flatten(2).mean(2)).max())]
+            + [float(torch.stack(f).max()) for f in per_step],
+            "steps": T}

@@ -4,7 +4,17 @@ Neuron (current-based LIF, ``norse.torch.functional.lif.lif_feed_forward_step``,
 
     i'  = i + I_in(t)
     v'  = v + dt / tau_mem * (v_leak - v + i')          (pre-reset potential, returned as v_pre)
-    z   = H(v' - v_th),   v <- (1 - z) v' + z v_reset,   i <- (1 - dt / tau_syn) i'
+    z   = H(v' - v_th),   i <- (1 - dt / tau_syn) i'
+    reset "zero" (Norse's):    v <- (1 - z) v' + z v_reset
+    reset "subtract":          v <- v' - z (v_th - v_reset)      (the overshoot above threshold is kept)
+
+Response to a constant synaptic current ``i = D`` (``v_inf = v_leak + D``, ``alpha = dt / tau_mem``,
+:func:`response_counts`): ``v_n = v_inf - (v_inf - v_0)(1 - alpha)^n``, so from a start ``v_0`` the
+first spike comes at step ``n(v_0) = floor(ln((v_inf - v_th) / (v_inf - v_0)) / ln(1 - alpha)) + 1``
+(``v_inf > v_th``); with reset "zero" every later spike ``n(v_reset)`` steps after the previous one
+(:func:`first_passage_counts`).  With reset "subtract" and a negligible leak the count after T steps
+is ``floor((v_0 - v_reset + T alpha v_inf) / (v_th - v_reset))``: a staircase linear in the drive
+(:func:`subtractive_counts`).
 
 Connectivity (filter = stride = s, the layout of ``rate_models.networks``): layer l sees
 *patches* ``[N, P_l, K_l]`` of its channel-last input ``[N, P_{l-1}, C_{l-1}]``
@@ -29,25 +39,94 @@ from spiking_rhm.errors import ConfigError
 Tensor = torch.Tensor
 
 __all__ = ["LIFFeedForwardState", "LIFParameters", "lif_layer_step", "initial_lif_state", "Connectivity",
-           "Shared", "Local", "patches"]
+           "Shared", "Local", "patches", "RESETS", "INITIAL_POTENTIALS", "response_counts", "first_passage_counts",
+           "subtractive_counts"]
 
 
-def lif_layer_step(current: Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float = 1e-3
-                   ) -> tuple[Tensor, Tensor, LIFFeedForwardState]:
+def reset_to_value(v_pre: Tensor, z: Tensor, p: LIFParameters) -> Tensor:
+    """Norse's reset: ``v <- (1 - z) v' + z v_reset``."""
+    return (1 - z) * v_pre + z * p.v_reset
+
+
+def reset_by_subtraction(v_pre: Tensor, z: Tensor, p: LIFParameters) -> Tensor:
+    """``v <- v' - z (v_th - v_reset)``: the charge above threshold carries over to the next spike."""
+    return v_pre - z * (p.v_th - p.v_reset)
+
+
+RESETS = {"zero": reset_to_value, "subtract": reset_by_subtraction}
+"""Reset rules by name (``spiking.reset``)."""
+
+INITIAL_POTENTIALS = {"rest": lambda p: float(p.v_leak), "half": lambda p: 0.5 * float(p.v_th)}
+"""Membrane potential at the start of a window by name (``spiking.v_init``): rest, or half the threshold."""
+
+
+def lif_layer_step(current: Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float = 1e-3,
+                   reset: str = "zero") -> tuple[Tensor, Tensor, LIFFeedForwardState]:
     """One Norse LIF step; also returns the pre-reset potential ``v_pre`` (for the surrogate psi).
 
-    Norse returns only the post-reset potential; ``v_pre`` repeats its Euler update of v
-    (``tests/backends/norse/test_neurons.py`` checks it against Norse where no spike resets it).
+    Norse returns only the post-reset potential; ``v_pre`` repeats its Euler update of v in the
+    same order of operations (``tests/backends/norse/test_neurons.py`` checks it against Norse where
+    no spike resets it).  ``reset="subtract"`` replaces Norse's reset by :func:`reset_by_subtraction`.
     """
     z, new = lif_feed_forward_step(current, state, p, dt)
-    v_pre = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + state.i + current)
+    v_pre = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + (state.i + current))
+    if reset != "zero":
+        new = LIFFeedForwardState(v=RESETS[reset](v_pre, z, p), i=new.i)
     return z, v_pre, new
 
 
-def initial_lif_state(shape: tuple[int, ...], p: LIFParameters, dtype: torch.dtype, device) -> LIFFeedForwardState:
-    """Neurons at rest: ``v = v_leak``, ``i = 0``."""
-    v = torch.full(shape, float(p.v_leak), dtype=dtype, device=device)
+def initial_lif_state(shape: tuple[int, ...], p: LIFParameters, dtype: torch.dtype, device,
+                      v0: float | None = None) -> LIFFeedForwardState:
+    """``v = v0`` (default: rest, ``v_leak``), ``i = 0``."""
+    v = torch.full(shape, float(p.v_leak) if v0 is None else float(v0), dtype=dtype, device=device)
     return LIFFeedForwardState(v=v, i=torch.zeros(shape, dtype=dtype, device=device))
+
+
+# --------------------------------------------------------------------------- response to a constant drive
+def response_counts(drive: Tensor, T: int, p: LIFParameters, dt: float = 1e-3, reset: str = "zero",
+                    v0: float | None = None) -> Tensor:
+    """Spike counts of T :func:`lif_layer_step` steps with the synaptic current held at ``drive``.
+
+    ``drive`` (any shape) is the steady-state potential above rest, ``v_inf = v_leak + drive``
+    (the back end's ``g a``): the current starts at its steady state ``i = drive`` and every step
+    adds the ``drive dt / tau_syn`` that the synaptic decay removes, so ``i' = drive`` throughout.
+    """
+    ss = steady_state_factor(p, dt)
+    state = initial_lif_state(tuple(drive.shape), p, drive.dtype, drive.device, v0)
+    state = LIFFeedForwardState(v=state.v, i=drive * (1 - 1 / ss))
+    counts = torch.zeros_like(drive)
+    for _ in range(int(T)):
+        z, _, state = lif_layer_step(drive / ss, state, p, dt, reset)
+        counts = counts + z
+    return counts
+
+
+def _first_passage(v_inf: float, v_from: float, v_th: float, alpha: float) -> float:
+    """Steps from ``v_from`` to the first step with ``v > v_th`` under ``v <- v + alpha (v_inf - v)``."""
+    if v_from > v_th:
+        return 1.0
+    if v_inf <= v_th:
+        return math.inf
+    return math.floor(math.log((v_inf - v_th) / (v_inf - v_from)) / math.log(1 - alpha)) + 1
+
+
+def first_passage_counts(drive: float, T: int, v_leak: float, v_th: float, v_reset: float, tau_mem: float,
+                         dt: float = 1e-3, v0: float | None = None) -> int:
+    """Closed form of :func:`response_counts` for reset ``zero`` (module docstring)."""
+    alpha, v_inf = dt / tau_mem, v_leak + drive
+    first = _first_passage(v_inf, v_leak if v0 is None else v0, v_th, alpha)
+    if first > T:
+        return 0
+    return 1 + int((T - first) // _first_passage(v_inf, v_reset, v_th, alpha))
+
+
+def subtractive_counts(drive: float, T: int, v_leak: float, v_th: float, v_reset: float, tau_mem: float,
+                       dt: float = 1e-3, v0: float | None = None) -> int:
+    """Count of reset ``subtract`` when the leak ``alpha v`` is negligible (each step adds
+    ``alpha v_inf``): ``floor((v_0 - v_reset + T alpha v_inf) / (v_th - v_reset))``, a staircase linear in the drive."""
+    alpha = dt / tau_mem
+    v0 = v_leak if v0 is None else v0
+    return max(0, math.floor((v0 - v_reset + T * alpha * (v_leak + drive)) / (v_th - v_reset)))
 
 
 def patches(x: Tensor, size: int | None) -> Tensor:

@@ -32,7 +32,7 @@ import torch
 from spiking_rhm import training
 from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.backends.norse.learners import BPTTLearner, Learner, PresentedBatch, make_learner
-from spiking_rhm.backends.norse.network import Weights, describe, forward_features, init_weights
+from spiking_rhm.backends.norse.network import Weights, activity, describe, forward_features, init_weights
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
@@ -219,6 +219,17 @@ class NorseBackend:
         w = self.setup.weights
         return w.hidden, w.readout
 
+    def energy(self):
+        """Energy proxy: spikes and synaptic operations per inference, per layer (test points, at most 256)."""
+        with torch.no_grad():
+            part = self.test if self.test.labels.shape[0] else self.train
+            part = part.take(np.arange(min(256, part.labels.shape[0])))
+            if not part.labels.shape[0]:
+                return None
+            gen = torch.Generator().manual_seed(self.cfg.seed + 2)
+            return activity(self.setup.encode(part.inputs, gen), self.setup.weights, self.setup.spec,
+                            self.setup.params)
+
     def record(self):
         setup, rule, cfg = self.setup, self.rule, self.cfg
         return {"alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
@@ -226,6 +237,7 @@ class NorseBackend:
                          "supervised": self.supervised, "local": getattr(rule, "local", False),
                          "options": dict(getattr(rule, "options", {})), "learner": type(setup.learner).__name__},
                 "readout": "top",
+                "energy": self.energy(),
                 "device": str(setup.device),
                 "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
                             "eligibility": setup.backend["eligibility"],

@@ -68,12 +68,17 @@ def run_norse(spec, params, weights, spikes) -> NorseRun:
     return NorseRun(z, v, [tr.value().numpy() for tr in traces], [float(tr.expected_value()) for tr in traces])
 
 
-def make_setup(arch: str, dtype=torch.float64) -> Setup:
+OLD_OPERATING_POINT = {"v_leak": 1.0, "reset": "zero", "v_init": "rest"}  # rest at threshold, reset to 0
+BELOW_THRESHOLD = {"v_leak": 0.0, "reset": "subtract", "v_init": "half", "drive": 8.0}
+
+
+def make_setup(arch: str, dtype=torch.float64, operating_point: dict | None = None) -> Setup:
+    """``operating_point``: keywords of ``build_parameters`` (v_leak, reset, v_init, drive); None: its defaults."""
     x, target = rhm_batch(dtype=dtype)
     enc = SpikeEncoder("rate", T, DT, MAX_RATE, V)
     spikes = enc(x, torch.Generator().manual_seed(1)).to(dtype)
     spec = build_spec(arch, enc.channels, S**L, S, L, WIDTH, NC)
-    params = build_parameters(spec, enc.nominal_rate, dt=DT, tau_elig=T * DT)
+    params = build_parameters(spec, enc.nominal_rate, dt=DT, tau_elig=T * DT, **(operating_point or {}))
     if dtype == torch.float64:
         params = float64_parameters(params)
     weights = init_weights(spec, torch.Generator().manual_seed(0), dtype=dtype)

@@ -27,7 +27,7 @@ def one_neuron():
     """One post neuron with two inputs (d = 2, s = 2, one channel) and known input spike trains."""
     spec = build_spec("cnn", 1, 2, 2, 1, 1, 2)
     params = build_parameters(spec, RHO, dt=DT, tau_mem=TAU_MEM, tau_syn=TAU_SYN, tau_pre=TAU_PRE,
-                              tau_elig=TAU_ELIG, v_th=V_TH, psi_beta=BETA, v_leak=0.0)
+                              tau_elig=TAU_ELIG, v_th=V_TH, psi_beta=BETA, v_leak=0.0, drive=4.0, reset="zero")
     spikes = np.zeros((T, 1, 1, 2))
     spikes[[1, 2, 3, 4, 6, 8, 9, 10, 11, 12, 25, 26, 27], 0, 0, 0] = 1
     spikes[[2, 5, 9, 14, 15, 16, 17, 18, 19, 20, 30], 0, 0, 1] = 1

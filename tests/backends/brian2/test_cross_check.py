@@ -15,7 +15,7 @@ import torch
 pytest.importorskip("brian2")
 pytest.importorskip("norse")
 
-from brian2_helpers import WIDTH, make_setup  # noqa: E402
+from brian2_helpers import BELOW_THRESHOLD, OLD_OPERATING_POINT, WIDTH, make_setup  # noqa: E402
 
 from spiking_rhm.backends.brian2.learning import branch_update, three_factor_update  # noqa: E402
 from spiking_rhm.backends.brian2.network import simulate  # noqa: E402
@@ -26,9 +26,14 @@ pytestmark = [pytest.mark.brian2, pytest.mark.filterwarnings("ignore::Deprecatio
 REL = 1e-4
 
 
-@pytest.fixture(scope="module", params=["cnn", "lcn"])
+@pytest.fixture(scope="module", params=[("cnn", "old"), ("lcn", "old"), ("cnn", "below"), ("lcn", "default")],
+                ids=lambda p: "-".join(p))
 def setup(request):
-    return make_setup(request.param)
+    """The old operating point (rest at threshold, reset to 0), rest below threshold with reset by subtraction
+    and a start at v_th / 2, and the back end's defaults."""
+    arch, point = request.param
+    return make_setup(arch, operating_point={"old": OLD_OPERATING_POINT, "below": BELOW_THRESHOLD,
+                                             "default": None}[point])
 
 
 def _rel_err(a, b) -> float:
@@ -114,7 +119,7 @@ def test_default_float32_norse_agrees():
     Rounding at 1e-7 could flip a spike whose potential sits within ~1e-7 of threshold, so
     here >= 99% identical spikes and counts within 1 are asserted (measured: all identical).
     """
-    s = make_setup("cnn", dtype=torch.float32)
+    s = make_setup("cnn", dtype=torch.float32, operating_point=OLD_OPERATING_POINT)
     for zn, zb, vn, vb in zip(s.norse.z, s.brian.spikes, s.norse.v_pre, s.brian.v):
         assert (zn == zb).mean() >= 0.99
         assert np.abs(zn.sum(0) - zb.sum(0)).max() <= 1

@@ -90,11 +90,13 @@ def test_dynamics_cli_writes_figures(tmp_path):
 
 def learning_config(rule, T=10):
     """The setting of experiments/spiking/curve_small.toml (T = 10) or curve_t30.toml (T = 30) at P = 384,
-    seed 0, every rule at its default lr."""
+    seed 0, every rule at its default lr; the operating point and code of those sweeps pinned (OLD_SPIKING)."""
+    from norse_helpers import OLD_SPIKING
+
     return RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": 384, "P_test": 128,
                                 "rule": rule, "backend": "norse", "net": {"width": 64},
                                 "optim": {"epochs": 30, "batch_size": 32, "min_steps": 400},
-                                "spiking": {"T": T, "max_rate": 1000.0}})
+                                "spiking": {**OLD_SPIKING, "T": T, "max_rate": 1000.0}})
 
 
 @pytest.fixture(scope="module")
