@@ -21,6 +21,7 @@ It is used three ways:
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ PACKAGES = ("spiking_rhm", "rate_models", "experiments", "hardware")
 KERNEL = "python3"
 CELL_TIMEOUT_S = 600
 _META = "spiking_rhm_tutorial"
+log = logging.getLogger("mkdocs.hooks.tutorials")
 
 
 def sources() -> list[Path]:
@@ -85,7 +87,10 @@ def execute(source: Path) -> Path:
 def executed(source: Path, force: bool = False) -> Path:
     """The executed notebook of ``source``: from the cache, or executed now."""
     hit = None if force else cached(source)
-    return hit if hit is not None else execute(source)
+    if hit is not None:
+        return hit
+    log.info("executing tutorial %s (not in the cache)", source.name)
+    return execute(source)
 
 
 def seconds(notebook: Path) -> float:

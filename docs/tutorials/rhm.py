@@ -176,10 +176,10 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# A learner that memorised inputs would need a sizeable fraction of `P_max` points. Deep CNNs need far
-# fewer: Cagnetta et al. show that their sample complexity scales as **P\* ~ n_c m^L**, the number of points
-# at which the correlations between an `s`-tuple of the input and the class emerge from sampling noise,
-# so that synonyms can be grouped level by level. Sizes in spiking-rhm are often given in this unit
+# Shallow networks and kernels need a number of points of the order of `P_max` (the curse of dimensionality).
+# Deep CNNs need far fewer: Cagnetta et al. find that their sample complexity grows as **P\* ~ n_c m^L**, the
+# size at which the correlations between the low-level `s`-tuples of the input and the class become
+# detectable, and at which the representations become invariant to exchanges of synonyms. Sizes in spiking-rhm are often given in this unit
 # (`P = "2x"` means `2 n_c m^L`, see `spiking-rhm info`). The gap to `P_max` grows fast with `L`:
 
 # %%
