@@ -213,6 +213,7 @@ def fmt(row):
     return f"{row['pstar']:.0f}" if np.isfinite(row["pstar"]) else "inf"
 
 at_largest = {c.rule: np.nanmean(c.errors[:, -1]) for c in curves(records)}
+ssl, ref = pstar["probe"]["sibling-cca"]["pstar"], pstar["probe"]["bp"]["pstar"]
 print(
     f"On (v, m, n_c, s, L) = {tuple(setting.values())} (n_c m^L = {scale}), {len(records)} runs, "
     f"the seed-mean test error (recorded scoring) at P = {largest} was "
@@ -222,5 +223,8 @@ print(
     + "; by the linear probe: "
     + ", ".join(f"{r} {fmt(row)}" for r, row in pstar["probe"].items()) + ". "
     + f"The top hidden layer's sensitivity to swapping bottom synonyms at P = {largest}: "
-    + ", ".join(f"{r} {x:.2f}" for r, x in top_sensitivity.items()) + "."
+    + ", ".join(f"{r} {x:.2f}" for r, x in top_sensitivity.items()) + ". "
+    + (f"Scored by the probe, sibling-cca needed {ssl / ref:.2f} times the training points of bp, "
+       "without a label in its hidden layers." if np.isfinite(ssl) and np.isfinite(ref) else
+       "bp and sibling-cca did not both reach 10 % probe error at these sizes.")
 )
