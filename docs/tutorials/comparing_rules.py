@@ -86,6 +86,7 @@ from experiments.sweep import SweepConfig, run_sweep
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar, unused here
 out = Path("runs/tutorials/comparing_rules")
 shutil.rmtree(out, ignore_errors=True)
+out.parent.mkdir(parents=True, exist_ok=True)   # a sweep creates its own directory, not missing parents
 sweep = SweepConfig.from_dict({
     "rules": ["bp", "dfa", "sibling-cca", "random-features"],
     "backends": ["rate"],
