@@ -7,7 +7,10 @@ its config), encodes them once, and runs the **same input spikes** through
 * ``norse``        -- :func:`spiking_rhm.backends.norse.deployed.simulate` (float64),
 * ``lava-float``   -- Lava ``floating_pt`` processes (:mod:`hardware.loihi.network`),
 * ``loihi-fixed``  -- Lava's bit-accurate ``fixed_pt`` processes, or the numpy integer model
-                      with ``engine="reference"`` (bit-identical, ``tests/hardware``).
+                      with ``engine="reference"`` (bit-identical, ``tests/hardware``),
+* ``<reader>-nir``  -- the network exported in the conventions of another library
+                      (:data:`hardware.nir_graph.PROFILES`), written to a file, read back with that
+                      library's *own* importer and run on the same spikes (:data:`READERS`).
 
 It reports per back end: test error, agreement of predictions with Norse, spike agreement per
 layer (fraction of equal (step, neuron) entries), correlation of spike counts, wall time, and
@@ -16,16 +19,93 @@ the quantisation of every layer.  Batches are presented as copies of the network
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 import torch
 
 from spiking_rhm.errors import ConfigError
 
-TARGETS = ("norse", "lava-float", "loihi-fixed")
+LOCAL_TARGETS = ("norse", "lava-float", "loihi-fixed")
+
+
+class Reader(NamedTuple):
+    """A foreign NIR importer as a deploy target."""
+
+    profile: str  # the export profile written for it (hardware.nir_graph.PROFILES)
+    package: str  # what to install
+    load: Callable[[Any], Any]  # NIR graph -> the library's module
+    step: Callable[[Any, torch.Tensor, Any], tuple[torch.Tensor, Any]]  # (module, x_t, state) -> (out_t, state)
+
+
+def _load_norse(graph):
+    import norse.torch
+
+    return norse.torch.from_nir(graph, dt=float(graph.metadata["dt"]))
+
+
+def _load_snntorch(graph):
+    from snntorch.import_nir import import_from_nir
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its progress
+        return import_from_nir(graph)
+
+
+def _step_stateless(module, x, state):
+    out = module(x)  # snnTorch keeps its state in the modules (init_hidden=True)
+    return (out[0] if isinstance(out, tuple) else out), None
+
+
+READERS: dict[str, Reader] = {
+    "norse-nir": Reader("norse", "norse", _load_norse, lambda module, x, state: module(x, state)),
+    "snntorch-nir": Reader("snntorch", "snntorch", _load_snntorch, _step_stateless),
+}
+TARGETS = LOCAL_TARGETS + tuple(READERS)
+
+
+class ReaderResult(NamedTuple):
+    logits: np.ndarray  # [N, n_out]
+    trains: list[np.ndarray]  # per layer [T, N, n_l] int8, neuron order j * P + p
+
+
+def run_reader(target: str, path: str | Path, spikes: torch.Tensor) -> ReaderResult:
+    """Read the NIR file ``path`` with ``target``'s importer and run it on ``spikes [T, N, C, d]`` from its
+    initial state: logits = mean of the output over the steps; spikes recorded at the CubaLIF nodes."""
+    import nir
+
+    reader = READERS[target]
+    try:
+        module = reader.load(nir.read(path))  # a fresh graph: importers may edit it
+    except ImportError as err:
+        raise ConfigError(f"target {target} needs {reader.package} ({err}); "
+                          f"pip install -c constraints.txt {reader.package}") from None
+    names = sorted((n for n, _ in module.named_children() if n.startswith("lif")), key=lambda n: int(n[3:]))
+    record: dict[str, list[np.ndarray]] = {n: [] for n in names}
+
+    def hook(name):
+        def save(mod, inputs, out):
+            z = out[0] if isinstance(out, tuple) else out
+            record[name].append(z.detach().cpu().numpy().astype(np.int8))
+        return save
+
+    handles = [module.get_submodule(n).register_forward_hook(hook(n)) for n in names]
+    T, N = spikes.shape[:2]
+    x = spikes.reshape(T, N, -1).float()
+    state, total = None, 0.0
+    try:
+        with torch.no_grad():
+            for t in range(T):
+                out, state = reader.step(module, x[t], state)
+                total = total + out.detach().double()
+    finally:
+        for h in handles:
+            h.remove()
+    return ReaderResult((total / max(T, 1)).numpy(), [np.stack(record[n]) for n in names])
 
 
 def flat_trains(trains: list[torch.Tensor]) -> list[np.ndarray]:
@@ -58,7 +138,7 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
     their paths are added to the report under ``figures``.
     """
     from hardware.loihi.network import from_nir as loihi_from_nir, run
-    from hardware.nir_graph import from_nir
+    from hardware.nir_graph import from_nir, to_nir, write_nir
     from spiking_rhm.backends.norse.deployed import encode, simulate
 
     targets = list(targets)
@@ -77,38 +157,43 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
     _, test = rhm.split(P, P_test, seed=cfg.seed)
     seed = cfg.seed + 1 if seed is None else int(seed)
     wanted = ["norse", *[t for t in targets if t != "norse"]]
-    preds = {t: [] for t in wanted}
-    agree = {t: [] for t in wanted}
-    corr = {t: [] for t in wanted}
-    wall = dict.fromkeys(wanted, 0.0)
-    chunks = range(0, P_test, batch)
-    if progress:
-        from tqdm.auto import tqdm
+    with tempfile.TemporaryDirectory(prefix="spiking-rhm-deploy-") as tmp:
+        files = {t: write_nir(Path(tmp) / f"{READERS[t].profile}.nir", to_nir(net, profile=READERS[t].profile))
+                 for t in wanted if t in READERS}
+        preds = {t: [] for t in wanted}
+        agree = {t: [] for t in wanted}
+        corr = {t: [] for t in wanted}
+        wall = dict.fromkeys(wanted, 0.0)
+        chunks = range(0, P_test, batch)
+        if progress:
+            from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="deploy", unit="batch")
-    first: dict[str, list[np.ndarray]] = {}
-    for k, i in enumerate(chunks):
-        idx = np.arange(i, min(P_test, i + batch))
-        spikes = encode(net, test.inputs[idx], seed + k)
-        start = time.perf_counter()
-        _, logits, trains = simulate(net, spikes, record=True)
-        wall["norse"] += time.perf_counter() - start
-        reference = flat_trains(trains)
-        if k == 0:
-            first["norse"] = reference
-        preds["norse"].append(logits.argmax(1).numpy())
-        for target in wanted[1:]:
+            chunks = tqdm(chunks, desc="deploy", unit="batch")
+        first: dict[str, list[np.ndarray]] = {}
+        for k, i in enumerate(chunks):
+            idx = np.arange(i, min(P_test, i + batch))
+            spikes = encode(net, test.inputs[idx], seed + k)
             start = time.perf_counter()
-            if target == "lava-float":
-                res = run(loihi_net, spikes, "float")
-            else:
-                res = run(loihi_net, spikes, "fixed", engine=engine)
-            wall[target] += time.perf_counter() - start
+            _, logits, trains = simulate(net, spikes, record=True)
+            wall["norse"] += time.perf_counter() - start
+            reference = flat_trains(trains)
             if k == 0:
-                first[target] = res.trains
-            preds[target].append(res.logits.argmax(1))
-            agree[target].append([(a == b).mean() for a, b in zip(res.trains, reference)])
-            corr[target].append([(a.sum(0).ravel(), b.sum(0).ravel()) for a, b in zip(res.trains, reference)])
+                first["norse"] = reference
+            preds["norse"].append(logits.argmax(1).numpy())
+            for target in wanted[1:]:
+                start = time.perf_counter()
+                if target in READERS:
+                    res = run_reader(target, files[target], spikes)
+                elif target == "lava-float":
+                    res = run(loihi_net, spikes, "float")
+                else:
+                    res = run(loihi_net, spikes, "fixed", engine=engine)
+                wall[target] += time.perf_counter() - start
+                if k == 0:
+                    first[target] = res.trains
+                preds[target].append(res.logits.argmax(1))
+                agree[target].append([(a == b).mean() for a, b in zip(res.trains, reference)])
+                corr[target].append([(a.sum(0).ravel(), b.sum(0).ravel()) for a, b in zip(res.trains, reference)])
     labels = test.labels
     norse_pred = np.concatenate(preds["norse"])
     report = {"P": P, "P_test": P_test, "seed": seed, "engine": engine, "steps": net.steps, "dt": net.params.dt,
@@ -117,6 +202,8 @@ def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGE
         pred = np.concatenate(preds[target])
         row = {"test_error": float((pred != labels).mean()), "agreement_with_norse": float((pred == norse_pred).mean()),
                "wall_time": wall[target]}
+        if target in READERS:
+            row["profile"] = READERS[target].profile
         if target != "norse":
             sizes = [len(p) for p in preds[target]]
             per_layer = np.average(np.array(agree[target]), axis=0, weights=sizes)
@@ -228,5 +315,5 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TARGETS", "evaluate_deployment", "flat_trains", "format_report", "plot_deployment",
+__all__ = ["LOCAL_TARGETS", "READERS", "TARGETS", "Reader", "ReaderResult", "evaluate_deployment", "run_reader", "flat_trains", "format_report", "plot_deployment",
            "quantisation_summary"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -101,9 +101,18 @@ def undense_weight(M: np.ndarray, P_in: int, patch: int | None, H: int, untied: 
 
 
 # --------------------------------------------------------------------------- export
-def to_nir(net, conv: bool = True):
-    """The NIR graph of a trained network (``conv=False``: Linear layers also for the cnn)."""
+def to_nir(net, conv: bool = True, profile: str = "native"):
+    """The NIR graph of a trained network in the conventions of ``profile`` (:data:`PROFILES`).
+
+    ``native``: the graph of the module docstring (``conv=False``: Linear layers also for the cnn);
+    other profiles write every layer as an Affine on flattened vectors (:func:`_flat_graph`).
+    """
     import nir
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown export profile {profile!r}; valid: {', '.join(PROFILES)}")
+    if PROFILES[profile].code is not None:
+        return _flat_graph(net, profile)
 
     spec, params = net.spec, net.params
     C, d = spec.in_channels, spec.positions[0]
@@ -153,6 +162,133 @@ def to_nir(net, conv: bool = True):
             "time_unit": "s", "spikes": "Dirac deltas of unit area", "discretisation": DISCRETISATION,
             "readout": "logits = integrator state / window duration",
             METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": bool(use_conv)})}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+# --------------------------------------------------------------------------- export profiles
+class LIFConstants(NamedTuple):
+    """The network's neuron constants (seconds, potentials), read from its parameters."""
+
+    dt: float
+    tau_syn: float
+    tau_mem: float
+    v_leak: float
+    v_th: float
+    v_reset: float
+
+
+def lif_constants(params) -> LIFConstants:
+    """:class:`LIFConstants` of a network's :class:`~spiking_rhm.backends.norse.network.NorseParameters`."""
+    lif = params.lif
+    return LIFConstants(float(params.dt), 1 / float(lif.tau_syn_inv), 1 / float(lif.tau_mem_inv),
+                        float(lif.v_leak), float(lif.v_th), float(lif.v_reset))
+
+
+class LayerCode(NamedTuple):
+    """How a flat profile writes one layer: CubaLIF fields, the Affine bias, the graph's time step."""
+
+    cuba: dict[str, float]
+    bias: float
+    dt: float
+
+
+NORSE_R = 2.0 ** -24  # below float32 resolution: the initial-potential deficit v_leak r / (1 + r) is invisible
+
+
+def norse_code(c: LIFConstants) -> LayerCode:
+    r"""``norse.torch.from_nir`` (Norse 1.1.0): its CubaLIF is a leaky box synapse ``s`` that relaxes to
+    the node's ``v_leak`` and starts there, feeding ``r s`` to a box LIF with the same ``v_leak``,
+    reset to 0 (``v_reset`` is dropped), started at ``v_leak``, integrated with the ``dt`` it is given.
+
+    Potentials are measured from ``v_reset`` (``L' = v_leak - v_reset``); with ``V = L' / (1 + r)``
+    and ``w_in = tau_syn / (r dt)`` the synapse is ``s = V + i / r`` (``i`` the Norse current) and the
+    neuron sees ``V + r s = L' + i``: the Norse step, for any ``r``; the only trace of ``r`` is the
+    initial potential ``V = L' - L' r / (1 + r)`` instead of ``L'``, which ``r = 2^-24`` puts below
+    float32 resolution (the importer computes in float32).
+    """
+    r = NORSE_R
+    rest = c.v_leak - c.v_reset
+    return LayerCode({"tau_syn": c.tau_syn, "tau_mem": c.tau_mem, "r": r, "v_leak": rest / (1 + r),
+                      "v_threshold": c.v_th - c.v_reset, "v_reset": 0.0, "w_in": c.tau_syn / (r * c.dt)},
+                     0.0, c.dt)
+
+
+SNNTORCH_DT = 1e-4  # snntorch.import_nir fixes dt = 1e-4 s
+
+
+def snntorch_code(c: LIFConstants) -> LayerCode:
+    r"""``snntorch.import_nir.import_from_nir`` (snnTorch 1.0): ``snn.Synaptic`` with ``alpha = 1 - dt'/tau_syn``,
+    ``beta = 1 - dt'/tau_mem`` (``dt' = 1e-4`` fixed), threshold ``v_threshold / (w_in dt'/tau_syn)``, reset
+    to zero, state from 0; it requires ``v_leak = 0`` and ``r = tau_mem / dt'``.
+
+    Time is rescaled by ``dt' / dt`` (taus written as ``tau dt' / dt``, so the decays are the Norse
+    ones) and potentials are ``(v - v_reset) / b`` with ``b = dt / tau_mem`` (``w_in = b / a``,
+    ``a = dt / tau_syn``); then ``mem <- beta mem + syn`` is the Norse voltage step and ``syn`` the
+    Norse current plus the leak drive ``L' = v_leak - v_reset``, which the Affine bias ``L' a`` feeds
+    (steady value ``L'``).  **Not exact**: snnTorch starts ``syn`` and ``mem`` at 0, so the leak drive
+    rises as ``L' (1 - (1 - a)^t)`` and the potential starts at ``v_reset`` instead of ``v_leak``; the
+    first ``~ tau_mem / dt`` steps differ (measured by ``deploy --target snntorch-nir``).
+    """
+    a, b = c.dt / c.tau_syn, c.dt / c.tau_mem
+    k = SNNTORCH_DT / c.dt
+    return LayerCode({"tau_syn": c.tau_syn * k, "tau_mem": c.tau_mem * k, "r": c.tau_mem / c.dt, "v_leak": 0.0,
+                      "v_threshold": c.v_th - c.v_reset, "v_reset": 0.0, "w_in": b / a},
+                     (c.v_leak - c.v_reset) * a, SNNTORCH_DT)
+
+
+class Profile(NamedTuple):
+    """An export profile: the conventions of one NIR reader."""
+
+    reader: str  # the importer the file is written for
+    code: Callable[[LIFConstants], LayerCode] | None  # None: the native graph (Conv1d, I readout)
+    exact: str  # what the reader reproduces
+
+
+PROFILES: dict[str, Profile] = {
+    "native": Profile("spiking-rhm (hardware.nir_graph.from_nir, hardware.loihi)", None, "exact"),
+    "norse": Profile("norse.torch.from_nir (Norse 1.1.0)", norse_code,
+                     "exact equations; initial potential off by v_leak 2^-24; float32"),
+    "snntorch": Profile("snntorch.import_nir.import_from_nir (snnTorch 1.0)", snntorch_code,
+                        "synaptic and membrane state start at 0 instead of the rest state; float32"),
+}
+
+
+def _flat_graph(net, profile: str):
+    """The graph of a flat profile: ``Input (C d) -> [Affine -> CubaLIF] * L -> Affine -> Output``.
+
+    Every layer is one Affine on the flattened ``(C, P)`` vector (no Flatten nodes: readers apply
+    ``Flatten(start_dim=0)`` to the batch dimension too); the readout Affine ``(W_out / dt, c)``
+    gives ``logits`` as the mean of its output over the window's steps.
+    """
+    import nir
+
+    spec, params = net.spec, net.params
+    c = lif_constants(params)
+    code = PROFILES[profile].code(c)
+    C, d = spec.in_channels, spec.positions[0]
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([C * d])})}
+    edges: list[tuple[str, str]] = []
+    prev = "input"
+    for l in range(spec.depth):
+        W = net.hidden[l].detach().cpu().double().numpy() * params.gains[l]
+        M = dense_weight(W, spec.positions[l], spec.patch)
+        n = M.shape[0]
+        name, lif = f"affine{l + 1}", f"lif{l + 1}"
+        nodes[name] = nir.Affine(weight=M, bias=np.full(n, float(code.bias)))
+        nodes[lif] = nir.CubaLIF(**{k: np.full(n, float(v)) for k, v in code.cuba.items()})
+        edges += [(prev, name), (name, lif)]
+        prev = lif
+    H, P = spec.widths[-1], spec.positions[-1]
+    R = net.readout_weight.detach().cpu().double().numpy()
+    W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * params.rho_hidden)
+    nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
+    nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
+    edges += [(prev, "readout"), ("readout", "output")]
+    meta = {"generator": f"spiking-rhm {__version__}", "profile": profile, "reader": PROFILES[profile].reader,
+            "dt": float(code.dt), "steps": int(net.steps), "time_unit": "s",
+            "input": "one 0/1 vector per step: the (C, d) spike code flattened row-major (c d + q)",
+            "readout": "logits = mean over the window's steps of the output",
+            METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": False, "profile": profile})}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -226,6 +362,10 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
     from spiking_rhm.config import RunConfig
 
     meta = package_metadata(graph)
+    profile = meta.get("profile", "native")
+    if profile != "native":
+        raise ConfigError(f"this graph was exported with --profile {profile} (for {PROFILES[profile].reader}); "
+                          "spiking-rhm rebuilds and deploys the native export (spiking-rhm export --profile native)")
     cfg = RunConfig.from_dict(meta["config"])
     encoder, spec, params = build_network(cfg, cfg.rhm.v)
     if dtype == torch.float64:
@@ -265,5 +405,6 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
                           torch.as_tensor(np.asarray(ro.bias, dtype=np.float64), dtype=dtype), encoder, cfg)
 
 
-__all__ = ["chain", "conv_weight", "dense_weight", "from_nir", "package_metadata", "read_nir", "to_nir",
+__all__ = ["PROFILES", "LIFConstants", "LayerCode", "Profile", "chain", "conv_weight", "dense_weight", "from_nir",
+           "lif_constants", "norse_code", "package_metadata", "read_nir", "snntorch_code", "to_nir",
            "undense_weight", "unconv_weight", "write_nir"]

@@ -20,16 +20,24 @@ from spiking_rhm.errors import ConfigError
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="NIR file to write (HDF5)")
 @click.option("--dense", is_flag=True,
-              help="Linear layers instead of Conv1d for a cnn (for NIR readers without Conv1d)")
+              help="Linear layers instead of Conv1d for a cnn (native profile; the others are always dense)")
+@click.option("--profile", default="native", show_default=True,
+              help="conventions of the NIR reader the file is for: native (spiking-rhm, Lava), norse "
+                   "(norse.torch.from_nir), snntorch (snntorch.import_nir); docs/hardware.md")
 @click.option("--option", "options", multiple=True, metavar="spiking.K=V",
               help="simulation setting of the exported network, e.g. spiking.T=30 or spiking.max_rate=1000 "
                    "(repeatable)")
 @click.option("--refit-readout", is_flag=True,
               help="refit the readout (linear probe) on the network's spiking features of its P training points "
                    "(calibrates a rate-trained network to its spiking simulation)")
-def export(checkpoint, out, dense, options, refit_readout):
+def export(checkpoint, out, dense, profile, options, refit_readout):
     """Write a trained network (an .npz from `train --save-net`) as a NIR graph."""
-    from hardware.nir_graph import to_nir, write_nir
+    from hardware.nir_graph import PROFILES, to_nir, write_nir
+
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
+    if dense and profile != "native":
+        raise ConfigError(f"--dense applies to the native profile; --profile {profile} is always dense")
     from spiking_rhm.backends.norse.deployed import from_checkpoint
     from spiking_rhm.checkpoint import Checkpoint
 
@@ -47,12 +55,13 @@ def export(checkpoint, out, dense, options, refit_readout):
         net, scores = refit(net)
         click.echo(f"readout refitted on the spiking features: train error {scores['train_error']:.4f}, "
                    f"test error {scores['test_error']:.4f}")
-    graph = to_nir(net, conv=not dense)
+    graph = to_nir(net, conv=not dense, profile=profile)
     write_nir(out, graph)
     spec = net.spec
     click.echo(f"network: {spec.arch}, widths {list(spec.widths)}, positions {list(spec.positions)}, "
                f"trained on {ckpt.backend} by {ckpt.config.rule} (readout: {ckpt.readout_kind})")
     click.echo(f"spiking: T = {net.steps} steps of dt = {net.params.dt * 1e3:g} ms, code {net.encoder.code}")
+    click.echo(f"profile {profile}: for {PROFILES[profile].reader}; {PROFILES[profile].exact}")
     click.echo(f"nodes: {' -> '.join(_chain_names(graph))}")
     click.echo(f"wrote {out}")
 
@@ -67,7 +76,8 @@ def _chain_names(graph) -> list[str]:
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="held-out points to evaluate")
 @click.option("--target", "targets", default="norse,lava-float,loihi-fixed", show_default=True,
-              help="comma list of norse, lava-float, loihi-fixed")
+              help="comma list of norse, lava-float, loihi-fixed and foreign readers norse-nir, snntorch-nir "
+                   "(the network exported for that library and run by its own NIR importer)")
 @click.option("--engine", type=click.Choice(["lava", "reference"]), default="lava", show_default=True,
               help="fixed point on Lava's bit-accurate processes or on the (bit-identical) numpy integer model")
 @click.option("--batch", type=int, default=250, show_default=True, help="samples simulated side by side")
@@ -77,7 +87,7 @@ def _chain_names(graph) -> list[str]:
               help="folder for rasters.png (one point, every layer and target) and counts.png")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
-    """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float and Loihi fixed point."""
+    """Run a NIR network (from `spiking-rhm export`) on Norse, Lava float, Loihi fixed point and foreign readers."""
     from hardware.deploy import evaluate_deployment, format_report
     from hardware.nir_graph import read_nir
     from spiking_rhm.atomic import atomic_write_text, writable_path
