@@ -73,18 +73,26 @@ class ReaderResult(NamedTuple):
     trains: list[np.ndarray]  # per layer [T, N, n_l] int8, neuron order j * P + p
 
 
-def run_reader(target: str, path: str | Path, spikes: torch.Tensor) -> ReaderResult:
-    """Read the NIR file ``path`` with ``target``'s importer and run it on ``spikes [T, N, C, d]`` from its
-    initial state: logits = mean of the output over the steps; spikes recorded at the CubaLIF nodes."""
+def run_reader(target: str, path: str | Path, spikes: torch.Tensor, dt: float | None = None) -> ReaderResult:
+    """Read the NIR file ``path`` with ``target``'s importer and run it on ``spikes [T, N, ...]`` from its
+    initial state: logits = mean of the output over the steps; spikes recorded at the spiking nodes.
+
+    ``dt``: the step the importer is given where it takes one (default: the file's ``dt`` metadata).
+    """
     import nir
 
+    from hardware.nir_sim import SPIKING, load_chain
+
     reader = READERS[target]
+    graph = nir.read(path, type_check=False)
+    names = [n.name for n in load_chain(graph) if n.kind in SPIKING]
+    if dt is not None:
+        graph.metadata = {**(graph.metadata or {}), "dt": float(dt)}
     try:
-        module = reader.load(nir.read(path))  # a fresh graph: importers may edit it
+        module = reader.load(graph)  # a fresh graph: importers may edit it
     except ImportError as err:
         raise ConfigError(f"target {target} needs {reader.package} ({err}); "
                           f"pip install -c constraints.txt {reader.package}") from None
-    names = sorted((n for n, _ in module.named_children() if n.startswith("lif")), key=lambda n: int(n[3:]))
     record: dict[str, list[np.ndarray]] = {n: [] for n in names}
 
     def hook(name):
@@ -105,7 +113,76 @@ def run_reader(target: str, path: str | Path, spikes: torch.Tensor) -> ReaderRes
     finally:
         for h in handles:
             h.remove()
-    return ReaderResult((total / max(T, 1)).numpy(), [np.stack(record[n]) for n in names])
+    return ReaderResult((total / max(T, 1)).numpy(), [np.stack(record[n]).reshape(T, N, -1) for n in names])
+
+
+def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, convention: str = "step",
+                     targets: Iterable[str] = ("sim",), batch: int = 250, seed: int = 0) -> dict:
+    """Run a NIR file written by any tool (no spiking-rhm metadata) on ``P_test`` RHM points.
+
+    ``rhm`` (:class:`~spiking_rhm.config.RHMConfig`) and ``spiking`` (:class:`~spiking_rhm.config.SpikingConfig`:
+    code, T, dt, max_rate) give the task and the spike code; the graph's Input must take the code's
+    ``(C, d)`` or its row-major flattening, its output ``n_c`` values (the prediction is the argmax).
+    ``sim`` is :func:`hardware.nir_sim.run_chain` under ``convention``; a reader target (``norse-nir``)
+    runs the same file with that library's importer at the same ``dt``, compared with ``sim``.
+    """
+    from hardware.nir_graph import read_nir
+    from hardware.nir_sim import CONVENTIONS, SPIKING, input_shape, load_chain, run_chain
+    from spiking_rhm.backends.norse.inputs import SpikeEncoder
+    from spiking_rhm.rhm import onehot
+
+    targets = list(targets)
+    unknown = sorted(set(targets) - {"sim", *READERS})
+    if unknown or "sim" not in targets:
+        raise ConfigError(f"foreign graph targets: sim (required) and {', '.join(READERS)}; got {', '.join(targets)}")
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"unknown input convention {convention!r}; valid: {', '.join(CONVENTIONS)}")
+    if not (isinstance(P_test, int) and P_test >= 1) or not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"P_test and batch must be positive integers, got {P_test!r}, {batch!r}")
+    graph = read_nir(path, type_check=False)
+    nodes = load_chain(graph)
+    task = rhm.build()
+    encoder = SpikeEncoder(spiking.code, spiking.T, spiking.dt, spiking.max_rate, rhm.v)
+    C, d = encoder.channels, task.d
+    shape = input_shape(nodes)
+    if shape not in ((C, d), (C * d,)):
+        raise ConfigError(f"the graph's input {shape} does not take the {spiking.code} code of this RHM: "
+                          f"({C}, {d}) or ({C * d},)")
+    if P_test > task.P_max:
+        raise ConfigError(f"P_test = {P_test} points do not exist: P_max = {task.P_max}")
+    _, test = task.split(0, P_test, seed=seed)
+    spiking_nodes = [n.name for n in nodes if n.kind in SPIKING]
+    preds = {t: [] for t in targets}
+    agree = {t: [] for t in targets}
+    counts = {n: 0.0 for n in spiking_nodes}
+    for k, i in enumerate(range(0, P_test, batch)):
+        idx = np.arange(i, min(P_test, i + batch))
+        x = onehot(test.inputs[idx], rhm.v, dtype=torch.float64)
+        spikes = encoder(x, torch.Generator().manual_seed(seed + 1 + k))
+        spikes = spikes.reshape(spikes.shape[0], spikes.shape[1], *shape)
+        logits, trains = run_chain(nodes, spikes, spiking.dt, convention)
+        if logits.shape[1] != rhm.n_c:
+            raise ConfigError(f"the graph's output has {logits.shape[1]} values, the RHM has n_c = {rhm.n_c} classes")
+        preds["sim"].append(logits.argmax(1).numpy())
+        sim_trains = [trains[n].reshape(trains[n].shape[0], trains[n].shape[1], -1).numpy() for n in spiking_nodes]
+        for n, z in zip(spiking_nodes, sim_trains):
+            counts[n] += float(z.sum()) / z.shape[2]  # spikes per neuron
+        for target in [t for t in targets if t != "sim"]:
+            res = run_reader(target, path, spikes, dt=spiking.dt)
+            preds[target].append(res.logits.argmax(1))
+            agree[target].append([(a == b).mean() for a, b in zip(res.trains, sim_trains)])
+    sim_pred = np.concatenate(preds["sim"])
+    report = {"P_test": P_test, "seed": seed, "convention": convention, "dt": spiking.dt, "steps": spiking.T,
+              "code": spiking.code, "nodes": [f"{n.name}:{n.kind}" for n in nodes],
+              "rates_hz": {n: counts[n] / (P_test * spiking.T * spiking.dt) for n in spiking_nodes}, "targets": {}}
+    sizes = [len(p) for p in preds["sim"]]
+    for target in targets:
+        pred = np.concatenate(preds[target])
+        row = {"test_error": float((pred != test.labels).mean()), "agreement_with_sim": float((pred == sim_pred).mean())}
+        if target != "sim":
+            row["spike_agreement"] = [float(a) for a in np.average(np.array(agree[target]), axis=0, weights=sizes)]
+        report["targets"][target] = row
+    return report
 
 
 def flat_trains(trains: list[torch.Tensor]) -> list[np.ndarray]:
@@ -315,5 +392,5 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["LOCAL_TARGETS", "READERS", "TARGETS", "Reader", "ReaderResult", "evaluate_deployment", "run_reader", "flat_trains", "format_report", "plot_deployment",
+__all__ = ["LOCAL_TARGETS", "READERS", "TARGETS", "Reader", "ReaderResult", "evaluate_deployment", "run_reader", "evaluate_foreign", "flat_trains", "format_report", "plot_deployment",
            "quantisation_summary"]

@@ -301,15 +301,19 @@ def write_nir(path: str | Path, graph) -> Path:
     return Path(path)
 
 
-def read_nir(path: str | Path):
-    """Read a NIR file; a missing or malformed file gives a :class:`ConfigError` naming it."""
+def read_nir(path: str | Path, type_check: bool = True):
+    """Read a NIR file; a missing or malformed file gives a :class:`ConfigError` naming it.
+
+    ``type_check=False`` skips NIR's check that neighbouring nodes' types match (other tools write
+    graphs that fail it, e.g. Norse 1.1.0's ``to_nir`` keeps the batch dimension in the Input type).
+    """
     import nir
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"NIR file {path} does not exist")
     try:
-        return nir.read(path)
+        return nir.read(path, type_check=type_check)
     except Exception as err:  # h5py / nir raise OSError, KeyError, ValueError, AssertionError
         raise ConfigError(f"{path} is not a readable NIR graph: {type(err).__name__}: {err}") from None
 

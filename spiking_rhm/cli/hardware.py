@@ -106,4 +106,55 @@ def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
         click.echo(f"report: {out}")
 
 
-COMMANDS = [export, deploy]
+@click.command("run-nir")
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--v", type=int, required=True, help="RHM vocabulary size")
+@click.option("--m", type=int, required=True, help="RHM rules per symbol")
+@click.option("--nc", "n_c", type=int, required=True, help="RHM classes (the graph's outputs)")
+@click.option("--s", type=int, required=True, help="RHM patch size")
+@click.option("--L", "L", type=int, required=True, help="RHM depth")
+@click.option("--rule-seed", type=int, default=0, show_default=True, help="seed of the RHM rule draw")
+@click.option("--option", "options", multiple=True, metavar="spiking.K=V",
+              help="spike code: spiking.code, spiking.T, spiking.dt, spiking.max_rate (repeatable)")
+@click.option("--convention", type=click.Choice(["step", "dirac"]), default="step", show_default=True,
+              help="how a step's input enters: a current held for dt (Norse, snnTorch) or a unit-area Dirac (NIR)")
+@click.option("--target", "targets", default="sim", show_default=True,
+              help="comma list: sim (this package's NIR simulation) and norse-nir, snntorch-nir (their importers)")
+@click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="RHM points to evaluate")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the points and spikes")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the report (JSON) here")
+def run_nir(network, v, m, n_c, s, L, rule_seed, options, convention, targets, P_test, seed, out):
+    """Run a NIR graph written by another tool (a feed-forward LIF/CubaLIF chain) on the RHM."""
+    import dataclasses
+
+    from hardware.deploy import evaluate_foreign
+    from spiking_rhm.atomic import atomic_write_text, writable_path
+    from spiking_rhm.config import RHMConfig, SpikingConfig
+
+    if out is not None:
+        writable_path(out, ConfigError)
+    spiking = {}
+    for text in options:
+        path, value = parse_option(text)
+        if len(path) != 2 or path[0] != "spiking" or path[1] not in ("code", "T", "dt", "max_rate"):
+            raise ConfigError(f"--option {text!r}: run-nir takes spiking.code/T/dt/max_rate=<value> only")
+        spiking[path[1]] = value
+    rhm = RHMConfig(v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed)
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    report = evaluate_foreign(network, rhm, dataclasses.replace(SpikingConfig(), **spiking), P_test=P_test,
+                              convention=convention, targets=names, seed=seed)
+    click.echo(f"nodes: {' -> '.join(report['nodes'])}")
+    click.echo(f"{report['P_test']} RHM points, T = {report['steps']} steps of {report['dt'] * 1e3:g} ms, "
+               f"{report['code']} code, input convention {convention}")
+    click.echo("rates (Hz): " + ", ".join(f"{k} {r:.1f}" for k, r in report["rates_hz"].items()))
+    for target, row in report["targets"].items():
+        extra = ""
+        if "spike_agreement" in row:
+            extra = "  spike agreement " + ", ".join(f"{a:.4f}" for a in row["spike_agreement"])
+        click.echo(f"{target:<14} test error {row['test_error']:.4f}  = sim {row['agreement_with_sim']:.4f}{extra}")
+    if out:
+        atomic_write_text(out, json.dumps(report, indent=2))
+        click.echo(f"report: {out}")
+
+
+COMMANDS = [export, deploy, run_nir]
