@@ -123,8 +123,9 @@ def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, conventi
     ``rhm`` (:class:`~spiking_rhm.config.RHMConfig`) and ``spiking`` (:class:`~spiking_rhm.config.SpikingConfig`:
     code, T, dt, max_rate) give the task and the spike code; the graph's Input must take the code's
     ``(C, d)`` or its row-major flattening, its output ``n_c`` values (the prediction is the argmax).
-    ``sim`` is :func:`hardware.nir_sim.run_chain` under ``convention``; a reader target (``norse-nir``)
-    runs the same file with that library's importer at the same ``dt``, compared with ``sim``.
+    ``sim`` is :func:`hardware.nir_sim.run_chain` under ``convention`` with the file's ``dt`` metadata
+    (else the code's ``dt``); a reader target (``norse-nir``) runs the same file with that library's
+    importer at the same ``dt``, compared with ``sim``.
     """
     from hardware.nir_graph import read_nir
     from hardware.nir_sim import CONVENTIONS, SPIKING, input_shape, load_chain, run_chain
@@ -151,6 +152,7 @@ def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, conventi
     if P_test > task.P_max:
         raise ConfigError(f"P_test = {P_test} points do not exist: P_max = {task.P_max}")
     _, test = task.split(0, P_test, seed=seed)
+    dt = float((graph.metadata or {}).get("dt", spiking.dt))  # the file's time step, else the code's
     spiking_nodes = [n.name for n in nodes if n.kind in SPIKING]
     preds = {t: [] for t in targets}
     agree = {t: [] for t in targets}
@@ -160,7 +162,7 @@ def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, conventi
         x = onehot(test.inputs[idx], rhm.v, dtype=torch.float64)
         spikes = encoder(x, torch.Generator().manual_seed(seed + 1 + k))
         spikes = spikes.reshape(spikes.shape[0], spikes.shape[1], *shape)
-        logits, trains = run_chain(nodes, spikes, spiking.dt, convention)
+        logits, trains = run_chain(nodes, spikes, dt, convention)
         if logits.shape[1] != rhm.n_c:
             raise ConfigError(f"the graph's output has {logits.shape[1]} values, the RHM has n_c = {rhm.n_c} classes")
         preds["sim"].append(logits.argmax(1).numpy())
@@ -168,11 +170,12 @@ def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, conventi
         for n, z in zip(spiking_nodes, sim_trains):
             counts[n] += float(z.sum()) / z.shape[2]  # spikes per neuron
         for target in [t for t in targets if t != "sim"]:
-            res = run_reader(target, path, spikes, dt=spiking.dt)
+            res = run_reader(target, path, spikes, dt=dt)
             preds[target].append(res.logits.argmax(1))
             agree[target].append([(a == b).mean() for a, b in zip(res.trains, sim_trains)])
     sim_pred = np.concatenate(preds["sim"])
-    report = {"P_test": P_test, "seed": seed, "convention": convention, "dt": spiking.dt, "steps": spiking.T,
+    report = {"P_test": P_test, "seed": seed, "convention": convention, "dt": dt, "code_dt": spiking.dt,
+              "steps": spiking.T,
               "code": spiking.code, "nodes": [f"{n.name}:{n.kind}" for n in nodes],
               "rates_hz": {n: counts[n] / (P_test * spiking.T * spiking.dt) for n in spiking_nodes}, "targets": {}}
     sizes = [len(p) for p in preds["sim"]]

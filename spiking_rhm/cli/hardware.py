@@ -115,7 +115,8 @@ def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
 @click.option("--L", "L", type=int, required=True, help="RHM depth")
 @click.option("--rule-seed", type=int, default=0, show_default=True, help="seed of the RHM rule draw")
 @click.option("--option", "options", multiple=True, metavar="spiking.K=V",
-              help="spike code: spiking.code, spiking.T, spiking.dt, spiking.max_rate (repeatable)")
+              help="spike code: spiking.code, spiking.T, spiking.dt, spiking.max_rate (repeatable); the graph is "
+                   "simulated at its own 'dt' metadata where it has one")
 @click.option("--convention", type=click.Choice(["step", "dirac"]), default="step", show_default=True,
               help="how a step's input enters: a current held for dt (Norse, snnTorch) or a unit-area Dirac (NIR)")
 @click.option("--target", "targets", default="sim", show_default=True,
@@ -144,8 +145,9 @@ def run_nir(network, v, m, n_c, s, L, rule_seed, options, convention, targets, P
     report = evaluate_foreign(network, rhm, dataclasses.replace(SpikingConfig(), **spiking), P_test=P_test,
                               convention=convention, targets=names, seed=seed)
     click.echo(f"nodes: {' -> '.join(report['nodes'])}")
-    click.echo(f"{report['P_test']} RHM points, T = {report['steps']} steps of {report['dt'] * 1e3:g} ms, "
-               f"{report['code']} code, input convention {convention}")
+    click.echo(f"{report['P_test']} RHM points, T = {report['steps']} steps ({report['code']} code at dt = "
+               f"{report['code_dt'] * 1e3:g} ms), simulated at the file's dt = {report['dt'] * 1e3:g} ms, "
+               f"input convention {convention}")
     click.echo("rates (Hz): " + ", ".join(f"{k} {r:.1f}" for k, r in report["rates_hz"].items()))
     for target, row in report["targets"].items():
         extra = ""
