@@ -56,6 +56,12 @@ def _load_snntorch(graph):
         return import_from_nir(graph)
 
 
+def _load_spikingjelly(graph):
+    from spikingjelly.activation_based.nir_exchange import import_from_nir
+
+    return import_from_nir(graph, dt=float(graph.metadata["dt"]))
+
+
 def _step_stateless(module, x, state):
     out = module(x)  # snnTorch keeps its state in the modules (init_hidden=True)
     return (out[0] if isinstance(out, tuple) else out), None
@@ -64,6 +70,8 @@ def _step_stateless(module, x, state):
 READERS: dict[str, Reader] = {
     "norse-nir": Reader("norse", "norse", _load_norse, lambda module, x, state: module(x, state)),
     "snntorch-nir": Reader("snntorch", "snntorch", _load_snntorch, _step_stateless),
+    "spikingjelly-nir": Reader("spikingjelly", "--no-deps spikingjelly==2.0.0 loguru", _load_spikingjelly,
+                               lambda module, x, state: module(x, state)),
 }
 TARGETS = LOCAL_TARGETS + tuple(READERS)
 
@@ -81,11 +89,12 @@ def run_reader(target: str, path: str | Path, spikes: torch.Tensor, dt: float | 
     """
     import nir
 
-    from hardware.nir_sim import SPIKING, load_chain
+    from hardware.nir_sim import SPIKING, input_shape, load_chain
 
     reader = READERS[target]
     graph = nir.read(path, type_check=False)
-    names = [n.name for n in load_chain(graph) if n.kind in SPIKING]
+    chain_nodes = load_chain(graph)
+    names = [n.name for n in chain_nodes if n.kind in SPIKING]
     if dt is not None:
         graph.metadata = {**(graph.metadata or {}), "dt": float(dt)}
     try:
@@ -103,7 +112,7 @@ def run_reader(target: str, path: str | Path, spikes: torch.Tensor, dt: float | 
 
     handles = [module.get_submodule(n).register_forward_hook(hook(n)) for n in names]
     T, N = spikes.shape[:2]
-    x = spikes.reshape(T, N, -1).float()
+    x = spikes.reshape(T, N, *input_shape(chain_nodes)).float()
     state, total = None, 0.0
     try:
         with torch.no_grad():

@@ -112,7 +112,7 @@ def to_nir(net, conv: bool = True, profile: str = "native"):
     if profile not in PROFILES:
         raise ConfigError(f"unknown export profile {profile!r}; valid: {', '.join(PROFILES)}")
     if PROFILES[profile].code is not None:
-        return _flat_graph(net, profile)
+        return _flat_graph(net, profile, conv)
 
     spec, params = net.spec, net.params
     C, d = spec.in_channels, spec.positions[0]
@@ -236,12 +236,33 @@ def snntorch_code(c: LIFConstants) -> LayerCode:
                      (c.v_leak - c.v_reset) * a, SNNTORCH_DT)
 
 
+def spikingjelly_code(c: LIFConstants) -> LayerCode:
+    r"""``spikingjelly.activation_based.nir_exchange.import_from_nir(graph, dt)`` (SpikingJelly 2.0): a
+    ``CUBALIFNode`` with ``c <- (1 - dt/tau_syn) c + x``, ``v <- (1 - dt/tau_mem) v + c``, spike if
+    ``v >= v_threshold``, reset to ``v_reset``, state from ``c = 0``, ``v = v_reset``; it requires uniform
+    parameters, ``v_leak = 0``, ``r = tau_mem / dt`` and ``w_in = tau_syn / dt``, and has Conv1d.
+
+    Potentials are measured from rest and in units of ``b = dt / tau_mem``: ``(v - v_leak) / b``; then
+    the leak vanishes, ``c`` is the Norse current and ``v`` the Norse voltage step, the threshold is
+    ``(v_th - v_leak) / b`` (written as the next float32 above it: SpikingJelly fires at ``>=``) and the
+    reset ``(v_reset - v_leak) / b``.  **Not exact at the start**: SpikingJelly starts ``v`` at ``v_reset``
+    (the state of a neuron that has just fired) instead of at rest; the leak drive is exact.
+    """
+    b = c.dt / c.tau_mem
+    thr = np.float32((c.v_th - c.v_leak) / b)
+    thr = np.finfo(np.float32).tiny if thr == 0 else np.nextafter(thr, np.float32(np.inf))
+    return LayerCode({"tau_syn": c.tau_syn, "tau_mem": c.tau_mem, "r": c.tau_mem / c.dt, "v_leak": 0.0,
+                      "v_threshold": float(thr), "v_reset": (c.v_reset - c.v_leak) / b,
+                      "w_in": c.tau_syn / c.dt}, 0.0, c.dt)
+
+
 class Profile(NamedTuple):
     """An export profile: the conventions of one NIR reader."""
 
     reader: str  # the importer the file is written for
     code: Callable[[LIFConstants], LayerCode] | None  # None: the native graph (Conv1d, I readout)
     exact: str  # what the reader reproduces
+    conv: bool = False  # the reader has Conv1d (a cnn keeps it; else every layer is an Affine)
 
 
 PROFILES: dict[str, Profile] = {
@@ -250,45 +271,63 @@ PROFILES: dict[str, Profile] = {
                      "exact equations; initial potential off by v_leak 2^-24; float32"),
     "snntorch": Profile("snntorch.import_nir.import_from_nir (snnTorch 1.0)", snntorch_code,
                         "synaptic and membrane state start at 0 instead of the rest state; float32"),
+    "spikingjelly": Profile("spikingjelly.activation_based.nir_exchange.import_from_nir (SpikingJelly 2.0)",
+                            spikingjelly_code, "the potential starts at v_reset instead of the rest state; float32",
+                            conv=True),
 }
 
 
-def _flat_graph(net, profile: str):
-    """The graph of a flat profile: ``Input (C d) -> [Affine -> CubaLIF] * L -> Affine -> Output``.
+def _flat_graph(net, profile: str, conv: bool = True):
+    """The graph of a foreign profile: ``Input (C d) -> [Affine -> CubaLIF] * L -> Affine -> Output``.
 
-    Every layer is one Affine on the flattened ``(C, P)`` vector (no Flatten nodes: readers apply
-    ``Flatten(start_dim=0)`` to the batch dimension too); the readout Affine ``(W_out / dt, c)``
-    gives ``logits`` as the mean of its output over the window's steps.
+    Every layer is one Affine on the flattened ``(C, P)`` vector (no Flatten nodes: Norse and snnTorch
+    apply ``Flatten(start_dim=0)`` to the batch dimension too); for a reader with Conv1d a cnn keeps
+    ``Input (C, d) -> [Conv1d -> CubaLIF (H, P)] * L -> Flatten`` (unless ``conv=False``).  The readout
+    Affine ``(W_out / dt, c)`` gives ``logits`` as the mean of its output over the window's steps.
     """
     import nir
 
     spec, params = net.spec, net.params
     c = lif_constants(params)
     code = PROFILES[profile].code(c)
+    use_conv = conv and PROFILES[profile].conv and spec.arch == "cnn"
     C, d = spec.in_channels, spec.positions[0]
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([C * d])})}
+    shape_in = [C, d] if use_conv else [C * d]
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape_in)})}
     edges: list[tuple[str, str]] = []
     prev = "input"
     for l in range(spec.depth):
         W = net.hidden[l].detach().cpu().double().numpy() * params.gains[l]
-        M = dense_weight(W, spec.positions[l], spec.patch)
-        n = M.shape[0]
-        name, lif = f"affine{l + 1}", f"lif{l + 1}"
-        nodes[name] = nir.Affine(weight=M, bias=np.full(n, float(code.bias)))
-        nodes[lif] = nir.CubaLIF(**{k: np.full(n, float(v)) for k, v in code.cuba.items()})
+        H, P = spec.widths[l], spec.positions[l + 1]
+        if use_conv:
+            name, shape = f"conv{l + 1}", (H, P)
+            nodes[name] = nir.Conv1d(input_shape=spec.positions[l], weight=conv_weight(W, spec.patch),
+                                     stride=spec.patch, padding=0, dilation=1, groups=1,
+                                     bias=np.full(H, float(code.bias)))
+        else:
+            M = dense_weight(W, spec.positions[l], spec.patch)
+            name, shape = f"affine{l + 1}", (M.shape[0],)
+            nodes[name] = nir.Affine(weight=M, bias=np.full(M.shape[0], float(code.bias)))
+        lif = f"lif{l + 1}"
+        nodes[lif] = nir.CubaLIF(**{k: np.full(shape, float(v)) for k, v in code.cuba.items()})
         edges += [(prev, name), (name, lif)]
         prev = lif
     H, P = spec.widths[-1], spec.positions[-1]
+    if use_conv:
+        nodes["flatten"] = nir.Flatten(input_type={"input": np.array([H, P])}, start_dim=0, end_dim=-1)
+        edges.append((prev, "flatten"))
+        prev = "flatten"
     R = net.readout_weight.detach().cpu().double().numpy()
     W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * params.rho_hidden)
     nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
     nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
     edges += [(prev, "readout"), ("readout", "output")]
+    layout = "(C, d)" if use_conv else "the (C, d) spike code flattened row-major (c d + q)"
     meta = {"generator": f"spiking-rhm {__version__}", "profile": profile, "reader": PROFILES[profile].reader,
             "dt": float(code.dt), "steps": int(net.steps), "time_unit": "s",
-            "input": "one 0/1 vector per step: the (C, d) spike code flattened row-major (c d + q)",
+            "input": f"one 0/1 tensor per step: {layout}",
             "readout": "logits = mean over the window's steps of the output",
-            METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": False, "profile": profile})}
+            METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": bool(use_conv), "profile": profile})}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -410,5 +449,5 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
 
 
 __all__ = ["PROFILES", "LIFConstants", "LayerCode", "Profile", "chain", "conv_weight", "dense_weight", "from_nir",
-           "lif_constants", "norse_code", "package_metadata", "read_nir", "snntorch_code", "to_nir",
+           "lif_constants", "norse_code", "spikingjelly_code", "package_metadata", "read_nir", "snntorch_code", "to_nir",
            "undense_weight", "unconv_weight", "write_nir"]

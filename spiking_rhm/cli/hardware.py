@@ -23,7 +23,8 @@ from spiking_rhm.errors import ConfigError
               help="Linear layers instead of Conv1d for a cnn (native profile; the others are always dense)")
 @click.option("--profile", default="native", show_default=True,
               help="conventions of the NIR reader the file is for: native (spiking-rhm, Lava), norse "
-                   "(norse.torch.from_nir), snntorch (snntorch.import_nir); docs/hardware.md")
+                   "(norse.torch.from_nir), snntorch (snntorch.import_nir), spikingjelly (nir_exchange); "
+                   "docs/hardware.md")
 @click.option("--option", "options", multiple=True, metavar="spiking.K=V",
               help="simulation setting of the exported network, e.g. spiking.T=30 or spiking.max_rate=1000 "
                    "(repeatable)")
@@ -76,8 +77,8 @@ def _chain_names(graph) -> list[str]:
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="held-out points to evaluate")
 @click.option("--target", "targets", default="norse,lava-float,loihi-fixed", show_default=True,
-              help="comma list of norse, lava-float, loihi-fixed and foreign readers norse-nir, snntorch-nir "
-                   "(the network exported for that library and run by its own NIR importer)")
+              help="comma list of norse, lava-float, loihi-fixed and foreign readers norse-nir, snntorch-nir, "
+                   "spikingjelly-nir (the network exported for that library and run by its own NIR importer)")
 @click.option("--engine", type=click.Choice(["lava", "reference"]), default="lava", show_default=True,
               help="fixed point on Lava's bit-accurate processes or on the (bit-identical) numpy integer model")
 @click.option("--batch", type=int, default=250, show_default=True, help="samples simulated side by side")
@@ -120,7 +121,8 @@ def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
 @click.option("--convention", type=click.Choice(["step", "dirac"]), default="step", show_default=True,
               help="how a step's input enters: a current held for dt (Norse, snnTorch) or a unit-area Dirac (NIR)")
 @click.option("--target", "targets", default="sim", show_default=True,
-              help="comma list: sim (this package's NIR simulation) and norse-nir, snntorch-nir (their importers)")
+              help="comma list: sim (this package's NIR simulation) and norse-nir, snntorch-nir, spikingjelly-nir "
+                   "(their importers)")
 @click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="RHM points to evaluate")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the points and spikes")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the report (JSON) here")

@@ -83,6 +83,35 @@ def test_snntorch_profile_is_exact_from_the_rest_state_and_the_difference_is_the
     assert all(z.sum() < z_ref.sum() for z, z_ref in zip(as_read.trains, ref))
 
 
+@pytest.mark.parametrize("arch", ["cnn", "fcn"])
+def test_spikingjelly_profile_is_exact_from_the_rest_state_and_the_difference_is_the_start(tmp_path, arch):
+    pytest.importorskip("spikingjelly.activation_based.nir_exchange")
+    net = make_network(arch, T=30)
+    spikes, logits, ref = _reference(net)
+    graph = to_nir(net, profile="spikingjelly")
+    assert isinstance(graph.nodes["conv1" if arch == "cnn" else "affine1"], nir.Conv1d if arch == "cnn" else nir.Affine)
+    path = write_nir(tmp_path / "net.nir", graph)
+    as_read = run_reader("spikingjelly-nir", path, spikes)
+    # SpikingJelly starts v at v_reset; started at rest (v = 0 in the profile's units) it is the Norse network
+    module = READERS["spikingjelly-nir"].load(nir.read(path))
+    T, N = spikes.shape[:2]
+    x = spikes.reshape(T, N, *graph.nodes["input"].input_type["input"]).float()
+    record = {}
+    state = {name: None for name in graph.nodes}
+    for l in range(net.spec.depth):
+        shape = (N, *graph.nodes[f"lif{l + 1}"].v_threshold.shape)
+        state[f"lif{l + 1}"] = (torch.zeros(shape), torch.zeros(shape))  # (v, c)
+        module.get_submodule(f"lif{l + 1}").register_forward_hook(
+            lambda m, i, out, l=l: record.setdefault(l, []).append(out[0].reshape(N, -1).numpy().astype(np.int8)))
+    with torch.no_grad():
+        for t in range(T):
+            _, state = module(x[t], state)
+    for l in range(net.spec.depth):
+        assert (np.stack(record[l]) == ref[l]).mean() >= 0.999
+    agreement = [(z == z_ref).mean() for z, z_ref in zip(as_read.trains, ref)]
+    assert all(0.5 < a < 0.999 for a in agreement)
+
+
 def test_profiles_are_refused_where_they_do_not_apply():
     net = make_network("cnn")
     with pytest.raises(ConfigError, match="unknown export profile"):

@@ -19,7 +19,7 @@ from hardware_helpers import RHM, input_spikes, make_network  # noqa: E402
 
 from hardware.deploy import evaluate_foreign, flat_trains  # noqa: E402
 from hardware.nir_graph import to_nir, write_nir  # noqa: E402
-from hardware.nir_sim import load_chain, run_chain  # noqa: E402
+from hardware.nir_sim import input_shape, load_chain, run_chain  # noqa: E402
 from spiking_rhm.backends.norse.deployed import simulate  # noqa: E402
 from spiking_rhm.cli import cli  # noqa: E402
 from spiking_rhm.config import SpikingConfig  # noqa: E402
@@ -28,15 +28,16 @@ from spiking_rhm.errors import ConfigError  # noqa: E402
 
 @pytest.mark.parametrize("arch,conv,profile,convention", [
     ("cnn", True, "native", "dirac"), ("lcn", False, "native", "dirac"), ("fcn", False, "native", "dirac"),
-    ("cnn", False, "norse", "step")])
+    ("cnn", False, "norse", "step"), ("cnn", True, "spikingjelly", "step"), ("lcn", False, "spikingjelly", "step")])
 def test_chain_simulation_of_our_graphs_without_metadata_is_the_norse_network(arch, conv, profile, convention):
+    """Under NIR's equations (from v = v_leak) the native, norse and spikingjelly files are the network."""
     net = make_network(arch, T=25)
     spikes = input_spikes(net, N=6)
     _, logits, trains = simulate(net, spikes, record=True)
     graph = to_nir(net, conv=conv, profile=profile)
     graph.metadata = {}
-    x = spikes if profile == "native" else spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
-    out, z = run_chain(load_chain(graph), x, net.params.dt, convention)
+    nodes = load_chain(graph)
+    out, z = run_chain(nodes, spikes.reshape(*spikes.shape[:2], *input_shape(nodes)), net.params.dt, convention)
     for got, ref in zip(z.values(), flat_trains(trains)):
         np.testing.assert_array_equal(got.reshape(ref.shape).numpy(), ref)
     np.testing.assert_allclose(out.numpy(), logits.numpy(), rtol=1e-9, atol=1e-12)
