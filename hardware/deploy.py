@@ -218,7 +218,7 @@ def quantisation_summary(loihi_net) -> list[dict]:
     return rows
 
 
-def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = TARGETS, engine: str = "lava",
+def evaluate_deployment(graph, P_test: int = 500, targets: Iterable[str] = LOCAL_TARGETS, engine: str = "lava",
                         batch: int = 250, seed: int | None = None, progress: bool = False,
                         figures: str | Path | None = None) -> dict:
     """Run the graph's network on ``P_test`` held-out points on each target; returns the report dict.
