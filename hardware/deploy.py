@@ -126,14 +126,16 @@ def run_reader(target: str, path: str | Path, spikes: torch.Tensor, dt: float | 
 
 
 def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, convention: str = "step",
-                     targets: Iterable[str] = ("sim",), batch: int = 250, seed: int = 0) -> dict:
+                     targets: Iterable[str] = ("sim",), batch: int = 250, seed: int = 0,
+                     dt: float | None = None) -> dict:
     """Run a NIR file written by any tool (no spiking-rhm metadata) on ``P_test`` RHM points.
 
     ``rhm`` (:class:`~spiking_rhm.config.RHMConfig`) and ``spiking`` (:class:`~spiking_rhm.config.SpikingConfig`:
     code, T, dt, max_rate) give the task and the spike code; the graph's Input must take the code's
     ``(C, d)`` or its row-major flattening, its output ``n_c`` values (the prediction is the argmax).
-    ``sim`` is :func:`hardware.nir_sim.run_chain` under ``convention`` with the file's ``dt`` metadata
-    (else the code's ``dt``); a reader target (``norse-nir``) runs the same file with that library's
+    ``sim`` is :func:`hardware.nir_sim.run_chain` under ``convention`` at the time step ``dt`` the file's
+    time constants are meant for (default: its ``dt`` metadata, else the code's ``dt``; snnTorch writes
+    its files for ``1e-4`` and does not say so); a reader target (``norse-nir``) runs the same file with that library's
     importer at the same ``dt``, compared with ``sim``.
     """
     from hardware.nir_graph import read_nir
@@ -161,7 +163,10 @@ def evaluate_foreign(path: str | Path, rhm, spiking, P_test: int = 500, conventi
     if P_test > task.P_max:
         raise ConfigError(f"P_test = {P_test} points do not exist: P_max = {task.P_max}")
     _, test = task.split(0, P_test, seed=seed)
-    dt = float((graph.metadata or {}).get("dt", spiking.dt))  # the file's time step, else the code's
+    if dt is None:
+        dt = float((graph.metadata or {}).get("dt", spiking.dt))  # the file's time step, else the code's
+    if not dt > 0:
+        raise ConfigError(f"dt must be positive, got {dt!r}")
     spiking_nodes = [n.name for n in nodes if n.kind in SPIKING]
     preds = {t: [] for t in targets}
     agree = {t: [] for t in targets}

@@ -123,10 +123,12 @@ def deploy(network, P_test, targets, engine, batch, seed, out, figures, quiet):
 @click.option("--target", "targets", default="sim", show_default=True,
               help="comma list: sim (this package's NIR simulation) and norse-nir, snntorch-nir, spikingjelly-nir "
                    "(their importers)")
+@click.option("--dt", type=float, help="time step the file's time constants are meant for [its 'dt' metadata, "
+                                      "else spiking.dt]; snnTorch writes its files for 1e-4")
 @click.option("--P-test", "P_test", type=int, default=500, show_default=True, help="RHM points to evaluate")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the points and spikes")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the report (JSON) here")
-def run_nir(network, v, m, n_c, s, L, rule_seed, options, convention, targets, P_test, seed, out):
+def run_nir(network, v, m, n_c, s, L, rule_seed, options, convention, dt, targets, P_test, seed, out):
     """Run a NIR graph written by another tool (a feed-forward LIF/CubaLIF chain) on the RHM."""
     import dataclasses
 
@@ -145,10 +147,10 @@ def run_nir(network, v, m, n_c, s, L, rule_seed, options, convention, targets, P
     rhm = RHMConfig(v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed)
     names = [t.strip() for t in targets.split(",") if t.strip()]
     report = evaluate_foreign(network, rhm, dataclasses.replace(SpikingConfig(), **spiking), P_test=P_test,
-                              convention=convention, targets=names, seed=seed)
+                              convention=convention, targets=names, seed=seed, dt=dt)
     click.echo(f"nodes: {' -> '.join(report['nodes'])}")
     click.echo(f"{report['P_test']} RHM points, T = {report['steps']} steps ({report['code']} code at dt = "
-               f"{report['code_dt'] * 1e3:g} ms), simulated at the file's dt = {report['dt'] * 1e3:g} ms, "
+               f"{report['code_dt'] * 1e3:g} ms), simulated at dt = {report['dt'] * 1e3:g} ms, "
                f"input convention {convention}")
     click.echo("rates (Hz): " + ", ".join(f"{k} {r:.1f}" for k, r in report["rates_hz"].items()))
     for target, row in report["targets"].items():

@@ -72,6 +72,30 @@ def test_a_norse_written_graph_runs_and_matches_norses_own_importer(tmp_path):
     assert "sim            test error" in res.output
 
 
+def test_a_snntorch_written_graph_runs_and_matches_snntorchs_own_importer(tmp_path):
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    d = RHM.s ** RHM.L
+    leaky = lambda n, **kw: snn.Leaky(beta=torch.full((n,), 0.9), threshold=torch.ones(n),  # noqa: E731
+                                      init_hidden=True, reset_mechanism="zero", **kw)
+    # per-neuron beta and threshold: with scalars, snnTorch 1.0's own export fails NIR 1.0.8's type inference
+    net = torch.nn.Sequential(torch.nn.Linear(RHM.v * d, 10), leaky(10), torch.nn.Linear(10, RHM.n_c),
+                              leaky(RHM.n_c, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    path = tmp_path / "snntorch.nir"
+    nir.write(path, export_to_nir(net, torch.zeros(RHM.v * d)))
+    # snnTorch writes tau = 1e-4 / (1 - beta), r = tau / 1e-4: its files are meant for dt = 1e-4
+    report = evaluate_foreign(path, RHM, SpikingConfig(T=30, max_rate=400.0), P_test=8,
+                              targets=["sim", "snntorch-nir"], batch=5, dt=1e-4)
+    assert report["rates_hz"]["1"] > 0
+    row = report["targets"]["snntorch-nir"]
+    assert row["agreement_with_sim"] == 1.0 and row["spike_agreement"] == [1.0, 1.0]
+
+
 def test_bad_foreign_graphs_get_one_line(tmp_path):
     net = make_network("cnn")
     graph = to_nir(net)
@@ -88,3 +112,9 @@ def test_bad_foreign_graphs_get_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["run-nir", str(path), "--v", "4", "--m", "2", "--nc", "2", "--s", "2", "--L", "2",
                                    "--convention", "dirac", "--P-test", "2"])
     assert res.exit_code == 2 and "n_c = 2 classes" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["run-nir", str(path), "--v", "4", "--m", "2", "--nc", "3", "--s", "2", "--L", "2",
+                                   "--dt", "0", "--P-test", "2"])
+    assert res.exit_code == 2 and "dt must be positive" in res.output
+    res = CliRunner().invoke(cli, ["run-nir", str(path), "--v", "4", "--m", "2", "--nc", "3", "--s", "2", "--L", "2",
+                                   "--option", "optim.lr=1"])
+    assert res.exit_code == 2 and "run-nir takes spiking.code/T/dt/max_rate" in res.output
