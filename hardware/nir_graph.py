@@ -101,6 +101,26 @@ def undense_weight(M: np.ndarray, P_in: int, patch: int | None, H: int, untied: 
 
 
 # --------------------------------------------------------------------------- export
+def _flatten_top(nodes: dict, edges: list, prev: str, spec) -> str:
+    """Append ``Flatten`` of the top layer's ``(H, P)`` to the chain; returns its name."""
+    import nir
+
+    nodes["flatten"] = nir.Flatten(input_type={"input": np.array([spec.widths[-1], spec.positions[-1]])},
+                                   start_dim=0, end_dim=-1)
+    edges.append((prev, "flatten"))
+    return "flatten"
+
+
+def _readout_affine(net, unit: float):
+    """The readout ``Affine(W, c)`` on the flattened top layer: ``W[o, j P + p] = R[j, o] / (P unit)``."""
+    import nir
+
+    H, P = net.spec.widths[-1], net.spec.positions[-1]
+    R = net.readout_weight.detach().cpu().double().numpy()
+    W = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * unit)
+    return nir.Affine(weight=W, bias=net.readout_bias.detach().cpu().double().numpy().copy())
+
+
 def to_nir(net, conv: bool = True, profile: str = "native"):
     """The NIR graph of a trained network in the conventions of ``profile`` (:data:`PROFILES`).
 
@@ -146,17 +166,11 @@ def to_nir(net, conv: bool = True, profile: str = "native"):
                                  v_reset=full(params.lif.v_reset), w_in=full(tau_syn))
         edges.append((name, lif))
         prev = lif
-    H, P = spec.widths[-1], spec.positions[-1]
-    if use_conv:
-        nodes["flatten"] = nir.Flatten(input_type={"input": np.array([H, P])}, start_dim=0, end_dim=-1)
-        edges.append((prev, "flatten"))
-        prev = "flatten"
-    nu_h = params.rho_hidden / dt  # nominal hidden rate, Hz
-    R = net.readout_weight.detach().cpu().double().numpy()
-    W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * nu_h)
-    nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
-    nodes["integrator"] = nir.I(r=np.ones(R.shape[1]))
-    nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
+    prev = _flatten_top(nodes, edges, prev, spec) if use_conv else prev
+    nodes["readout"] = _readout_affine(net, params.rho_hidden / dt)  # per spike: 1 / (P nu_h), nu_h in Hz
+    n_out = net.readout_weight.shape[1]
+    nodes["integrator"] = nir.I(r=np.ones(n_out))
+    nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
     edges += [(prev, "readout"), ("readout", "integrator"), ("integrator", "output")]
     meta = {"generator": f"spiking-rhm {__version__}", "dt": float(dt), "steps": int(net.steps),
             "time_unit": "s", "spikes": "Dirac deltas of unit area", "discretisation": DISCRETISATION,
@@ -312,15 +326,9 @@ def _flat_graph(net, profile: str, conv: bool = True):
         nodes[lif] = nir.CubaLIF(**{k: np.full(shape, float(v)) for k, v in code.cuba.items()})
         edges += [(prev, name), (name, lif)]
         prev = lif
-    H, P = spec.widths[-1], spec.positions[-1]
-    if use_conv:
-        nodes["flatten"] = nir.Flatten(input_type={"input": np.array([H, P])}, start_dim=0, end_dim=-1)
-        edges.append((prev, "flatten"))
-        prev = "flatten"
-    R = net.readout_weight.detach().cpu().double().numpy()
-    W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * params.rho_hidden)
-    nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
-    nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
+    prev = _flatten_top(nodes, edges, prev, spec) if use_conv else prev
+    nodes["readout"] = _readout_affine(net, params.rho_hidden)  # per step: 1 / (P rho_h)
+    nodes["output"] = nir.Output(output_type={"output": np.array([net.readout_weight.shape[1]])})
     edges += [(prev, "readout"), ("readout", "output")]
     layout = "(C, d)" if use_conv else "the (C, d) spike code flattened row-major (c d + q)"
     meta = {"generator": f"spiking-rhm {__version__}", "profile": profile, "reader": PROFILES[profile].reader,
