@@ -393,7 +393,8 @@ def package_metadata(graph) -> dict:
     raw = (graph.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise ConfigError("this NIR graph was not written by spiking-rhm (no 'spiking_rhm' metadata); "
-                          "hardware.loihi can still run it, from_nir cannot rebuild a Norse network from it")
+                          "run it with `spiking-rhm run-nir GRAPH --v .. --m .. --nc .. --s .. --L ..` "
+                          "(the RHM setting and spike code on the command line)")
     if isinstance(raw, bytes):
         raw = raw.decode("utf8")
     return json.loads(str(raw))
