@@ -70,6 +70,8 @@ def test_a_norse_written_graph_runs_and_matches_norses_own_importer(tmp_path):
                                    "--P-test", "4", "--option", "spiking.T=10"])
     assert res.exit_code == 0, res.output
     assert "sim            test error" in res.output
+    res = CliRunner().invoke(cli, ["deploy", str(path), "--P-test", "4"])
+    assert res.exit_code == 2 and "spiking-rhm run-nir" in res.output and "Traceback" not in res.output
 
 
 def test_a_snntorch_written_graph_runs_and_matches_snntorchs_own_importer(tmp_path):
