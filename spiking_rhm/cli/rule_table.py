@@ -95,9 +95,14 @@ def _inherited(classes: dict, name: str, field: str):
 def check_rule_names(names, extra=()) -> None:
     """Raise the registry's one-line :class:`~spiking_rhm.errors.UnknownNameError` for a name that is not a
     registered rule (nor one of ``extra``), read from the rule sources without importing torch; when the
-    sources cannot be read statically, nothing is checked here and the registry checks later."""
+    sources cannot be read statically, or the registry is already loaded (it may hold rules registered at
+    run time, e.g. from a notebook or a test), nothing is checked here and the registry checks later."""
+    import sys
+
     from spiking_rhm.errors import UnknownNameError
 
+    if "spiking_rhm.rules" in sys.modules:
+        return
     rows = rule_rows()
     if rows is None:
         return
