@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import torch
 
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.network import branch_pre_activations, taps_of  # the tap layout (re-exported)
 from spiking_rhm.rules.base import LearningContext, Rule, RuleState, SignalSite, register
 
 Tensor = torch.Tensor
@@ -66,21 +67,6 @@ class BranchRule(Rule):
     def presynaptic_transforms(self, state: RuleState) -> list[list[Tensor] | None]:
         """Per layer, ``Q^l_k`` for every tap (``[C, C]``), or ``None`` for the identity."""
         return [None] * len(state["layer_shapes"])
-
-
-def branch_pre_activations(tap_inputs: Tensor, W: Tensor, shared: bool) -> Tensor:
-    """``z_jkp = sum_i W_{j,(k,i)} x_{ikp} / sqrt(fan_in)``: ``x [B, C, s, P]``, ``W [H, s*C]`` (shared) or
-    ``[P, H, s*C]`` -> ``[B, H, s, P]`` (the tap-major weight layout of both back ends)."""
-    B, C, s, P = tap_inputs.shape
-    Wt = W.reshape(*W.shape[:-1], s, C)
-    z = torch.einsum("bckp,hkc->bhkp" if shared else "bckp,phkc->bhkp", tap_inputs, Wt)
-    return z / math.sqrt(s * C)
-
-
-def taps_of(layer_input: Tensor, s: int) -> Tensor:
-    """Layer input ``[B, C, P_in]`` -> tap inputs ``[B, C, s, P_in / s]`` (tap k of patch p = position s p + k)."""
-    B, C, P_in = layer_input.shape
-    return layer_input.reshape(B, C, P_in // s, s).transpose(2, 3)
 
 
 def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Sequence[Tensor] | None,

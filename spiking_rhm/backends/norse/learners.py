@@ -126,7 +126,7 @@ class ThreeFactorLearner(Learner):
         self.default_lr = self.rule.default_lr
         self.branch = self.rule.capabilities.branch
         taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
-        self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
+        self.rule_state = self.rule.init_state(spec.layer_shapes(), spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
 
     def positive_view_levels(self):
