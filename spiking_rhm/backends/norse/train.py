@@ -87,8 +87,7 @@ class NorseSetup:
 
     def learning_rates(self) -> tuple[float, float]:
         """(hidden, readout) learning rates, the conventions of the rate back end."""
-        rule = getattr(self.learner, "rule", None)
-        scaled = getattr(rule, "width_scaled_lr", isinstance(self.learner, BPTTLearner))
+        scaled = self.learner.rule.width_scaled_lr
         base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.learner.default_lr
         return learning_rates(base, scaled, self.spec.widths[0], self.backend["readout_lr"], self.spec.widths[-1])
 
@@ -177,8 +176,8 @@ class NorseBackend:
         for t in setup.weights.parameters():
             t.requires_grad_(False)
         learner = setup.learner
-        self.rule = getattr(learner, "rule", None)
-        self.supervised = True if self.rule is None else self.rule.supervised
+        self.rule = learner.rule
+        self.supervised = self.rule.supervised
         self.n_alignment_points = 0 if isinstance(learner, BPTTLearner) else N_ALIGNMENT_POINTS
 
     def trainable(self):
@@ -233,9 +232,8 @@ class NorseBackend:
     def record(self):
         setup, rule, cfg = self.setup, self.rule, self.cfg
         return {"alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
-                "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"),
-                         "supervised": self.supervised, "local": getattr(rule, "local", False),
-                         "options": dict(getattr(rule, "options", {})), "learner": type(setup.learner).__name__},
+                "rule": {"name": cfg.rule, "family": rule.family, "supervised": self.supervised, "local": rule.local,
+                         "options": dict(rule.options), "learner": type(setup.learner).__name__},
                 "readout": "top",
                 "energy": self.energy(),
                 "device": str(setup.device),
