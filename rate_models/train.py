@@ -110,13 +110,6 @@ class _Readout:
         return feats @ self.beta / self.fan_in
 
 
-def _cosine(a: Tensor, b: Tensor) -> float | None:
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
-        return None
-    return float((a * b).sum() / (na * nb))
-
-
 class RateBackend:
     """The rate network as a :class:`spiking_rhm.training.Backend`: the whole training set as one tensor."""
 
@@ -262,7 +255,7 @@ def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
     bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
-    return [_cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
+    return [training.cosine_similarity(r, b) for r, b in zip(rule_grads, bp_grads)]
 
 
 def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec

@@ -40,7 +40,7 @@ from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import fit_linear_probe
 from spiking_rhm.plasticity import ELIGIBILITY_SCALES
 from spiking_rhm.rhm import onehot
-from spiking_rhm.training import Final, StepOutput, learning_rates
+from spiking_rhm.training import Final, StepOutput, cosine_similarity, learning_rates
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None}
@@ -124,18 +124,11 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     return wrong / n, loss / n, torch.cat(feats)
 
 
-def _cosine(a: Tensor, b: Tensor) -> float | None:
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
-        return None
-    return float((a * b).sum() / (na * nb))
-
-
 def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
     """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
     bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
     ref = bptt.step(setup.weights, batch, 0.0)
-    return [_cosine(g, r) for g, r in zip(grads, ref.grads)]
+    return [cosine_similarity(g, r) for g, r in zip(grads, ref.grads)]
 
 
 @contextlib.contextmanager
