@@ -263,7 +263,7 @@ def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx
     """The update the alignment compares with BP: branch rules' gradient before the pre-synaptic transform Q."""
     if not rule.capabilities.branch:
         return grads
-    return [branch_weight_gradient(L, x, None, spec.arch != "lcn") for L, x in zip(signals, ctx.branch_inputs)]
+    return [branch_weight_gradient(L, x, None, spec.connectivity.shared) for L, x in zip(signals, ctx.branch_inputs)]
 
 
 def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: NetParams, lr: float
@@ -275,7 +275,7 @@ def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: 
     :func:`spiking_rhm.rules.branch.branch_step` on the layers' tap inputs (eligibility ``Q x``).
     """
     spec = params.spec
-    shared = spec.arch != "lcn"
+    shared = spec.connectivity.shared
     if rule.capabilities.branch:
         signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
         return signals, grads, rule.update_state(ctx, state, lr)
