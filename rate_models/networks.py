@@ -1,6 +1,8 @@
 r"""Rate networks of the RHM literature as pure functions of explicit parameters.
 
-Three architectures share one layer equation (``l = 1..depth``, ``h^0 = x``)::
+Three architectures share one layer equation (``l = 1..depth``, ``h^0 = x``); their shapes, patch
+layout, weight layouts and initialisation are :mod:`spiking_rhm.network`'s, which the spiking back
+ends read too::
 
     a^l_{p,j} = sum_k W^l_{j,k} patch^l_{p,k} / sqrt(fan_in_l)  (+ 0.1 b^l_{p,j})
     h^l       = relu(a^l)
@@ -24,45 +26,29 @@ learning signal ``L^l`` (on ``h^l``) gives the explicit update :func:`explicit_u
 from __future__ import annotations
 
 import math
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.registry import lookup
-from spiking_rhm.rules.branch import branch_pre_activations as from_taps, taps_of
+from spiking_rhm.network import (
+    ARCHITECTURES,
+    NetworkSpec,
+    architecture,
+    branch_pre_activations as from_taps,
+    init_weights,
+    make_spec as _make_spec,
+    patches as layer_patches,
+    spec_from_config as _spec_from_config,
+    taps_of,
+)
 
 Tensor = torch.Tensor
 BIAS_SCALE = 0.1  # a += 0.1 b, as in the reference NonOverlappingConv1d
 
-
-class NetSpec(NamedTuple):
-    """Shape of a network: architecture, input ``[v, d]``, patch size ``s``, depth, width, classes."""
-
-    arch: str
-    v: int
-    d: int
-    s: int
-    depth: int
-    width: int
-    n_out: int
-    bias: bool = False
-
-    def positions(self) -> list[int]:
-        """``P_l`` for l = 1..depth."""
-        return architecture(self.arch).positions(self)
-
-    def fan_ins(self) -> list[int]:
-        return architecture(self.arch).fan_ins(self)
-
-    def taps(self) -> int:
-        """Input taps per unit: s for the hierarchical networks, 1 for dense layers (one patch)."""
-        return architecture(self.arch).taps(self)
-
-    def layer_shapes(self) -> list[tuple[int, int]]:
-        """``(H_l, P_l)`` of every hidden layer (what rules get in ``init_state``)."""
-        return [(self.width, p) for p in self.positions()]
+NetSpec = NetworkSpec
+"""The rate network's name of :class:`spiking_rhm.network.NetworkSpec` (hidden positions ``positions[1:]``)."""
 
 
 class NetParams(NamedTuple):
@@ -90,106 +76,17 @@ class Activity(NamedTuple):
     readout_input: Tensor
 
 
-# --------------------------------------------------------------------------- architectures
-class Architecture:
-    """How patches are formed and weights applied; one small class per architecture."""
-
-    name: ClassVar[str] = ""
-
-    def positions(self, spec: NetSpec) -> list[int]:
-        return [spec.d // spec.s**l for l in range(1, spec.depth + 1)]
-
-    def fan_ins(self, spec: NetSpec) -> list[int]:
-        return [spec.s * (spec.v if l == 1 else spec.width) for l in range(1, spec.depth + 1)]
-
-    def taps(self, spec: NetSpec) -> int:
-        return spec.s
-
-    def check(self, spec: NetSpec) -> None:
-        if spec.d != spec.s**spec.depth:
-            raise ConfigError(f"{self.name}: depth {spec.depth} with filter = stride = s = {spec.s} needs "
-                              f"d = s**depth = {spec.s**spec.depth} input positions, got d = {spec.d}")
-
-    def weight_shape(self, spec: NetSpec, l: int) -> tuple[int, ...]:
-        return (spec.width, self.fan_ins(spec)[l - 1])
-
-    def patches(self, x: Tensor, spec: NetSpec, l: int) -> Tensor:
-        """``[B, P_{l-1}, C]`` -> ``[B, P_l, s*C]`` (a view when ``x`` is contiguous)."""
-        B, P, C = x.shape
-        return x.reshape(B, P // spec.s, spec.s * C)
-
-    def apply(self, W: Tensor, patches: Tensor) -> Tensor:
-        """``sum_k W_jk patch_pk`` -> ``[B, P_l, H]`` (no scaling)."""
-        return patches @ W.t()
-
-    def weight_update(self, g: Tensor, patches: Tensor) -> Tensor:
-        """``sum_{b,p} g_{bpj} patch_{bpk}`` in the weight layout (``g``: ``[B, P_l, H]``)."""
-        return torch.einsum("bph,bpk->hk", g, patches)
-
-
-class CNN(Architecture):
-    name = "cnn"
-
-
-class LCN(Architecture):
-    name = "lcn"
-
-    def weight_shape(self, spec, l):
-        return (self.positions(spec)[l - 1], spec.width, self.fan_ins(spec)[l - 1])
-
-    def apply(self, W, patches):
-        # [P, B, k] x [P, k, H] -> [P, B, H]
-        return torch.bmm(patches.transpose(0, 1), W.transpose(1, 2)).transpose(0, 1)
-
-    def weight_update(self, g, patches):
-        return torch.einsum("bph,bpk->phk", g, patches)
-
-
-class FCN(Architecture):
-    name = "fcn"
-
-    def positions(self, spec):
-        return [1] * spec.depth
-
-    def fan_ins(self, spec):
-        return [spec.v * spec.d if l == 1 else spec.width for l in range(1, spec.depth + 1)]
-
-    def taps(self, spec):
-        return 1
-
-    def check(self, spec):
-        pass
-
-    def patches(self, x, spec, l):
-        return x.reshape(x.shape[0], 1, -1)
-
-
-ARCHITECTURES: dict[str, Architecture] = {cls.name: cls() for cls in (CNN, LCN, FCN)}
-
-
-def architecture(name: str) -> Architecture:
-    return lookup(ARCHITECTURES, name, "architecture")
-
-
 # --------------------------------------------------------------------------- parameters
 def make_spec(arch: str, v: int, d: int, s: int, depth: int, width: int, n_out: int, bias: bool = False) -> NetSpec:
-    spec = NetSpec(arch, int(v), int(d), int(s), int(depth), int(width), int(n_out), bool(bias))
-    if min(spec.v, spec.d, spec.s, spec.depth, spec.width, spec.n_out) < 1:
-        raise ConfigError(f"network sizes must be positive, got {spec}")
-    architecture(arch).check(spec)
-    return spec
+    """:func:`spiking_rhm.network.make_spec` with ``v`` input channels."""
+    return _make_spec(arch, v, d, s, depth, width, n_out, bias)
 
 
 def init_params(spec: NetSpec, generator: torch.Generator, dtype: torch.dtype = torch.float32,
                 device: str | torch.device = "cpu") -> NetParams:
-    """Standard-normal weights, biases and readout (drawn on CPU from ``generator``, then moved)."""
-    arch = architecture(spec.arch)
-    weights, biases = [], []
-    for l, P in enumerate(spec.positions(), 1):
-        weights.append(torch.randn(arch.weight_shape(spec, l), generator=generator, dtype=dtype).to(device))
-        biases.append(torch.randn(P, spec.width, generator=generator, dtype=dtype).to(device) if spec.bias else None)
-    readout = torch.randn(spec.width, spec.n_out, generator=generator, dtype=dtype).to(device)
-    return NetParams(spec, tuple(weights), tuple(biases), readout)
+    """The weights, biases and readout of :func:`spiking_rhm.network.init_weights`."""
+    w = init_weights(spec, generator, dtype, device)
+    return NetParams(spec, w.hidden, w.biases, w.readout)
 
 
 def trainable(params: NetParams) -> list[Tensor]:
@@ -201,9 +98,8 @@ def trainable(params: NetParams) -> list[Tensor]:
 def layer_forward(params: NetParams, x: Tensor, l: int) -> tuple[Tensor, Tensor]:
     """Layer ``l`` on channel-last input ``[B, P_{l-1}, C]`` -> (patches, a^l ``[B, P_l, H]``)."""
     spec = params.spec
-    arch = architecture(spec.arch)
-    patches = arch.patches(x, spec, l)
-    a = arch.apply(params.weights[l - 1], patches) * (1.0 / math.sqrt(patches.shape[-1]))
+    patches = layer_patches(x, spec.patch)
+    a = spec.connectivity.apply(patches, params.weights[l - 1]) * (1.0 / math.sqrt(patches.shape[-1]))
     b = params.biases[l - 1]
     if b is not None:
         a = a + BIAS_SCALE * b
@@ -256,7 +152,7 @@ def explicit_update(signal: Tensor, activity: Activity, layer: int, params: NetP
 
     patches = activity.patches[layer - 1].detach()
     e = RateEligibility(relu_derivative(activity.pre[layer - 1].detach()).transpose(1, 2), patches)
-    return -combine([signal], [e], [patches.shape[-1]], shared=params.spec.arch != "lcn")[0]
+    return -combine([signal], [e], [patches.shape[-1]], shared=params.spec.connectivity.shared)[0]
 
 
 def explicit_bias_update(signal: Tensor, activity: Activity, layer: int) -> Tensor:
@@ -300,7 +196,7 @@ def branch_pre_activations(params: NetParams, activity: Activity) -> list[Tensor
     only ``W^l`` (the branch-local rules' autograd path).
     """
     spec = params.spec
-    return [from_taps(x, W, spec.arch != "lcn") for W, x in zip(params.weights, branch_inputs(activity, spec))]
+    return [from_taps(x, W, spec.connectivity.shared) for W, x in zip(params.weights, branch_inputs(activity, spec))]
 
 
 # --------------------------------------------------------------------------- thin modules
@@ -338,10 +234,8 @@ def DenseNetwork(v, d, depth, width, n_out, bias=False, **kw) -> RateNetwork:
 
 
 def spec_from_config(cfg) -> NetSpec:
-    """The :class:`NetSpec` of a :class:`~spiking_rhm.config.RunConfig`."""
-    r = cfg.rhm
-    depth = cfg.net.depth if cfg.net.depth is not None else r.L
-    return make_spec(cfg.net.arch, r.v, r.s**r.L, r.s, depth, cfg.net.width, r.n_c, cfg.net.bias)
+    """The :class:`NetSpec` of a :class:`~spiking_rhm.config.RunConfig` (:func:`spiking_rhm.network.spec_from_config`)."""
+    return _spec_from_config(cfg)
 
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",

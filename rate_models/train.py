@@ -110,13 +110,6 @@ class _Readout:
         return feats @ self.beta / self.fan_in
 
 
-def _cosine(a: Tensor, b: Tensor) -> float | None:
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
-        return None
-    return float((a * b).sum() / (na * nb))
-
-
 class RateBackend:
     """The rate network as a :class:`spiking_rhm.training.Backend`: the whole training set as one tensor."""
 
@@ -262,7 +255,7 @@ def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
     bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
-    return [_cosine(r, b) for r, b in zip(rule_grads, bp_grads)]
+    return [training.cosine_similarity(r, b) for r, b in zip(rule_grads, bp_grads)]
 
 
 def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec
@@ -270,7 +263,7 @@ def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx
     """The update the alignment compares with BP: branch rules' gradient before the pre-synaptic transform Q."""
     if not rule.capabilities.branch:
         return grads
-    return [branch_weight_gradient(L, x, None, spec.arch != "lcn") for L, x in zip(signals, ctx.branch_inputs)]
+    return [branch_weight_gradient(L, x, None, spec.connectivity.shared) for L, x in zip(signals, ctx.branch_inputs)]
 
 
 def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: NetParams, lr: float
@@ -282,7 +275,7 @@ def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: 
     :func:`spiking_rhm.rules.branch.branch_step` on the layers' tap inputs (eligibility ``Q x``).
     """
     spec = params.spec
-    shared = spec.arch != "lcn"
+    shared = spec.connectivity.shared
     if rule.capabilities.branch:
         signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
         return signals, grads, rule.update_state(ctx, state, lr)

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from spiking_rhm.errors import ConfigError, RHMParameterError
+from spiking_rhm.network import ARCHITECTURES as _NETWORK_ARCHITECTURES
 
 BACKENDS = ("rate", "norse", "brian2", "lava")
-ARCHITECTURES = ("cnn", "lcn", "fcn")
+ARCHITECTURES = tuple(_NETWORK_ARCHITECTURES)  # spiking_rhm.network
 SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
 SPIKE_V_INIT = ("rest", "half")
@@ -246,7 +247,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown net.arch {cfg.net.arch!r}; valid: {', '.join(ARCHITECTURES)}")
     if cfg.net.width < 1:
         raise ConfigError(f"net.width must be >= 1, got {cfg.net.width}")
-    if cfg.net.arch in ("cnn", "lcn") and cfg.net.depth not in (None, r.L):
+    if _NETWORK_ARCHITECTURES[cfg.net.arch].hierarchical and cfg.net.depth not in (None, r.L):
         raise ConfigError(f"net.depth must equal L = {r.L} for a {cfg.net.arch} (filter = stride = s)")
     if cfg.net.depth is not None and cfg.net.depth < 1:
         raise ConfigError(f"net.depth must be >= 1, got {cfg.net.depth}")

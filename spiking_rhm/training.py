@@ -100,6 +100,15 @@ def alignment_points(total_steps: int, n_points: int) -> set[int]:
     return {int(round(k * (total_steps - 1) / max(1, n_points - 1))) for k in range(n_points)}
 
 
+def cosine_similarity(a: Tensor, b: Tensor) -> float | None:
+    """``<a, b> / (|a| |b|)``, the alignment of a rule's update with a reference gradient (None when a norm is
+    0 or not finite)."""
+    na, nb = a.norm(), b.norm()
+    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
+        return None
+    return float((a * b).sum() / (na * nb))
+
+
 def learning_rates(base: float, width_scaled: bool, width: int, readout_lr: float | None, readout_fan_in: int
                    ) -> tuple[float, float]:
     """(hidden, readout) learning rates of the mean-field convention (module docstring)."""

@@ -59,7 +59,7 @@ def main(argv=None):
         w.requires_grad_(True)
     rule = get_rule(a.rule, **opts)
     state = rule.init_state(spec.layer_shapes(), n_c, gen)
-    levels = rule.positive_view_levels(L) if hasattr(rule, "positive_view_levels") else None
+    levels = rule.positive_view_levels(L)
     vrng = np.random.default_rng(1)
     opt = (torch.optim.Adam(params.weights, lr=a.lr, weight_decay=a.wd) if a.adam else
            torch.optim.SGD(params.weights, lr=a.lr, momentum=0.9, weight_decay=a.wd))

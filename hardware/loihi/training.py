@@ -34,7 +34,7 @@ ENGINES = ("lava", "norse")
 def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float | None) -> tuple[float, float]:
     """(hidden, readout) rates: the rule's default ``lr`` (times the width for width-scaled rules) and a
     readout rate of ``H`` (``lr H`` for width-scaled rules), the conventions of the Norse back end."""
-    scaled = getattr(rule, "width_scaled_lr", False)
+    scaled = rule.width_scaled_lr
     base = rule.default_lr if lr is None else float(lr)
     hidden = base * (width if scaled and lr is None else 1.0)
     out = readout_lr if readout_lr is not None else (base if scaled else 1.0) * H

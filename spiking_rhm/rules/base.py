@@ -19,16 +19,16 @@ two forms against each other (explicit ``L x e`` of :mod:`spiking_rhm.plasticity
 every back end trains, vs autograd of the local loss).
 
 Rules are small classes registered by name (see :func:`register`, :func:`get_rule`);
-their mutable parameters (feedback matrices, predictors) live in an explicit state
-dict created by :meth:`Rule.init_state` and returned by :meth:`Rule.update_state`,
-never on the rule object.
+their mutable parameters (feedback matrices, predictors) live in an explicit, typed state
+(a NamedTuple per rule family, :data:`RuleState`) created by :meth:`Rule.init_state` and returned
+by :meth:`Rule.update_state`, never on the rule object.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Sequence
 
 import torch
 
@@ -36,7 +36,19 @@ from spiking_rhm.errors import ConfigError
 from spiking_rhm.registry import lookup, registrar
 
 Tensor = torch.Tensor
-RuleState = dict[str, Any]
+RuleState = Any
+"""A rule's own parameters: a NamedTuple per rule family (:class:`NoState` without any), opaque to the back
+ends (a pytree of tensors and static shapes); the reference diagnostics keep a dict."""
+
+
+def field_by_name(state: tuple, key):
+    """``state["B"]`` as ``state.B``: read access by field name for code written against dict states
+    (a typed state's ``__getitem__``; integer indices keep the tuple's meaning)."""
+    return getattr(state, key) if isinstance(key, str) else tuple.__getitem__(state, key)
+
+
+class NoState(NamedTuple):
+    """The state of a rule without parameters of its own."""
 
 # LearningContext fields that need backprop through the layers (no local back end computes them)
 NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
@@ -159,7 +171,7 @@ class Rule:
     def init_state(self, layer_shapes: Sequence[tuple[int, int]], n_out: int, generator: torch.Generator,
                    dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> RuleState:
         """Rule parameters (feedback matrices, predictors) for layers of shapes ``(H_l, P_l)``."""
-        return {}
+        return NoState()
 
     def update_state(self, ctx: LearningContext, state: RuleState, lr: float) -> RuleState:
         """Local learning of the rule's own parameters (e.g. dkp's B, clapp's predictor)."""

@@ -42,15 +42,28 @@ ReLU threshold at the mean of its drive (the batch prototype standardised every 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState, SignalSite, register
+from spiking_rhm.network import branch_pre_activations, taps_of  # the tap layout (re-exported)
+from spiking_rhm.rules.base import LearningContext, Rule, SignalSite, field_by_name, register
 
 Tensor = torch.Tensor
 PRIOR_BATCHES = 4  # weight of the isotropic prior m I of the running covariance, in batches (Q starts near I)
+
+
+class BranchState(NamedTuple):
+    """Layer shapes ``(H_l, P_l)``, taps ``s``, fixed projections ``R^l_k`` ``[K, H]`` per layer and tap, and the
+    running tap-input covariances ``[s, C, C]`` (``None`` until the first update) with their EMA masses."""
+
+    layer_shapes: list[tuple[int, int]]
+    taps: int
+    projections: list[list[Tensor]]
+    cov: list[Tensor | None]
+    cov_mass: list[float]
+    __getitem__ = field_by_name
 
 
 class BranchRule(Rule):
@@ -63,24 +76,9 @@ class BranchRule(Rule):
         """1-based layers that receive a learning signal (the others keep their initial weights)."""
         return list(range(1, L + 1))
 
-    def presynaptic_transforms(self, state: RuleState) -> list[list[Tensor] | None]:
+    def presynaptic_transforms(self, state: BranchState) -> list[list[Tensor] | None]:
         """Per layer, ``Q^l_k`` for every tap (``[C, C]``), or ``None`` for the identity."""
-        return [None] * len(state["layer_shapes"])
-
-
-def branch_pre_activations(tap_inputs: Tensor, W: Tensor, shared: bool) -> Tensor:
-    """``z_jkp = sum_i W_{j,(k,i)} x_{ikp} / sqrt(fan_in)``: ``x [B, C, s, P]``, ``W [H, s*C]`` (shared) or
-    ``[P, H, s*C]`` -> ``[B, H, s, P]`` (the tap-major weight layout of both back ends)."""
-    B, C, s, P = tap_inputs.shape
-    Wt = W.reshape(*W.shape[:-1], s, C)
-    z = torch.einsum("bckp,hkc->bhkp" if shared else "bckp,phkc->bhkp", tap_inputs, Wt)
-    return z / math.sqrt(s * C)
-
-
-def taps_of(layer_input: Tensor, s: int) -> Tensor:
-    """Layer input ``[B, C, P_in]`` -> tap inputs ``[B, C, s, P_in / s]`` (tap k of patch p = position s p + k)."""
-    B, C, P_in = layer_input.shape
-    return layer_input.reshape(B, C, P_in // s, s).transpose(2, 3)
+        return [None] * len(state.layer_shapes)
 
 
 def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Sequence[Tensor] | None,
@@ -96,7 +94,7 @@ def branch_weight_gradient(signal: Tensor, tap_inputs: Tensor, transforms: Seque
     return g if transforms is None else precondition_(g, transforms, s)  # sum L (Q x) = (sum L x) Q, Q symmetric
 
 
-def branch_step(rule: BranchRule, state: RuleState, ctx: LearningContext, tap_inputs: Sequence[Tensor],
+def branch_step(rule: BranchRule, state: BranchState, ctx: LearningContext, tap_inputs: Sequence[Tensor],
                 weights: Sequence[Tensor], shared: bool) -> tuple[list[Tensor], list[Tensor]]:
     """The spiking back ends' branch update: fill ``ctx.branch_inputs`` and ``ctx.branches`` from the tap
     inputs ``x^l`` and the weights, and return ``(L^l, grad W^l)`` (explicit, through the rule's ``Q``)."""
@@ -165,7 +163,7 @@ class SiblingCCA(BranchRule):
 
     # -- state -----------------------------------------------------------------------------
     def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu", taps: int = 2
-                   ) -> RuleState:
+                   ) -> BranchState:
         """Projections ``R^l_k`` and (lazily filled) running covariances.
 
         ``taps`` (s) comes from the back end; the covariances are created at the first :meth:`update_state`.
@@ -186,22 +184,21 @@ class SiblingCCA(BranchRule):
                 q, _r = torch.linalg.qr(torch.randn(H, K, generator=generator, dtype=torch.float64))
                 per_tap.append(q.T.contiguous().to(dtype=dtype, device=device))  # [K, H], orthonormal rows
             projections.append(per_tap)
-        return {"layer_shapes": shapes, "taps": taps, "projections": projections, "cov": [None] * len(shapes),
-                "cov_mass": [0.0] * len(shapes)}
+        return BranchState(shapes, taps, projections, [None] * len(shapes), [0.0] * len(shapes))
 
     # -- the objective -------------------------------------------------------------------
-    def _check(self, ctx: LearningContext, state: RuleState) -> None:
+    def _check(self, ctx: LearningContext, state: BranchState) -> None:
         if ctx.branches is None:
             raise ConfigError(f"rule {self.name!r} needs the branch pre-activations (ctx.branches); this back end "
                               "or architecture does not provide them (use arch = cnn or lcn)")
-        shapes = state["layer_shapes"]
+        shapes = state.layer_shapes
         if len(ctx.branches) != len(shapes):
             raise ConfigError(f"rule {self.name!r}: state is for {len(shapes)} layers, context has "
                               f"{len(ctx.branches)}")
         for l, (z, (H, P)) in enumerate(zip(ctx.branches, shapes), 1):
-            if z.dim() != 4 or tuple(z.shape[1:]) != (H, state["taps"], P):
+            if z.dim() != 4 or tuple(z.shape[1:]) != (H, state.taps, P):
                 raise ConfigError(f"rule {self.name!r}: layer {l} branches have shape {tuple(z.shape)}, expected "
-                                  f"[B, {H}, {state['taps']}, {P}]")
+                                  f"[B, {H}, {state.taps}, {P}]")
             if z.shape[0] * P < 2:
                 raise ConfigError(f"rule {self.name!r} needs >= 2 sites (samples x positions) per layer")
 
@@ -241,36 +238,36 @@ class SiblingCCA(BranchRule):
             grads.append((dY @ R[k] + 2 * lam * Zc[k] + mu * soma_mean) / n)
         return torch.stack(grads).reshape(s, B, P, H).permute(1, 3, 0, 2)
 
-    def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+    def local_losses(self, ctx: LearningContext, state: BranchState) -> list[Tensor]:
         self._check(ctx, state)
         trained = self.trained_layers(len(ctx.branches))
         out = []
         for l, z in enumerate(ctx.branches, 1):
             if l in trained:
-                out.append(self._layer_loss(z, state["projections"][l - 1]))
+                out.append(self._layer_loss(z, state.projections[l - 1]))
             else:
                 out.append(z.sum() * 0.0)
         return out
 
-    def learning_signals(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+    def learning_signals(self, ctx: LearningContext, state: BranchState) -> list[Tensor]:
         self._check(ctx, state)
         trained = self.trained_layers(len(ctx.branches))
         with torch.no_grad():
-            return [self._layer_signal(z.detach(), state["projections"][l - 1]) if l in trained
+            return [self._layer_signal(z.detach(), state.projections[l - 1]) if l in trained
                     else torch.zeros_like(z) for l, z in enumerate(ctx.branches, 1)]
 
     # -- the pre-synaptic transform ----------------------------------------------------------
-    def update_state(self, ctx: LearningContext, state: RuleState, lr: float) -> RuleState:
+    def update_state(self, ctx: LearningContext, state: BranchState, lr: float) -> BranchState:
         """Running covariance of every trained layer's tap inputs (``ctx.branch_inputs``)."""
         if self.options["whiten"] is None:
             return state
         if ctx.branch_inputs is None:
             raise ConfigError(f"rule {self.name!r} with whiten needs the tap inputs (ctx.branch_inputs)")
         decay = float(self.options["cov_decay"])
-        trained = self.trained_layers(len(state["layer_shapes"]))
+        trained = self.trained_layers(len(state.layer_shapes))
         covs, masses = [], []
         with torch.no_grad():
-            for l, (x, old, mass) in enumerate(zip(ctx.branch_inputs, state["cov"], state["cov_mass"]), 1):
+            for l, (x, old, mass) in enumerate(zip(ctx.branch_inputs, state.cov, state.cov_mass), 1):
                 if l not in trained:
                     covs.append(None)
                     masses.append(0.0)
@@ -286,12 +283,12 @@ class SiblingCCA(BranchRule):
                 new_mass = decay * mass + (1 - decay)  # bias-corrected EMA: weights normalised to 1
                 covs.append((decay * mass * old + (1 - decay) * batch_cov) / new_mass)
                 masses.append(new_mass)
-        return {**state, "cov": covs, "cov_mass": masses}
+        return state._replace(cov=covs, cov_mass=masses)
 
-    def presynaptic_transforms(self, state: RuleState) -> list[list[Tensor] | None]:
+    def presynaptic_transforms(self, state: BranchState) -> list[list[Tensor] | None]:
         eps = self.options["whiten"]
         out = []
-        for cov in state["cov"]:
+        for cov in state.cov:
             if eps is None or cov is None:
                 out.append(None)
                 continue
@@ -305,4 +302,4 @@ class SiblingCCA(BranchRule):
 
 
 __all__ = ["BranchRule", "PRIOR_BATCHES", "SiblingCCA", "branch_pre_activations", "branch_step",
-           "branch_weight_gradient", "precondition_", "taps_of"]
+           "BranchState", "branch_weight_gradient", "precondition_", "taps_of"]

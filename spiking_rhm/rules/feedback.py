@@ -18,15 +18,23 @@ so every rule of the family takes BP's learning rate (``lr x H``).  The local lo
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
+from spiking_rhm.rules.base import LearningContext, Rule, field_by_name, register
 
 Tensor = torch.Tensor
 FEEDBACK_SHAPES = ("per-position", "shared")
+
+
+class FeedbackState(NamedTuple):
+    """Feedback matrices ``B^l`` (``[H P, n_out]``; ``[H, n_out]`` shared) and the layers' ``(H_l, P_l)``."""
+
+    B: list[Tensor]
+    layer_shapes: list[tuple[int, int]]
+    __getitem__ = field_by_name
 
 
 class DirectFeedback(Rule):
@@ -45,11 +53,11 @@ class DirectFeedback(Rule):
         """The vector ``u [B, n_out]`` every layer receives."""
         raise NotImplementedError
 
-    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu") -> RuleState:
+    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu") -> FeedbackState:
         shared = self.options["feedback_shape"] == "shared"
         B = [torch.randn(H if shared else H * P, n_out, generator=generator, dtype=dtype).to(device)
              for H, P in layer_shapes]
-        return {"B": B, "layer_shapes": [tuple(s) for s in layer_shapes]}
+        return FeedbackState(B, [tuple(s) for s in layer_shapes])
 
     def project(self, u: Tensor, B: Tensor, H: int, P: int) -> Tensor:
         """``B u`` laid out as ``[batch, H, P]`` (shared: the same at every position)."""
@@ -61,7 +69,7 @@ class DirectFeedback(Rule):
     def learning_signals(self, ctx, state):
         u = self.broadcast(ctx).detach()
         batch = u.shape[0]
-        return [self.project(u, B, H, P) / (H * batch) for B, (H, P) in zip(state["B"], state["layer_shapes"])]
+        return [self.project(u, B, H, P) / (H * batch) for B, (H, P) in zip(state.B, state.layer_shapes)]
 
 @register
 class DFA(DirectFeedback):
@@ -110,12 +118,12 @@ class DirectKolenPollack(DirectFeedback):
     def broadcast(self, ctx):
         return ctx.error
 
-    def feedback_gradients(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+    def feedback_gradients(self, ctx: LearningContext, state: FeedbackState) -> list[Tensor]:
         """``(h^l)^T e / (H B)`` in the layout of ``B^l`` (shared: summed over positions)."""
         e = ctx.error.detach()
         batch = e.shape[0]
         out = []
-        for h, (H, P) in zip(ctx.layers, state["layer_shapes"]):
+        for h, (H, P) in zip(ctx.layers, state.layer_shapes):
             h = h.detach()
             flat = h.sum(-1) if self.options["feedback_shape"] == "shared" else h.reshape(batch, H * P)
             out.append(flat.t() @ e / (H * batch))
@@ -126,8 +134,8 @@ class DirectKolenPollack(DirectFeedback):
         lr_B = float(self.options["feedback_lr_scale"]) * lr
         decay = float(self.options["feedback_decay"])
         with torch.no_grad():
-            B = [b - lr_B * (g + decay * b) for b, g in zip(state["B"], self.feedback_gradients(ctx, state))]
-        return {**state, "B": B}
+            B = [b - lr_B * (g + decay * b) for b, g in zip(state.B, self.feedback_gradients(ctx, state))]
+        return state._replace(B=B)
 
 
-__all__ = ["DFA", "DRTP", "DirectFeedback", "DirectKolenPollack", "FEEDBACK_SHAPES", "SignDFA"]
+__all__ = ["DFA", "DRTP", "DirectFeedback", "DirectKolenPollack", "FEEDBACK_SHAPES", "FeedbackState", "SignDFA"]

@@ -23,12 +23,12 @@ Equations and deviations: ``docs/rules_selfsupervised.md``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, RuleState, register
+from spiking_rhm.rules.base import LearningContext, Rule, field_by_name, register
 from spiking_rhm.rules.pairs import PAIR_MODES, SCORINGS, get_pair_mode, get_scoring
 
 Tensor = torch.Tensor
@@ -166,6 +166,15 @@ COMMON_OPTIONS: Mapping[str, Any] = {
 }
 
 
+class SSLState(NamedTuple):
+    """Layer shapes ``(H_l, P_l)``, the pair mode's static layout per layer, the predictors ``B`` per layer by key."""
+
+    layer_shapes: list[tuple[int, int]]
+    pairs: list[dict]
+    predictors: list[dict[str, Tensor]]
+    __getitem__ = field_by_name
+
+
 class LayerwiseSSLRule(Rule):
     """Shared machinery: pairs -> sites -> objective, explicit signals and predictor updates."""
 
@@ -222,7 +231,7 @@ class LayerwiseSSLRule(Rule):
         return [self.pair_mode.top_context(ctx.layers, ctx.positive)] * n_parts
 
     # -- state -----------------------------------------------------------------------
-    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu") -> RuleState:
+    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu") -> SSLState:
         shapes = [tuple(int(x) for x in s) for s in layer_shapes]
         if not shapes:
             raise ConfigError(f"rule {self.name!r} needs at least one hidden layer")
@@ -241,7 +250,7 @@ class LayerwiseSSLRule(Rule):
                 B = torch.randn(D, Dc, generator=generator, dtype=dtype) / math.sqrt(Dc)
                 layer[key] = B.to(device)
             predictors.append(layer)
-        return {"layer_shapes": shapes, "pairs": infos, "predictors": predictors}
+        return SSLState(shapes, infos, predictors)
 
     # -- the algebra -----------------------------------------------------------------
     def _terms(self, ctx: LearningContext, info: dict, l: int):
@@ -251,8 +260,8 @@ class LayerwiseSSLRule(Rule):
             for k, (t, c) in enumerate(zip(targets, contexts)):
                 yield f"{source}{k}", k, t, c
 
-    def _check(self, ctx: LearningContext, state: RuleState) -> None:
-        shapes = state["layer_shapes"]
+    def _check(self, ctx: LearningContext, state: SSLState) -> None:
+        shapes = state.layer_shapes
         if len(ctx.layers) != len(shapes):
             raise ConfigError(f"rule {self.name!r}: state is for {len(shapes)} layers, context has {len(ctx.layers)}")
         for l, (h, (H, P)) in enumerate(zip(ctx.layers, shapes), 1):
@@ -263,23 +272,23 @@ class LayerwiseSSLRule(Rule):
                 raise ConfigError(f"rule {self.name!r} needs a batch of >= 2 samples (negatives / batch statistics)")
 
     def _n_parts(self, ctx, state, l) -> int:
-        return len(self.pair_mode.targets(ctx.layers[l - 1].detach(), state["pairs"][l - 1]))
+        return len(self.pair_mode.targets(ctx.layers[l - 1].detach(), state.pairs[l - 1]))
 
-    def local_losses(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+    def local_losses(self, ctx: LearningContext, state: SSLState) -> list[Tensor]:
         self._check(ctx, state)
         losses = []
         for l in range(1, len(ctx.layers) + 1):
             total = 0.0
             n_parts = self._n_parts(ctx, state, l)
-            for key, _, t, c in self._terms(ctx, state["pairs"][l - 1], l):
+            for key, _, t, c in self._terms(ctx, state.pairs[l - 1], l):
                 t_s, c_s = self.scoring.sites(t, c)
-                total = total + self.objective.loss(t_s, c_s, state["predictors"][l - 1][key]) / n_parts
+                total = total + self.objective.loss(t_s, c_s, state.predictors[l - 1][key]) / n_parts
             losses.append(total)
         return losses
 
-    def _explicit(self, ctx: LearningContext, state: RuleState, l: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def _explicit(self, ctx: LearningContext, state: SSLState, l: int) -> tuple[Tensor, dict[str, Tensor]]:
         """(L^l, {key: d ell^l / d B}) by the formulas of the objective."""
-        info = state["pairs"][l - 1]
+        info = state.pairs[l - 1]
         h = ctx.layers[l - 1].detach()
         detached = LearningContext(layers=[x.detach() for x in ctx.layers],
                                    positive=None if ctx.positive is None else [x.detach() for x in ctx.positive])
@@ -288,18 +297,18 @@ class LayerwiseSSLRule(Rule):
         d_B = {}
         for key, k, t, c in self._terms(detached, info, l):
             t_s, c_s = self.scoring.sites(t, c)
-            d_ts, d_B[key] = self.objective.grads(t_s, c_s, state["predictors"][l - 1][key])
+            d_ts, d_B[key] = self.objective.grads(t_s, c_s, state.predictors[l - 1][key])
             d_t = self.scoring.adjoint(d_ts, t.shape) / n_parts
             d_B[key] = d_B[key] / n_parts
             part_grads[k] = d_t if part_grads[k] is None else part_grads[k] + d_t
         return self.pair_mode.assemble(part_grads, info, h.shape), d_B
 
-    def learning_signals(self, ctx: LearningContext, state: RuleState) -> list[Tensor]:
+    def learning_signals(self, ctx: LearningContext, state: SSLState) -> list[Tensor]:
         self._check(ctx, state)
         with torch.no_grad():
             return [self._explicit(ctx, state, l)[0] for l in range(1, len(ctx.layers) + 1)]
 
-    def update_state(self, ctx: LearningContext, state: RuleState, lr: float) -> RuleState:
+    def update_state(self, ctx: LearningContext, state: SSLState, lr: float) -> SSLState:
         """Predictor learning: B <- B - lr (d ell / d B + decay B) (for CLAPP the gated Hebbian t c^T)."""
         self._check(ctx, state)
         decay = self.options["predictor_decay"]
@@ -307,9 +316,9 @@ class LayerwiseSSLRule(Rule):
         with torch.no_grad():
             for l in range(1, len(ctx.layers) + 1):
                 _, d_B = self._explicit(ctx, state, l)
-                old = state["predictors"][l - 1]
+                old = state.predictors[l - 1]
                 new.append({key: B - lr * (d_B[key] + decay * B) for key, B in old.items()})
-        return {**state, "predictors": new}
+        return state._replace(predictors=new)
 
 
 class _TopContext:
@@ -336,15 +345,15 @@ class CLAPP(LayerwiseSSLRule):
     default_lr = 4.0
     objective_class = HingeObjective
 
-    def broadcast_factors(self, ctx: LearningContext, state: RuleState, l: int) -> list[tuple[str, Tensor, Tensor,
+    def broadcast_factors(self, ctx: LearningContext, state: SSLState, l: int) -> list[tuple[str, Tensor, Tensor,
                                                                                             Tensor, Tensor]]:
         """Per term (key, gamma+, gamma-, B c+, B c-) at the scored sites of layer l (for tests/analysis)."""
-        info = state["pairs"][l - 1]
+        info = state.pairs[l - 1]
         out = []
         with torch.no_grad():
             for key, _, t, c in self._terms(ctx, info, l):
                 t_s, c_s = self.scoring.sites(t.detach(), c)
-                out.append((key, *self.objective.factors(t_s, c_s, state["predictors"][l - 1][key])))
+                out.append((key, *self.objective.factors(t_s, c_s, state.predictors[l - 1][key])))
         return out
 
 
@@ -380,4 +389,4 @@ class LayerVICReg(LayerwiseSSLRule):
 
 
 __all__ = ["CLAPP", "CLAPPBoth", "CLAPPDFB", "COMMON_OPTIONS", "HingeObjective", "InfoNCEObjective",
-           "LayerInfoNCE", "LayerVICReg", "LayerwiseSSLRule", "PAIR_MODES", "SCORINGS", "VICRegObjective"]
+           "LayerInfoNCE", "LayerVICReg", "LayerwiseSSLRule", "PAIR_MODES", "SCORINGS", "SSLState", "VICRegObjective"]

@@ -64,7 +64,7 @@ def test_readout_is_mean_field():
 def test_lcn_with_tied_weights_equals_cnn():
     spec, params, x = _net("cnn", bias=True)
     lcn_spec = spec._replace(arch="lcn")
-    tied = [w.detach().expand(P, *w.shape).clone() for w, P in zip(params.weights, spec.positions())]
+    tied = [w.detach().expand(P, *w.shape).clone() for w, P in zip(params.weights, spec.positions[1:])]
     lcn = params._replace(spec=lcn_spec, weights=tuple(tied))
     torch.testing.assert_close(forward(lcn, x)[0], forward(params, x)[0])
 

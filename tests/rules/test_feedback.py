@@ -6,6 +6,7 @@ import torch
 from rate_models.networks import explicit_update, forward
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules import get_rule
+from spiking_rhm.rules.feedback import FeedbackState
 
 from rate_helpers import DT, context, end_to_end_bp, rel_err, small_net
 
@@ -66,7 +67,7 @@ def test_dfa_with_product_feedback_reproduces_bp_in_a_linear_network(arch, depth
     ctx, act, _ = context(params, x, y)
     assert all(bool((a > 0).all()) for a in ctx.pre_activations)
     rule = get_rule("dfa")
-    signals = rule.learning_signals(ctx, {"B": _bp_feedback_matrices(params), "layer_shapes": spec.layer_shapes()})
+    signals = rule.learning_signals(ctx, FeedbackState(_bp_feedback_matrices(params), spec.layer_shapes()))
     for l, g in enumerate(end_to_end_bp(params, x, y), 1):
         assert rel_err(-explicit_update(signals[l - 1], act, l, params), g) < 1e-10
 
@@ -74,7 +75,7 @@ def test_dfa_with_product_feedback_reproduces_bp_in_a_linear_network(arch, depth
 def test_single_layer_dfa_with_readout_feedback_is_bp_in_a_relu_network():
     spec, params, x, y = small_net("fcn", depth=1)
     ctx, act, _ = context(params, x, y)
-    state = {"B": [params.readout.detach()], "layer_shapes": spec.layer_shapes()}
+    state = FeedbackState([params.readout.detach()], spec.layer_shapes())
     L = get_rule("dfa").learning_signals(ctx, state)[0]
     assert rel_err(-explicit_update(L, act, 1, params), end_to_end_bp(params, x, y)[0]) < 1e-10
 

@@ -101,7 +101,7 @@ def test_signal_equals_autograd_of_local_loss(rule_name, pairs, scoring):
 def test_predictor_update_is_minus_lr_autograd(rule_name, pairs, decay):
     rule, net, state, pres, layers, ctx = make(rule_name, pairs=pairs, predictor_decay=decay)
     preds = [{k: B.clone().requires_grad_(True) for k, B in layer.items()} for layer in state["predictors"]]
-    losses = rule.local_losses(ctx, {**state, "predictors": preds})
+    losses = rule.local_losses(ctx, state._replace(predictors=preds))
     lr = 0.7
     new = rule.update_state(ctx, state, lr)
     for l, (ell, layer) in enumerate(zip(losses, preds)):

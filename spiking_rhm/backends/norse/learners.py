@@ -52,7 +52,7 @@ from spiking_rhm.plasticity import (
     non_local_needs,
     weight_gradients,
 )
-from spiking_rhm.rules.base import LearningContext, get_rule, rule_class
+from spiking_rhm.rules.base import LearningContext, Rule, get_rule
 from spiking_rhm.rules.branch import branch_step
 
 Tensor = torch.Tensor
@@ -78,6 +78,7 @@ class Learner:
     """Base: ``step(weights, batch, lr) -> StepResult``; the optimiser applies the gradients."""
 
     rules: ClassVar[tuple[str, ...] | None] = None  # rule names handled; None: any registered rule
+    rule: Rule  # the registered rule the learner runs (its capabilities, lr conventions, record fields)
 
     def __init__(self, rule_name: str, options: dict[str, Any], spec: NetworkSpec, params: NorseParameters,
                  generator: torch.Generator, delay: int = 0, eligibility: str = "factored",
@@ -126,7 +127,7 @@ class ThreeFactorLearner(Learner):
         self.default_lr = self.rule.default_lr
         self.branch = self.rule.capabilities.branch
         taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
-        self.rule_state = self.rule.init_state(spec.layer_shapes, spec.n_out, generator, dtype=self.dtype,
+        self.rule_state = self.rule.init_state(spec.layer_shapes(), spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
 
     def positive_view_levels(self):
@@ -195,10 +196,8 @@ class BPTTLearner(Learner):
         super().__init__(rule_name, options, spec, params, generator, **kw)
         if options:
             raise ConfigError(f"rule 'bp' on the norse back end takes no options, got {sorted(options)}")
-        try:
-            self.default_lr = rule_class("bp").default_lr
-        except Exception:  # the rate rule 'bp' is not registered in a partial checkout
-            self.default_lr = 0.1
+        self.rule = get_rule("bp")  # what it computes (its signals are BPTT's here); its lr conventions
+        self.default_lr = self.rule.default_lr
 
     def step(self, weights, batch, lr, recorder=None):
         spec, p = self.spec, self.params

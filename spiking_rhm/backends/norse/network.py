@@ -1,4 +1,4 @@
-r"""The spiking hierarchy: static spec, parameters, weights, one presentation window, readout.
+r"""The spiking hierarchy: parameters, weights, one presentation window, readout.
 
 A window of T steps runs every layer once per step (input spikes -> patches -> current ->
 LIF -> spikes of the next layer); optional eligibility accumulators (:mod:`.traces`) record
@@ -15,15 +15,15 @@ one); with ``v_leak = v_th`` (rest at threshold) the LIF rate is a smoothed, com
 Readout (the mean-field readout of ``rate_models``): top-layer rates (spike counts, or a leaky
 integrator of the spikes: :data:`READOUTS`) averaged over positions,
 ``y = hbar . beta / H`` with ``beta [H, n_out]``, trained by the delta rule
-``grad beta = hbar^T (softmax(y) - y*) / (N H)``.  Weights are drawn exactly as
-``rate_models.networks.init_params`` draws them (same generator order), so a rate and a
-spiking run with the same seed start from the same weights.
+``grad beta = hbar^T (softmax(y) - y*) / (N H)``.  Shapes, patch layout, weight layouts and the
+initial weights are :mod:`spiking_rhm.network`'s (the rate network's), so a rate and a spiking run
+with the same seed start from the same weights.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 from norse.torch.functional.lif import LIFParameters
@@ -31,14 +31,10 @@ from norse.torch.functional.lif import LIFParameters
 from spiking_rhm.backends.norse.neurons import (
     INITIAL_POTENTIALS,
     RESETS,
-    Connectivity,
     LIFFeedForwardState,
-    Local,
-    Shared,
     initial_lif_state,
     layer_gain,
     lif_layer_step,
-    patches,
 )
 from spiking_rhm.backends.norse.traces import (
     Eligibility,
@@ -50,83 +46,16 @@ from spiking_rhm.backends.norse.traces import (
     surrogate_derivative,
 )
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.network import ARCHITECTURES, NetworkSpec, make_spec, patches, taps_of  # noqa: F401 (re-exported)
+from spiking_rhm.network import init_weights as initial_weights
 
 Tensor = torch.Tensor
 
 
-# --------------------------------------------------------------------------- architectures
-class Architecture:
-    """Patch size and weight tying of a hierarchical network (registry below)."""
-
-    name: ClassVar[str] = ""
-    connectivity: ClassVar[type[Connectivity]] = Shared
-    hierarchical: ClassVar[bool] = True  # filter = stride = s; otherwise one dense patch
-
-
-class CNN(Architecture):
-    name = "cnn"
-    connectivity = Shared
-
-
-class LCN(Architecture):
-    name = "lcn"
-    connectivity = Local
-
-
-class FCN(Architecture):
-    name = "fcn"
-    connectivity = Shared
-    hierarchical = False
-
-
-ARCHITECTURES: dict[str, type[Architecture]] = {c.name: c for c in (CNN, LCN, FCN)}
-
-
-class NetworkSpec(NamedTuple):
-    """Static shapes: positions ``P_0..P_L`` (P_0 = d), widths ``H_1..H_L``, fan-ins ``K_1..K_L``."""
-
-    arch: str
-    connectivity: type[Connectivity]
-    patch: int | None
-    in_channels: int
-    positions: tuple[int, ...]
-    widths: tuple[int, ...]
-    fan_in: tuple[int, ...]
-    n_out: int
-
-    @property
-    def depth(self) -> int:
-        return len(self.widths)
-
-    @property
-    def layer_shapes(self) -> list[tuple[int, int]]:
-        """``(H_l, P_l)`` of every hidden layer (the rules' ``init_state`` argument)."""
-        return [(H, P) for H, P in zip(self.widths, self.positions[1:])]
-
-    def weight_shapes(self) -> list[tuple[int, ...]]:
-        return [self.connectivity.weight_shape(P, H, K)
-                for P, H, K in zip(self.positions[1:], self.widths, self.fan_in)]
-
-
 def build_spec(arch: str, in_channels: int, d: int, s: int, depth: int, width: int, n_out: int) -> NetworkSpec:
-    """Shapes of an ``arch`` network on ``in_channels`` x ``d`` inputs (filter = stride = s)."""
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
-    a = ARCHITECTURES[arch]
-    positions, fan_in, C, P = [d], [], in_channels, d
-    for _ in range(depth):
-        if a.hierarchical:
-            if P % s:
-                raise ConfigError(f"{arch}: {P} positions not divisible by s = {s}; depth {depth} is too deep")
-            fan_in.append(C * s)
-            P //= s
-        else:
-            fan_in.append(C * P)
-            P = 1
-        positions.append(P)
-        C = width
-    return NetworkSpec(arch, a.connectivity, s if a.hierarchical else None, in_channels, tuple(positions),
-                       (width,) * depth, tuple(fan_in), n_out)
+    """Shapes of an ``arch`` network on ``in_channels`` x ``d`` inputs (filter = stride = s), no bias:
+    :func:`spiking_rhm.network.make_spec`."""
+    return make_spec(arch, in_channels, d, s, depth, width, n_out)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -214,10 +143,11 @@ class Weights(NamedTuple):
 
 
 def init_weights(spec: NetworkSpec, generator: torch.Generator, dtype=torch.float32, device="cpu") -> Weights:
-    """Standard-normal hidden weights (scaled by 1/sqrt(K) in the current) and readout, drawn in order."""
-    hidden = [torch.randn(shape, generator=generator, dtype=dtype).to(device) for shape in spec.weight_shapes()]
-    readout = torch.randn(spec.widths[-1], spec.n_out, generator=generator, dtype=dtype).to(device)
-    return Weights(hidden, readout)
+    """The hidden weights and readout of :func:`spiking_rhm.network.init_weights` (the rate network's)."""
+    if spec.bias:
+        raise ConfigError("the spiking network has no biases (bias = false)")
+    w = initial_weights(spec, generator, dtype, device)
+    return Weights(list(w.hidden), w.readout)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -318,8 +248,6 @@ def tap_inputs(spikes: Tensor, layers: Sequence[Tensor], steps: int, params: Nor
                ) -> list[Tensor]:
     """Pre-synaptic rates of every layer's taps, ``x^l [N, C, s, P_l]``: the input spikes' ``count / (T rho_in)``
     for layer 1, the rates ``h^{l-1}`` (``layers``, from :func:`rates`) above (branch-local rules)."""
-    from spiking_rhm.rules.branch import taps_of
-
     layer_in = [spikes.sum(0) / (steps * params.rho_in[0]), *layers[:-1]]
     return [taps_of(x, s) for x in layer_in]
 

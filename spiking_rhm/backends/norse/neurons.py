@@ -16,7 +16,7 @@ first spike comes at step ``n(v_0) = floor(ln((v_inf - v_th) / (v_inf - v_0)) / 
 is ``floor((v_0 - v_reset + T alpha v_inf) / (v_th - v_reset))``: a staircase linear in the drive
 (:func:`subtractive_counts`).
 
-Connectivity (filter = stride = s, the layout of ``rate_models.networks``): layer l sees
+Connectivity (filter = stride = s, :mod:`spiking_rhm.network`, shared with ``rate_models``): layer l sees
 *patches* ``[N, P_l, K_l]`` of its channel-last input ``[N, P_{l-1}, C_{l-1}]``
 (``K_l = s C_{l-1}``, tap-major; the FCN takes one patch of everything).  The input current is::
 
@@ -29,12 +29,11 @@ rate in units of its nominal rate ``rho``: ``g`` times the rate network's pre-ac
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
 
-from spiking_rhm.errors import ConfigError
+from spiking_rhm.network import Connectivity, Local, Shared, patches
 
 Tensor = torch.Tensor
 
@@ -127,62 +126,6 @@ def subtractive_counts(drive: float, T: int, v_leak: float, v_th: float, v_reset
     alpha = dt / tau_mem
     v0 = v_leak if v0 is None else v0
     return max(0, math.floor((v0 - v_reset + T * alpha * (v_leak + drive)) / (v_th - v_reset)))
-
-
-def patches(x: Tensor, size: int | None) -> Tensor:
-    """Channel-last ``[N, P_in, C] -> [N, P_in / size, size * C]`` (tap-major, as ``rate_models``);
-    ``size=None``: one patch of everything."""
-    N, P, C = x.shape
-    if size is None:
-        return x.reshape(N, 1, P * C)
-    if P % size:
-        raise ConfigError(f"{P} positions are not divisible by the filter size {size}")
-    return x.reshape(N, P // size, size * C)
-
-
-class Connectivity:
-    """How the weights of a layer act on its patches ``[N, P, K]`` -> currents ``[N, P, H]``."""
-
-    name: ClassVar[str] = ""
-    shared: ClassVar[bool] = True
-
-    @staticmethod
-    def weight_shape(P: int, H: int, K: int) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    @staticmethod
-    def apply(pat: Tensor, W: Tensor) -> Tensor:
-        raise NotImplementedError
-
-
-class Shared(Connectivity):
-    """One weight matrix ``[H, K]`` for every position (CNN filter; dense layer when P = 1)."""
-
-    name = "shared"
-    shared = True
-
-    @staticmethod
-    def weight_shape(P, H, K):
-        return (H, K)
-
-    @staticmethod
-    def apply(pat, W):
-        return pat @ W.T
-
-
-class Local(Connectivity):
-    """Untied weights ``[P, H, K]``, one matrix per position (LCN)."""
-
-    name = "local"
-    shared = False
-
-    @staticmethod
-    def weight_shape(P, H, K):
-        return (P, H, K)
-
-    @staticmethod
-    def apply(pat, W):
-        return torch.einsum("npk,phk->nph", pat, W)
 
 
 def steady_state_factor(p: LIFParameters, dt: float) -> float:

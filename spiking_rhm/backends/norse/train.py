@@ -40,7 +40,7 @@ from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import fit_linear_probe
 from spiking_rhm.plasticity import ELIGIBILITY_SCALES
 from spiking_rhm.rhm import onehot
-from spiking_rhm.training import Final, StepOutput, learning_rates
+from spiking_rhm.training import Final, StepOutput, cosine_similarity, learning_rates
 
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None}
@@ -87,8 +87,7 @@ class NorseSetup:
 
     def learning_rates(self) -> tuple[float, float]:
         """(hidden, readout) learning rates, the conventions of the rate back end."""
-        rule = getattr(self.learner, "rule", None)
-        scaled = getattr(rule, "width_scaled_lr", isinstance(self.learner, BPTTLearner))
+        scaled = self.learner.rule.width_scaled_lr
         base = self.cfg.optim.lr if self.cfg.optim.lr is not None else self.learner.default_lr
         return learning_rates(base, scaled, self.spec.widths[0], self.backend["readout_lr"], self.spec.widths[-1])
 
@@ -125,18 +124,11 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     return wrong / n, loss / n, torch.cat(feats)
 
 
-def _cosine(a: Tensor, b: Tensor) -> float | None:
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0 or not torch.isfinite(na * nb):
-        return None
-    return float((a * b).sum() / (na * nb))
-
-
 def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
     """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
     bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
     ref = bptt.step(setup.weights, batch, 0.0)
-    return [_cosine(g, r) for g, r in zip(grads, ref.grads)]
+    return [cosine_similarity(g, r) for g, r in zip(grads, ref.grads)]
 
 
 @contextlib.contextmanager
@@ -177,8 +169,8 @@ class NorseBackend:
         for t in setup.weights.parameters():
             t.requires_grad_(False)
         learner = setup.learner
-        self.rule = getattr(learner, "rule", None)
-        self.supervised = True if self.rule is None else self.rule.supervised
+        self.rule = learner.rule
+        self.supervised = self.rule.supervised
         self.n_alignment_points = 0 if isinstance(learner, BPTTLearner) else N_ALIGNMENT_POINTS
 
     def trainable(self):
@@ -233,9 +225,8 @@ class NorseBackend:
     def record(self):
         setup, rule, cfg = self.setup, self.rule, self.cfg
         return {"alignment_reference": "surrogate-gradient BPTT on the same batch and weights",
-                "rule": {"name": cfg.rule, "family": getattr(rule, "family", "reference"),
-                         "supervised": self.supervised, "local": getattr(rule, "local", False),
-                         "options": dict(getattr(rule, "options", {})), "learner": type(setup.learner).__name__},
+                "rule": {"name": cfg.rule, "family": rule.family, "supervised": self.supervised, "local": rule.local,
+                         "options": dict(rule.options), "learner": type(setup.learner).__name__},
                 "readout": "top",
                 "energy": self.energy(),
                 "device": str(setup.device),

@@ -97,7 +97,7 @@ def test_branch_rule_update_matches_norse_learner(setup):
                                  dtype=torch.float64)
     res = learner.step(setup.weights, PresentedBatch(setup.spikes, setup.target), lr=0.0)
     rule = get_rule("sibling-cca", **options)
-    state = rule.init_state(setup.spec.layer_shapes, setup.spec.n_out, torch.Generator().manual_seed(3),
+    state = rule.init_state(setup.spec.layer_shapes(), setup.spec.n_out, torch.Generator().manual_seed(3),
                             dtype=torch.float64, taps=setup.spec.patch)
     grads, signals = branch_update(rule, state, setup.brian, setup.spikes, setup.spec, setup.params,
                                    setup.weights.hidden)

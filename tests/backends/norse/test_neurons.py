@@ -57,7 +57,7 @@ def test_patches_and_initial_weights_match_rate_models():
     rate = pytest.importorskip("rate_models.networks")
     x = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)  # channel-last [N, P, C]
     rspec = rate.make_spec("cnn", 3, 4, 2, 2, 5, 2)
-    assert torch.equal(patches(x, 2), rate.architecture("cnn").patches(x, rspec, 1))
+    assert torch.equal(patches(x, 2), rate.layer_forward(rate.init_params(rspec, torch.Generator()), x, 1)[0])
     for arch in ("cnn", "lcn", "fcn"):
         rspec = rate.make_spec(arch, 8, 4, 2, 2, 16, 8)
         ours = init_weights(build_spec(arch, 8, 4, 2, 2, 16, 8), torch.Generator().manual_seed(3))

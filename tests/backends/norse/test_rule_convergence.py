@@ -89,7 +89,7 @@ def test_dfa_broadcasts_the_readout_error_of_the_spiking_network():
     rhm, sample, x, target = small_batch(16)
     res, learner, *_ = spiking_update("dfa", 30, x, target)
     err = torch.softmax(res.logits, -1) - target
-    for l, (B, (H, P)) in enumerate(zip(learner.rule_state["B"], learner.spec.layer_shapes)):
+    for l, (B, (H, P)) in enumerate(zip(learner.rule_state["B"], learner.spec.layer_shapes())):
         expected = (err @ B.T).reshape(16, H, P) / (H * 16)
         assert torch.allclose(res.signals[l], expected, atol=1e-7)
 
