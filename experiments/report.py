@@ -26,12 +26,10 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.analysis import _fmt_p as _size, curves, pstar_rows
+from experiments.analysis import SCORINGS, _fmt_p as _size, curves, pstar_rows, rescore, scoring_headline
 from experiments.store import read_results
 from spiking_rhm.errors import ConfigError
 
-SCORINGS = {"recorded": None, "online": "online_readout", "probe": "probe"}
-_SCORING_NAMES = {"online": "online readout", "probe": "linear probe"}
 
 SUMMARY_COLUMNS = (
     "source", "v", "m", "n_c", "s", "L", "rule_seed", "rule", "backend", "variant", "scoring", "P", "P_rel",
@@ -56,40 +54,20 @@ class Report:
     eps: float
     confidence: float
     notes: list[str]
+    headline: str = ""  # which scoring the tables use (analysis.scoring_headline)
 
     def markdown(self) -> str:
         """Both tables as Markdown, one section per source directory."""
-        parts = []
+        parts = [f"{self.headline}\n"] if self.headline else []
         for source in dict.fromkeys(row["source"] for row in self.summary + self.pstar):
             parts.append(f"## {source}\n")
             pstar = [r for r in self.pstar if r["source"] == source]
-            parts.append(f"### P*(eps = {self.eps}), {int(self.confidence * 100)} % bootstrap interval over seeds\n")
+            parts.append(f"### P*(eps = {self.eps}), {int(self.confidence * 100)} % bootstrap interval over (grammar, seed) pairs\n")
             parts.append(markdown_pstar(pstar) + "\n")
             parts.append("### Test error per P (seed mean [min, max]; diverged runs at chance)\n")
             parts.append(markdown_summary([r for r in self.summary if r["source"] == source]) + "\n")
         parts.extend(f"note: {note}" for note in self.notes)
         return "\n".join(parts).rstrip() + "\n"
-
-
-def rescore(records: list[dict], scoring: str) -> tuple[list[dict], int]:
-    """Records whose ``test_error``/``train_error`` are those of ``scoring``; and how many ok runs lack it."""
-    if scoring not in SCORINGS:
-        raise ConfigError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
-    key = SCORINGS[scoring]
-    if key is None:
-        return records, 0
-    out, missing = [], 0
-    for record in records:
-        if record.get("status") == "ok":
-            scored = (record.get("metrics") or {}).get(key) or {}
-            if scored.get("test_error") is None:
-                missing += 1
-                continue
-            metrics = {**record["metrics"], "evaluation": _SCORING_NAMES[scoring]}
-            record = {**record, "test_error": scored["test_error"], "train_error": scored.get("train_error"),
-                      "metrics": metrics}
-        out.append(record)
-    return out, missing
 
 
 def _mean(values) -> float | None:
@@ -164,7 +142,7 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         raise ConfigError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must lie in (0, 1), got {confidence}")
-    summary, pstar, notes = [], [], []
+    summary, pstar, notes, scored = [], [], [], []
     for directory in directories:
         records = read_results(directory)
         if not records:
@@ -175,9 +153,10 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         if not records:
             continue
         source = str(directory)
+        scored += records
         summary += summary_rows(records, source)
         pstar += pstar_table_rows(records, source, eps=eps, n_boot=n_boot, confidence=confidence)
-    return Report(summary, pstar, eps, confidence, notes)
+    return Report(summary, pstar, eps, confidence, notes, scoring_headline(scored, scoring))
 
 
 # -- formatting -----------------------------------------------------------------

@@ -21,6 +21,11 @@ three go through the same strict validation.  A sweep file looks like::
     [overrides.dfa.optim]               # per-rule changes of those sections
     lr = 0.01
 
+    [grid]                              # hyper-parameters chosen on validation points (needs
+    lr = [0.3, 1, 3]                    # optim.validation > 0; spiking_rhm.selection); per rule:
+    [overrides.sibling-cca.grid]        # merged into the grid of that rule
+    shrink = [0.15, 0.2, 0.35]
+
 :func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
 have a final record in the output directory (see :mod:`experiments.store`), and runs the
 rest with a local process pool (default), serially (``workers = 1``) or on a Dask cluster.
@@ -53,7 +58,7 @@ from experiments.store import ResultStore
 TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results record
 
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
-RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options")
+RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
 SWEEP_KEYS = ("rules", "backends", "rhm", "P", "seeds", "out", "workers", "dask", "retry_failed", "overrides",
               *RUN_KEYS)
 
@@ -193,6 +198,8 @@ class SweepConfig:
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
             try:
                 cls(**options)  # options neither the rule nor the back end takes -> clear error
+                for point in _grid_rule_options(template, backend_options):
+                    cls(**{**options, **point})
             except ConfigError as err:
                 if backend_options:
                     raise ConfigError(f"{err} (back-end options: {', '.join(sorted(backend_options))})") from None
@@ -220,6 +227,18 @@ class SweepConfig:
                     raise ConfigError(f"run {rule}/{backend} P={P} seed={seed}: {err}") from None
                 runs.append(cfg)
         return runs
+
+
+def _grid_rule_options(template: RunConfig, backend_options: set[str]) -> list[dict]:
+    """The rule options of every grid point of ``template`` (back-end options left out)."""
+    from spiking_rhm.selection import grid_path, grid_points
+
+    keys = {key: grid_path(key) for key in template.grid}
+    out = []
+    for point in grid_points(template.grid):
+        options = {keys[k][1]: v for k, v in point.items() if keys[k][0] == "rule_options"}
+        out.append({k: v for k, v in options.items() if k not in backend_options})
+    return out
 
 
 def _backend_option_names(backend: str) -> set[str]:

@@ -55,6 +55,7 @@ from rate_models.networks import (
 from spiking_rhm import training
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
+from spiking_rhm.metrics import fit_linear_probe, probe_scores
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.plasticity import RateEligibility, learning_context, weight_gradients
@@ -136,11 +137,16 @@ class RateBackend:
         self.dtype = dtype = torch.float32
         self.rhm = rhm = cfg.rhm.build()
         P, P_test = cfg.sizes()
-        self.n_train = P
         self.spec = spec = spec_from_config(cfg)
 
         # -- data: the whole training set as one tensor on the device ---------------------
-        self.train, self.test = train, test = rhm.split(P, P_test, seed=cfg.seed)
+        train, self.test = rhm.split(P, P_test, seed=cfg.seed)
+        test = self.test
+        self.train, self.val = train, val = training.carve_validation(train, cfg.optim.validation)
+        self.n_train = train.labels.shape[0]
+        if val is not None:
+            self.X_val = onehot(val.inputs, rhm.v, dtype=dtype, device=device)
+            self.Y_val = torch.as_tensor(val.labels, device=device)
         self.X = onehot(train.inputs, rhm.v, dtype=dtype, device=device)
         self.Y = torch.as_tensor(train.labels, device=device)
         self.X_test = onehot(test.inputs, rhm.v, dtype=dtype, device=device)
@@ -224,12 +230,19 @@ class RateBackend:
     def final(self, diverged):
         test_error, test_loss = self._evaluate(self.X_test, self.Y_test)
         train_error, train_loss = self._evaluate(self.X, self.Y)
-        probe = None if diverged else _probe(self.params, self.head, self.X, self.Y, self.X_test, self.Y_test,
-                                             self.spec.n_out)
+        val = self.val is not None
+        online_val = dict(zip(("error", "loss"), self._evaluate(self.X_val, self.Y_val))) if val else None
+        probe, probe_val = None, None
+        if not diverged:
+            feats = [_features(self.params, self.head, x) for x in (self.X, self.X_test)]
+            probe = fit_linear_probe(feats[0], self.Y.cpu(), feats[1], self.Y_test.cpu(), self.spec.n_out)
+            if val:
+                probe_val = probe_scores(probe, _features(self.params, self.head, self.X_val), self.Y_val.cpu())
         P_test = self.Y_test.shape[0]
         sensitivity = None if diverged else _sensitivity(self.params, self.rhm, self.test if P_test >= 2 else self.train,
                                                          self.cfg.seed, self.device)
-        return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity)
+        validation = {"online_readout": online_val, "probe": probe_val} if val else None
+        return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity, validation)
 
     def data_use(self):
         return self.rule.data_use(self.spec.depth)
@@ -306,21 +319,15 @@ def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tens
     return signals[::-1]
 
 
-def _probe(params: NetParams, head: _Readout, X: Tensor, Y: Tensor, X_test: Tensor, Y_test: Tensor,
-           n_out: int):
-    """Converged linear probe (:func:`spiking_rhm.metrics.fit_linear_probe`) on the readout's features."""
-    from spiking_rhm.metrics import fit_linear_probe
-
-    def features(x: Tensor) -> Tensor:
-        with torch.no_grad():
-            parts = []
-            for i in range(0, x.shape[0], EVAL_CHUNK):
-                post = forward(params, x[i:i + EVAL_CHUNK])[1].post
-                layers = post[-1:] if head.which == "top" else post
-                parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
-            return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
-
-    return fit_linear_probe(features(X), Y.cpu(), features(X_test), Y_test.cpu(), n_out)
+def _features(params: NetParams, head: _Readout, x: Tensor) -> Tensor:
+    """The readout's features (position-averaged top layer, or all layers for readout=all), on the CPU."""
+    with torch.no_grad():
+        parts = []
+        for i in range(0, x.shape[0], EVAL_CHUNK):
+            post = forward(params, x[i:i + EVAL_CHUNK])[1].post
+            layers = post[-1:] if head.which == "top" else post
+            parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
 
 
 def _sensitivity(params: NetParams, rhm, sample, seed: int, device) -> dict | None:

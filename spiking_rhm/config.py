@@ -75,6 +75,9 @@ class OptimConfig:
     schedule: str = "cosine"  # cosine | constant
     stop_train_loss: float = 1e-3  # early stop once the train loss falls below
     min_steps: int = 0  # train at least this many optimiser steps (more epochs for small P)
+    validation: float = 0.0  # fraction of the P training points held out for selection (not trained on)
+    warmup: float = 0.0  # fraction of the optimiser steps with a linear learning-rate ramp from 0
+    clip: float | None = None  # max 2-norm of each parameter group's gradient (hidden, readout); None: no clip
 
     def n_epochs(self, steps_per_epoch: int) -> int:
         """``epochs``, raised so that at least ``min_steps`` optimiser steps are taken."""
@@ -125,6 +128,9 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     rule_options: Mapping[str, Any] = field(default_factory=dict)
+    # hyper-parameter grid (spiking_rhm.selection): setting -> candidate values; the run trains every point on
+    # P minus the validation points and keeps the one with the least validation error
+    grid: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         validate(self)
@@ -280,6 +286,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("optim.epochs and optim.min_steps must be >= 0 and optim.batch_size >= 1")
     if o.lr is not None and not (o.lr > 0 and math.isfinite(o.lr)):
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
+    if not (0 <= o.validation < 1):
+        raise ConfigError(f"optim.validation must be a fraction in [0, 1), got {o.validation}")
+    if not (0 <= o.warmup <= 1):
+        raise ConfigError(f"optim.warmup must be a fraction of the steps in [0, 1], got {o.warmup}")
+    if o.clip is not None and not (math.isfinite(o.clip) and o.clip > 0):
+        raise ConfigError(f"optim.clip must be a positive gradient norm or none, got {o.clip}")
     if o.schedule not in ("cosine", "constant"):
         raise ConfigError(f"unknown optim.schedule {o.schedule!r}; valid: cosine, constant")
     if cfg.P_test is not None and int(cfg.P_test) < 0:
@@ -288,6 +300,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("seeds must be non-negative integers")
     if not isinstance(cfg.rule_options, Mapping):
         raise ConfigError("rule_options must be a table of option = value")
+    if cfg.grid:
+        from spiking_rhm.selection import check_grid
+
+        check_grid(cfg)
 
 
 LEGACY_OPERATING_POINT = {"v_rest": None, "reset": "zero", "v_init": "rest"}

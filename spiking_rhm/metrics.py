@@ -285,6 +285,19 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels, n
     return ProbeFit(metrics, weight.numpy(), bias.numpy())
 
 
+def probe_scores(fit: ProbeFit, features, labels) -> dict:
+    """``{"error", "loss"}`` of a fitted probe's map ``f W + b`` on other points (e.g. validation points)."""
+    import torch
+    import torch.nn.functional as F
+
+    X = torch.as_tensor(np.asarray(features), dtype=torch.float64).reshape(len(labels), -1)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if not len(y):
+        return {"error": float("nan"), "loss": float("nan")}
+    logits = X @ torch.as_tensor(fit.weight) + torch.as_tensor(fit.bias)
+    return {"error": float((logits.argmax(1) != y).double().mean()), "loss": float(F.cross_entropy(logits, y))}
+
+
 def linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,
                  l2: float = PROBE_L2, max_iter: int = PROBE_MAX_ITER) -> dict:
     """The scores of :func:`fit_linear_probe` (train/test error, final loss, l2, feature count)."""

@@ -289,3 +289,31 @@ def test_overrides_of_unselected_rules_are_allowed():
     sweep = SweepConfig.from_dict({"rules": ["dfa"], "P": [64], "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2},
                                    "overrides": {"random-features": {"rule_options": {"readout_lr": 10.0}}}})
     assert [cfg.rule for cfg in sweep.runs()] == ["dfa"]
+
+
+# -- hyper-parameter grids ------------------------------------------------------
+def test_grid_table_and_per_rule_grid_reach_the_runs():
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["fake", "bp"], optim={"validation": 0.25},
+                                             grid={"lr": [0.3, 1.0]},
+                                             overrides={"fake": {"grid": {"mode": ["ok", "nan"]}}}))
+    grids = {cfg.rule: dict(cfg.grid) for cfg in sweep.runs()}
+    assert grids == {"fake": {"lr": [0.3, 1.0], "mode": ["ok", "nan"]}, "bp": {"lr": [0.3, 1.0]}}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(grid={"lr": [1.0]}), "optim.validation"),
+    (dict(optim={"validation": 0.2}, grid={"nonsense": [1, 2]}), "nonsense"),
+    (dict(rules=["dfa"], optim={"validation": 0.2}, grid={"feedback_shape": ["shared", "bogus"]}), "feedback_shape"),
+])
+def test_bad_grids_in_a_sweep_are_config_errors(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        SweepConfig.from_dict(sweep_dict(**changes))
+
+
+def test_cli_grid_option_sets_the_grid(tmp_path):
+    from spiking_rhm.cli.experiments import parse_grid
+
+    assert parse_grid("lr=0.3,1,3") == ("lr", [0.3, 1, 3])
+    assert parse_grid("feedback_shape=shared,per-position") == ("feedback_shape", ["shared", "per-position"])
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_grid("lr")
