@@ -82,3 +82,22 @@ def test_helpers():
     assert split_options({"a": 1, "readout_lr": 2}, {"readout_lr": None}) == ({"a": 1}, {"readout_lr": 2})
     with pytest.raises(ConfigError, match="readout_lr must be a positive number"):
         split_options({"readout_lr": -1}, {"readout_lr": None})
+
+
+def test_warmup_ramps_the_scheduled_rate():
+    from spiking_rhm.training import warmup_factor
+
+    toy = Toy(8)
+    rec = train(toy, _cfg(warmup=0.5, schedule="constant"))  # 4 steps, 2 of them warm-up
+    assert toy.lrs == pytest.approx([0.125, 0.25, 0.25, 0.25])
+    assert rec["lr"]["warmup"] == 0.5
+    assert warmup_factor(0, 10, 0.0) == 1.0 and warmup_factor(0, 10, 0.3) == pytest.approx(1 / 3)
+
+
+def test_clip_bounds_each_step_by_lr_times_clip():
+    toy = Toy(8, w0=-100.0)  # gradient 2 (w - 2) = -204: clipped to norm 0.5
+    rec = train(toy, _cfg(clip=0.5, schedule="constant", epochs=1))
+    assert float(toy.w) == pytest.approx(-100.0 + 2 * 0.25 * 0.5)
+    assert rec["lr"]["clip"] == 0.5 and rec["lr"]["clipped_steps"] == 2
+    with pytest.raises(ConfigError, match="optim.clip"):
+        _cfg(clip=0.0)
