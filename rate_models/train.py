@@ -51,6 +51,7 @@ from rate_models.networks import (
     bp_signals,
     branch_inputs,
     explicit_bias_update,
+    feedback_vjp,
     forward,
     init_params,
     layer_vjp,
@@ -222,6 +223,7 @@ class RateBackend:
         ctx = learning_context(rule, act.post, logits.detach(), target, pre_activations=act.pre,
                                bp_signals=lambda: bp_signals(task_loss, act),
                                layer_vjp=lambda: partial(layer_vjp, act), weights=lambda: params.weights,
+                               feedback_vjp=lambda: partial(feedback_vjp, params, act),
                                branch_inputs=lambda: branch_inputs(act, spec))
         generated = 0
         if self.levels:

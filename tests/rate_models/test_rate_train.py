@@ -38,7 +38,7 @@ def test_divergence_is_flagged_not_raised():
     assert m["diverged"] and math.isnan(m["test_error"])
 
 
-MY_RULES = ["bp", "dfa", "sdfa", "drtp", "dkp", "random-features", "bp-unmasked", "dfa-masked"]
+MY_RULES = ["bp", "dfa", "sdfa", "drtp", "dkp", "random-features", "bp-unmasked", "fa", "fa-unmasked", "dfa-masked"]
 
 
 @pytest.mark.parametrize("rule", MY_RULES)
