@@ -1,7 +1,8 @@
 """From records to learning curves and P* tables.
 
 Records are grouped into *curves*: runs that differ only in P, P_test, seed and the grammar
-(``rhm.rule_seed``) -- same RHM parameters, rule, back end and every other setting.  A curve's
+(``rhm.rule_seed``) -- same RHM parameters, rule, back end and every other setting.  A run built
+from a protocol preset (``config.preset``) is labelled by the preset's name.  A curve's
 rows are its (grammar, seed) pairs, so P* intervals (bootstrap over rows) are over grammars and
 data seeds together.  Within a curve:
 
@@ -100,7 +101,7 @@ def curves(records: list[dict]) -> list[Curve]:
                          | {name for k in family for name in flat[key] if name not in flat[k]})
         variant = " ".join(f"{name}={flat[key].get(name)}" for name in varying)
         grammars = sorted({_rule_seed(rec) for rec in members})
-        curve = Curve(rule=config["rule"], backend=config["backend"], rhm=(r["v"], r["m"], r["n_c"], r["s"], r["L"]),
+        curve = Curve(rule=config.get("preset") or config["rule"], backend=config["backend"], rhm=(r["v"], r["m"], r["n_c"], r["s"], r["L"]),
                       rule_seed=grammars[0] if len(grammars) == 1 else ",".join(map(str, grammars)),
                       variant=variant, records=members)
         no_test = [rec for rec in members if not has_test_points(rec)]
@@ -168,7 +169,7 @@ def has_test_points(record: dict) -> bool:
 
 
 def _same_family(a: dict, b: dict) -> bool:
-    keys = ("rule", "backend", "rhm.v", "rhm.m", "rhm.n_c", "rhm.s", "rhm.L")
+    keys = ("rule", "preset", "backend", "rhm.v", "rhm.m", "rhm.n_c", "rhm.s", "rhm.L")
     return all(a.get(k) == b.get(k) for k in keys)
 
 

@@ -21,6 +21,8 @@ three go through the same strict validation.  A sweep file looks like::
     [overrides.dfa.optim]               # per-rule changes of those sections
     lr = 0.01
 
+    rules = ["bp", "reference-bp"]      # a rule name or a protocol preset (spiking_rhm.presets)
+
     [grid]                              # hyper-parameters chosen on validation points (needs
     lr = [0.3, 1, 3]                    # optim.validation > 0; spiking_rhm.selection); per rule:
     [overrides.sibling-cca.grid]        # merged into the grid of that rule
@@ -184,7 +186,11 @@ class SweepConfig:
 
         # overrides may name rules that are not selected (a file narrowed by --rule), but every
         # name must be a registered rule, so that a typo is not silently ignored
+        from spiking_rhm.presets import is_preset, preset_run
+
         for name in sorted(set(self.overrides) - set(self.rules)):
+            if is_preset(name):
+                continue
             try:
                 rule_class(name)
             except SpikingRHMError as err:
@@ -192,9 +198,12 @@ class SweepConfig:
         templates = {}
         backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
         for rule in self.rules:
-            cls = rule_class(rule)  # unknown rule -> clear error listing the valid ones
-            run = self.run_dict(rule)
-            template = RunConfig.from_dict({**run, "rule": rule})
+            if is_preset(rule):  # a protocol preset (spiking_rhm.presets): its rule with its settings
+                run = _deep_merge(preset_run(rule, self.run, _deep_merge), self.overrides.get(rule, {}))
+            else:
+                run = {**self.run_dict(rule), "rule": rule}
+            cls = rule_class(run["rule"])  # unknown rule -> clear error listing the valid ones
+            template = RunConfig.from_dict(run)
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
             try:
                 cls(**options)  # options neither the rule nor the back end takes -> clear error
@@ -218,8 +227,7 @@ class SweepConfig:
                     sizes.append(size)
             for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):
                 cfg = RunConfig.from_dict(
-                    {**templates[rule], "rhm": dataclasses.asdict(setting), "rule": rule, "backend": backend,
-                     "P": P, "seed": seed}
+                    {**templates[rule], "rhm": dataclasses.asdict(setting), "backend": backend, "P": P, "seed": seed}
                 )
                 try:
                     cfg.sizes()

@@ -76,6 +76,7 @@ class OptimConfig:
     stop_train_loss: float = 1e-3  # early stop once the train loss falls below
     min_steps: int = 0  # train at least this many optimiser steps (more epochs for small P)
     validation: float = 0.0  # fraction of the P training points held out for selection (not trained on)
+    cosine_period: float = 1.0  # the cosine schedule's half period as a fraction of the steps (the reference: 0.8)
     warmup: float = 0.0  # fraction of the optimiser steps with a linear learning-rate ramp from 0
     clip: float | None = None  # max 2-norm of each parameter group's gradient (hidden, readout); None: no clip
 
@@ -128,6 +129,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     rule_options: Mapping[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # the protocol preset the run was built from (spiking_rhm.presets), for labels
     # hyper-parameter grid (spiking_rhm.selection): setting -> candidate values; the run trains every point on
     # P minus the validation points and keeps the one with the least validation error
     grid: Mapping[str, Any] = field(default_factory=dict)
@@ -288,6 +290,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
     if not (0 <= o.validation < 1):
         raise ConfigError(f"optim.validation must be a fraction in [0, 1), got {o.validation}")
+    if not (math.isfinite(o.cosine_period) and o.cosine_period > 0):
+        raise ConfigError(f"optim.cosine_period must be a positive fraction of the steps, got {o.cosine_period}")
     if not (0 <= o.warmup <= 1):
         raise ConfigError(f"optim.warmup must be a fraction of the steps in [0, 1], got {o.warmup}")
     if o.clip is not None and not (math.isfinite(o.clip) and o.clip > 0):

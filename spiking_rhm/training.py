@@ -91,9 +91,11 @@ class Backend(Protocol):
         """The back end's own record fields (rule, readout, device, ...), after ``lr``."""
 
 
-def cosine_factor(step: int, total_steps: int, schedule: str) -> float:
-    """``(1 + cos(pi step / total)) / 2`` for the cosine schedule, 1 for ``constant``."""
-    return 0.5 * (1 + math.cos(math.pi * step / total_steps)) if schedule == "cosine" else 1.0
+def cosine_factor(step: int, total_steps: int, schedule: str, period: float = 1.0) -> float:
+    """``(1 + cos(pi step / (period x total))) / 2`` for the cosine schedule (``period < 1``: it rises again
+    after ``period x total`` steps, like the reference's CosineAnnealingLR with T_max = 0.8 epochs), 1 for
+    ``constant``."""
+    return 0.5 * (1 + math.cos(math.pi * step / (period * total_steps))) if schedule == "cosine" else 1.0
 
 
 def warmup_factor(step: int, total_steps: int, warmup: float) -> float:
@@ -171,8 +173,8 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
         loss_sum, wrong, seen = 0.0, 0, 0
         for k in range(steps_per_epoch):
             idx = perm[k * batch:(k + 1) * batch]
-            scale = cosine_factor(step, total_steps, cfg.optim.schedule) * warmup_factor(step, total_steps,
-                                                                                          cfg.optim.warmup)
+            scale = (cosine_factor(step, total_steps, cfg.optim.schedule, cfg.optim.cosine_period)
+                     * warmup_factor(step, total_steps, cfg.optim.warmup))
             out = backend.step(idx, hidden_lr * scale, step in align_at)
             n_generated += out.generated
             if out.cosine is not None:

@@ -317,3 +317,30 @@ def test_cli_grid_option_sets_the_grid(tmp_path):
     assert parse_grid("feedback_shape=shared,per-position") == ("feedback_shape", ["shared", "per-position"])
     with pytest.raises(ConfigError, match="--grid"):
         parse_grid("lr")
+
+
+def test_reference_bp_preset_runs_bp_with_the_authors_protocol_and_drops_the_grid():
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["bp", "reference-bp"],
+                                             net={"width": 256}, optim={"validation": 0.25, "epochs": 7},
+                                             grid={"lr": [0.3, 1.0]},
+                                             overrides={"reference-bp": {"optim": {"epochs": 3}}}))
+    runs = {cfg.preset or cfg.rule: cfg for cfg in sweep.runs()}
+    bp, ref = runs["bp"], runs["reference-bp"]
+    assert bp.rule == ref.rule == "bp" and ref.preset == "reference-bp" and bp.preset is None
+    assert bp.net.width == 256 and bp.optim.epochs == 7 and dict(bp.grid) == {"lr": [0.3, 1.0]}
+    assert ref.net.width == 64 and ref.optim.lr == 0.1 and ref.optim.cosine_period == 0.8
+    assert ref.optim.stop_train_loss == 0.01 and ref.optim.validation == 0.0 and not ref.grid
+    assert ref.optim.epochs == 3  # the preset's own overrides apply last
+
+
+def test_preset_curves_are_labelled_by_the_preset():
+    from experiments.analysis import curves
+
+    def rec(cfg, P, seed):
+        return {"run_id": cfg.run_id() + str(P), "rule": cfg.rule, "backend": "rate", "P": P, "P_test": 10,
+                "seed": seed, "status": "ok", "test_error": 0.5, "train_error": 0.0, "metrics": {},
+                "config": cfg.replace(P=P, seed=seed).to_dict()}
+
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["bp", "reference-bp"]))
+    records = [rec(cfg, P, 0) for cfg in sweep.runs() for P in (16, 32)]
+    assert sorted(c.label for c in curves(records)) == ["bp [rate]", "reference-bp [rate]"]
