@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spiking_rhm.api import NO_TEST_POINTS
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.metrics import PStar, pstar
+from spiking_rhm.metrics import PStar, pstar, pstar_point
 
 _SWEPT = ("P", "P_test", "seed")
 TRAIN_ERROR_FLAG = 0.01
@@ -63,6 +64,19 @@ class Curve:
 
     def pstar(self, eps: float = 0.1, **kwargs) -> PStar:
         return pstar(self.P, self.errors, eps=eps, **kwargs)
+
+    def pstar_by_grammar(self, eps: float = 0.1) -> dict[int, float]:
+        """``grammar -> P*`` of that grammar's seed-mean curve (:func:`~spiking_rhm.metrics.pstar_point`): the
+        spread over grammars, beside the bootstrap over (grammar, seed) rows."""
+        out = {}
+        for grammar in sorted({g for g, _ in self.seeds}):
+            rows = self.errors[[i for i, (g, _) in enumerate(self.seeds) if g == grammar]]
+            finished = rows[np.isfinite(rows).any(axis=1)]
+            if len(finished):
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a P without finished runs: NaN, skipped
+                    out[grammar] = pstar_point(self.P, np.nanmean(finished, axis=0), eps)[0]
+        return out
 
     def metric_by_P(self, getter) -> dict[int, list]:
         """``P -> [getter(record) for its ok records]`` (None values dropped)."""
@@ -218,6 +232,7 @@ def pstar_rows(records: list[dict], eps: float = 0.1, n_boot: int = 2000, confid
             "rule": curve.label, "rhm": curve.rhm, "scale": curve.scale, "pstar": result,
             "ratio": result.value / curve.scale, "n_seeds": result.n_seeds, "n_P": len(curve.P),
             "notes": "; ".join(notes), "converged": worst is None or worst[1] <= train_error_flag,
+            "train_error_worst": None if worst is None else worst[1], "per_grammar": curve.pstar_by_grammar(eps),
         })
     return rows
 

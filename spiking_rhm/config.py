@@ -79,6 +79,10 @@ class OptimConfig:
     cosine_period: float = 1.0  # the cosine schedule's half period as a fraction of the steps (the reference: 0.8)
     warmup: float = 0.0  # fraction of the optimiser steps with a linear learning-rate ramp from 0
     clip: float | None = None  # max 2-norm of each parameter group's gradient (hidden, readout); None: no clip
+    # train to convergence: the epochs (raised by min_steps) are the budget; stop early once an epoch's train
+    # error is <= stop_train_error (None: off), or after `plateau` epochs without a new least train loss (0: off)
+    stop_train_error: float | None = None
+    plateau: int = 0
 
     def n_epochs(self, steps_per_epoch: int) -> int:
         """``epochs``, raised so that at least ``min_steps`` optimiser steps are taken."""
@@ -284,8 +288,10 @@ def validate(cfg: RunConfig) -> None:
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim
-    if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0:
-        raise ConfigError("optim.epochs and optim.min_steps must be >= 0 and optim.batch_size >= 1")
+    if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
+        raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")
+    if o.stop_train_error is not None and not (0 <= o.stop_train_error < 1):
+        raise ConfigError(f"optim.stop_train_error must be a fraction in [0, 1) or none, got {o.stop_train_error}")
     if o.lr is not None and not (o.lr > 0 and math.isfinite(o.lr)):
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
     if not (0 <= o.validation < 1):

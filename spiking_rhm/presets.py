@@ -26,7 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "net": {"width": 64},
         "optim": {"lr": 0.1, "momentum": 0.9, "batch_size": 128, "epochs": 250, "schedule": "cosine",
                   "cosine_period": 0.8, "stop_train_loss": 0.01, "weight_decay": 0.0, "warmup": 0.0,
-                  "clip": None, "min_steps": 0, "validation": 0.0},
+                  "clip": None, "min_steps": 0, "validation": 0.0, "stop_train_error": None, "plateau": 0},
     },
 }
 

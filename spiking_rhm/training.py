@@ -167,7 +167,8 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
     alignment, n_generated = [], 0
     step = seen_total = clipped = 0
     clip = cfg.optim.clip
-    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{backend.label} P={P}")
+    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{backend.label} P={P}",
+                   stop_train_error=cfg.optim.stop_train_error, plateau=cfg.optim.plateau)
     for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen)
         loss_sum, wrong, seen = 0.0, 0, 0
