@@ -110,3 +110,36 @@ def test_checkpoint_with_grid_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="grid"):
         train(_cfg(lr=[1.0]), checkpoint=tmp_path / "net.npz")
+
+
+@pytest.mark.parametrize("rule, grid", [("bp", {"lr": [0.1, 1.0]}), ("clapp", {"lr": [0.01, 0.1]})])
+def test_poisoned_test_points_change_no_choice(monkeypatch, rule, grid):
+    """Selection never reads test points: replacing every test input and label with garbage leaves each grid
+    point's validation scores, the choice and the training identical; only the test error moves."""
+    import numpy as np
+
+    import rate_models  # noqa: F401
+    from spiking_rhm.api import train
+    from spiking_rhm.rhm import RHM as Grammar
+
+    cfg = RunConfig(rhm=RHM, P=256, P_test=128, rule=rule, net=NetConfig(width=16), grid=grid,
+                    optim=OptimConfig(epochs=3, validation=0.25))
+    clean_record = train(cfg)
+    clean = clean_record["metrics"]
+    split = Grammar.split
+
+    def poisoned(self, P, P_test=0, seed=0):
+        train_points, test = split(self, P, P_test, seed)
+        rng = np.random.default_rng(123)
+        return train_points, test._replace(labels=(test.labels + 1 + rng.integers(0, self.n_c - 1, test.size))
+                                           % self.n_c, inputs=rng.integers(0, self.v, test.inputs.shape))
+
+    monkeypatch.setattr(Grammar, "split", poisoned)
+    dirty_record = train(cfg)
+    dirty = dirty_record["metrics"]
+    assert dirty["selection"] == clean["selection"] | {"wall_time_all_points": dirty["selection"]["wall_time_all_points"]}
+    for a, b in zip(dirty["selection"]["points"], clean["selection"]["points"]):
+        assert a["validation_error"] == b["validation_error"] and a["validation_loss"] == b["validation_loss"]
+    assert dirty["validation"] == clean["validation"] and dirty["curve"]["train_loss"] == clean["curve"]["train_loss"]
+    assert dirty_record["train_error"] == clean_record["train_error"]
+    assert dirty_record["test_error"] != clean_record["test_error"]

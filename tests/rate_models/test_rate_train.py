@@ -109,14 +109,26 @@ def test_branch_rule_needs_input_taps():
                              net=NetConfig(width=16, arch="fcn")))
 
 
-@pytest.mark.parametrize("rule", ["bp", "dfa", "clapp", "random-features"])
+def _all_rules():
+    from spiking_rhm.rules.base import _load_builtin_rules, available_rules
+
+    _load_builtin_rules()
+    return sorted(available_rules())
+
+
+@pytest.mark.parametrize("rule", _all_rules())
 def test_every_record_holds_both_scorings(rule):
+    """Every registered rule's record holds its own readout's and the linear probe's scores; the record's
+    scoring is the online readout for supervised rules and the probe otherwise."""
+    from spiking_rhm.rules.base import rule_class
+
     m = train_rate(_cfg(rule, epochs=2, P=128, P_test=64))
     for scoring in ("online_readout", "probe"):
         assert set(m[scoring]) >= {"test_error", "train_error"}
         assert all(math.isfinite(m[scoring][k]) for k in ("test_error", "train_error"))
-    supervised = rule in ("bp", "dfa")
+    supervised = rule_class(rule).supervised
     assert m["evaluation"] == ("online readout" if supervised else "linear probe")
+    assert m["test_error"] == m["online_readout" if supervised else "probe"]["test_error"]
     assert ("local_readout" in m) == (not supervised)  # unsupervised: the frozen delta-rule readout
 
 
