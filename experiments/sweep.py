@@ -15,6 +15,7 @@ three go through the same strict validation.  A sweep file looks like::
     m = 4
     n_c = 8
     L = 3
+    rule_seeds = [0, 1, 2]              # (top level) every rhm table on each of these grammars
 
     [optim]                             # any RunConfig section: net, optim, spiking,
     epochs = 100                        # rule_options, P_test, device
@@ -61,8 +62,8 @@ TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results rec
 
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
 RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
-SWEEP_KEYS = ("rules", "backends", "rhm", "P", "seeds", "out", "workers", "dask", "retry_failed", "overrides",
-              *RUN_KEYS)
+SWEEP_KEYS = ("rules", "backends", "rhm", "rule_seeds", "P", "seeds", "out", "workers", "dask", "retry_failed",
+              "overrides", *RUN_KEYS)
 
 
 def default_workers() -> int:
@@ -110,6 +111,11 @@ class SweepConfig:
         if not isinstance(rhm_list, (list, tuple)) or not rhm_list:
             raise ConfigError(f"{where}.rhm must be a table or a non-empty list of tables")
         settings = tuple(_from_mapping(RHMConfig, r, f"{where}.rhm") for r in rhm_list)
+        if "rule_seeds" in data:  # every setting on each of these grammars
+            grammars = _int_tuple(data["rule_seeds"], f"{where}.rule_seeds")
+            if not grammars or any(g < 0 for g in grammars):
+                raise ConfigError(f"{where}.rule_seeds must be a non-empty list of seeds >= 0, got {list(grammars)}")
+            settings = tuple(dataclasses.replace(r, rule_seed=g) for r in settings for g in dict.fromkeys(grammars))
         overrides = data.get("overrides", {})
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"{where}.overrides must be a table of rule = {{section = ...}}")

@@ -348,11 +348,16 @@ def _validate_code(sp: "SpikingConfig") -> None:
 # ---------------------------------------------------------------------------
 # strict loading of nested dataclasses from plain mappings
 # ---------------------------------------------------------------------------
+@functools.cache
+def _fields(cls) -> tuple[dict, list[str]]:
+    """(type hints, field names) of a config dataclass (cached: sweeps build thousands of configs)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+
+
 def _from_mapping(cls, data: Any, where: str):
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields(cls)
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(names)}")

@@ -109,7 +109,8 @@ def test_config_file_toml_and_yaml(tmp_path):
 
 
 def test_example_configs_are_valid():
-    configs = sorted((HERE.parents[1] / "experiments" / "configs").glob("*.toml"))
+    experiments = HERE.parents[1] / "experiments"
+    configs = sorted([*(experiments / "configs").glob("*.toml"), *(experiments / "claims" / "fair").glob("*.toml")])
     assert configs, "no example sweep configs"
     for path in configs:
         try:
@@ -289,6 +290,29 @@ def test_overrides_of_unselected_rules_are_allowed():
     sweep = SweepConfig.from_dict({"rules": ["dfa"], "P": [64], "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2},
                                    "overrides": {"random-features": {"rule_options": {"readout_lr": 10.0}}}})
     assert [cfg.rule for cfg in sweep.runs()] == ["dfa"]
+
+
+def test_fair_protocol_configs_select_on_validation_over_three_grammars_and_seeds():
+    """The fair-protocol claim configs: width >= 128, >= 3 grammars x >= 3 data seeds (the reduced claim-2 run:
+    2 seeds), a validation split and an lr grid for every trained rule but the presets, training to convergence."""
+    for path in sorted((HERE.parents[1] / "experiments" / "claims" / "fair").glob("*.toml")):
+        runs = SweepConfig.from_file(path).runs()
+        assert len({c.rhm.rule_seed for c in runs}) >= 3 and len({c.seed for c in runs}) >= (2 if "reduced" in path.name else 3)
+        assert "random-features" in {c.rule for c in runs} and "reference-bp" in {c.preset for c in runs}
+        for cfg in runs:
+            if cfg.preset:
+                continue
+            assert cfg.net.width >= 128 and cfg.optim.validation > 0 and cfg.optim.stop_train_error == 0.0, path
+            assert cfg.rule == "random-features" or cfg.grid, (path, cfg.rule)
+
+
+def test_rule_seeds_run_every_setting_on_each_grammar():
+    two = [dict(RHM), {**RHM, "n_c": 4}]
+    sweep = SweepConfig.from_dict(sweep_dict(rhm=two, rule_seeds=[0, 2, 2], P=[16], seeds=[0]))
+    assert [(c.rhm.n_c, c.rhm.rule_seed) for c in sweep.runs()] == [(RHM["n_c"], 0), (RHM["n_c"], 2), (4, 0), (4, 2)]
+    for bad in ([], [-1], "0"):
+        with pytest.raises(ConfigError, match="rule_seeds"):
+            SweepConfig.from_dict(sweep_dict(rule_seeds=bad))
 
 
 # -- hyper-parameter grids ------------------------------------------------------
