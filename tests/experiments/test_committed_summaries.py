@@ -24,6 +24,7 @@ SWEEPS = {
                                             ("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.01,
                                                                                          "rules": ["sdfa"]})],
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
+    "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
 }
@@ -38,7 +39,7 @@ def expanded_points(configs) -> Counter:
             (data.setdefault(section, {}) if section else data)[name] = value
         for cfg in SweepConfig.from_dict(data, where=path).runs():
             r = cfg.rhm
-            points[(r.v, r.m, r.n_c, r.s, r.L, cfg.rule, cfg.backend, cfg.sizes()[0])] += 1
+            points[(r.v, r.m, r.n_c, r.s, r.L, cfg.preset or cfg.rule, cfg.backend, cfg.sizes()[0])] += 1
     return points
 
 
