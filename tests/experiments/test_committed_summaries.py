@@ -61,3 +61,23 @@ def test_summary_csv_matches_the_config_that_regenerates_it(directory):
 def test_every_committed_summary_has_its_config():
     found = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("experiments/*/*/summary.csv")}
     assert found == set(SWEEPS)
+
+
+def test_the_fair_run_tables_in_results_md_are_the_committed_summaries():
+    """docs/results.md's reduced fair-protocol tables (report --scoring online) carry the committed CSVs' numbers,
+    not hand-copied ones: every P* row and every per-P row (test error mean [min, max], train error, both scorings)."""
+    from experiments.report import _num, _size
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    start = text.index("## Reduced fair-protocol run")
+    section = text[start:text.index("\n## ", start + 1)]
+    directory = ROOT / "experiments" / "results" / "fair_claim2_reduced"
+    for row in read_csv(directory / "pstar.csv"):
+        interval = f"[{_size(float(row['pstar_low']))}, {_size(float(row['pstar_high']))}]"
+        assert f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {_size(float(row['pstar']))} | {interval} |" in section
+    for row in read_csv(directory / "summary.csv"):
+        cells = [f"{_num(float(row['test_error_mean']))} [{_num(float(row['test_error_min']))}, "
+                 f"{_num(float(row['test_error_max']))}]", _num(float(row["train_error_mean"]))]
+        line = next(l for l in section.splitlines() if l.startswith(f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {row['P']} |"))
+        assert " | ".join(cells) in line
+        assert f"| {_num(float(row['online_test_error_mean']))} | {_num(float(row['probe_test_error_mean']))} |" in line
