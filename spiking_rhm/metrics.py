@@ -274,8 +274,9 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels, n
         loss.backward()
         return loss
 
-    loss = float(opt.step(closure).detach())
+    opt.step(closure)  # returns the loss at the start (W = 0: ln n_classes), not at the optimum
     with torch.no_grad():
+        loss = float(F.cross_entropy(Xtr @ W + b, ytr))  # the fitted probe's train cross-entropy
         train_error = float(((Xtr @ W + b).argmax(1) != ytr).double().mean())
         test_error = float(((Xte @ W + b).argmax(1) != yte).double().mean()) if len(yte) else float("nan")
         weight = W / sd[:, None]

@@ -204,6 +204,22 @@ def test_linear_probe_fits_separable_features_and_generalises():
     assert noise["test_error"] > 0.5  # no signal, no generalisation
 
 
+def test_linear_probe_records_the_fitted_train_loss():
+    """The recorded train loss is the cross-entropy of the returned map on the training features (not the loss
+    at the start of L-BFGS, ln n_classes)."""
+    from spiking_rhm.metrics import fit_linear_probe
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 6)) * 2
+    y = rng.integers(0, 3, 200)
+    X = centres[y] + rng.normal(size=(200, 6))
+    fit = fit_linear_probe(X, y, X[:10], y[:10], n_classes=3)
+    logits = X @ fit.weight + fit.bias
+    logits = logits - logits.max(1, keepdims=True)
+    ce = float(np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(200), y]))
+    assert fit.metrics["train_loss"] == pytest.approx(ce, rel=1e-6) and ce < 0.5 * np.log(3)
+
+
 def test_delta_readout_one_step_is_the_delta_rule_on_centred_features():
     """One full-batch step from W = 0: W = -lr x^T (softmax(0) - y*) / N with x = (f - mu) / (g sqrt(D))."""
     from spiking_rhm.metrics import fit_delta_readout
