@@ -20,18 +20,17 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from experiments.analysis import _fmt_p as _size, curves, pstar_rows
+from experiments.analysis import SCORINGS, _fmt_p as _size, curves, pstar_rows, rescore, scoring_headline
 from experiments.store import read_results
 from spiking_rhm.errors import ConfigError
 
-SCORINGS = {"recorded": None, "online": "online_readout", "probe": "probe"}
-_SCORING_NAMES = {"online": "online readout", "probe": "linear probe"}
 
 SUMMARY_COLUMNS = (
     "source", "v", "m", "n_c", "s", "L", "rule_seed", "rule", "backend", "variant", "scoring", "P", "P_rel",
@@ -56,14 +55,17 @@ class Report:
     eps: float
     confidence: float
     notes: list[str]
+    headline: str = ""  # which scoring the tables use (analysis.scoring_headline)
 
     def markdown(self) -> str:
         """Both tables as Markdown, one section per source directory."""
-        parts = []
+        parts = [f"{self.headline}\n"] if self.headline else []
         for source in dict.fromkeys(row["source"] for row in self.summary + self.pstar):
             parts.append(f"## {source}\n")
             pstar = [r for r in self.pstar if r["source"] == source]
-            parts.append(f"### P*(eps = {self.eps}), {int(self.confidence * 100)} % bootstrap interval over seeds\n")
+            parts.append(f"### P*(eps = {self.eps}), {int(self.confidence * 100)} % bootstrap interval over (grammar, seed) pairs\n")
+            parts.append("P* per grammar: the P* of each grammar's seed-mean curve; train error (worst P): the largest "
+                         "seed-mean final train error over P (NOT CONVERGED above 0.01).\n")
             parts.append(markdown_pstar(pstar) + "\n")
             parts.append("### Test error per P (seed mean [min, max]; diverged runs at chance)\n")
             parts.append(markdown_summary([r for r in self.summary if r["source"] == source]) + "\n")
@@ -71,30 +73,15 @@ class Report:
         return "\n".join(parts).rstrip() + "\n"
 
 
-def rescore(records: list[dict], scoring: str) -> tuple[list[dict], int]:
-    """Records whose ``test_error``/``train_error`` are those of ``scoring``; and how many ok runs lack it."""
-    if scoring not in SCORINGS:
-        raise ConfigError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
-    key = SCORINGS[scoring]
-    if key is None:
-        return records, 0
-    out, missing = [], 0
-    for record in records:
-        if record.get("status") == "ok":
-            scored = (record.get("metrics") or {}).get(key) or {}
-            if scored.get("test_error") is None:
-                missing += 1
-                continue
-            metrics = {**record["metrics"], "evaluation": _SCORING_NAMES[scoring]}
-            record = {**record, "test_error": scored["test_error"], "train_error": scored.get("train_error"),
-                      "metrics": metrics}
-        out.append(record)
-    return out, missing
-
-
 def _mean(values) -> float | None:
     values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return float(np.mean(values)) if values else None
+
+
+def _counts(values) -> str:
+    """``"budget 2, train_error 4"``: how often each value occurs (None left out)."""
+    counts = Counter(v for v in values if v is not None)
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
 
 
 def _curve_fields(curve, source: str) -> dict:
@@ -133,6 +120,7 @@ def summary_rows(records: list[dict], source: str = "") -> list[dict]:
                 "online_test_error_mean": _mean((m.get("online_readout") or {}).get("test_error") for m in metric),
                 "probe_test_error_mean": _mean((m.get("probe") or {}).get("test_error") for m in metric),
                 "epochs_run_mean": _mean(m.get("epochs_run") for m in metric),
+                "stop_reasons": _counts(m.get("stop_reason") for m in metric),
                 "wall_time_mean_s": _mean(r.get("wall_time") for r in ok),
             })
     return rows
@@ -151,6 +139,7 @@ def pstar_table_rows(records: list[dict], source: str = "", eps: float = 0.1, n_
             **_curve_fields(curve, source), "scoring": _scoring(curve.records), "eps": eps, "pstar": result.value,
             "pstar_low": result.low, "pstar_high": result.high, "status": result.status, "pstar_rel": row["ratio"],
             "scale": row["scale"], "n_seeds": row["n_seeds"], "n_P": row["n_P"], "notes": row["notes"],
+            "train_error_worst": row["train_error_worst"], "per_grammar": row["per_grammar"],
         })
     return out
 
@@ -164,7 +153,7 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         raise ConfigError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must lie in (0, 1), got {confidence}")
-    summary, pstar, notes = [], [], []
+    summary, pstar, notes, scored = [], [], [], []
     for directory in directories:
         records = read_results(directory)
         if not records:
@@ -175,9 +164,10 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         if not records:
             continue
         source = str(directory)
+        scored += records
         summary += summary_rows(records, source)
         pstar += pstar_table_rows(records, source, eps=eps, n_boot=n_boot, confidence=confidence)
-    return Report(summary, pstar, eps, confidence, notes)
+    return Report(summary, pstar, eps, confidence, notes, scoring_headline(scored, scoring))
 
 
 # -- formatting -----------------------------------------------------------------
@@ -210,11 +200,13 @@ def markdown_pstar(rows: list[dict]) -> str:
     body = []
     for r in rows:
         prefix = "<=" if r["status"] == "below_range" else ""
+        grammars = r.get("per_grammar") or {}
         body.append([_label(r), _setting(r), prefix + _size(r["pstar"]),
-                     f"[{_size(r['pstar_low'])}, {_size(r['pstar_high'])}]", prefix + _size(r["pstar_rel"]),
-                     r["n_seeds"], r["n_P"], r["scoring"], r["notes"]])
-    return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "P*", "interval", "P*/(n_c m^L)", "seeds", "P values",
-                      "scoring", "notes"], body)
+                     f"[{_size(r['pstar_low'])}, {_size(r['pstar_high'])}]",
+                     " ".join(f"g{g}:{_size(v)}" for g, v in grammars.items()) or "-", prefix + _size(r["pstar_rel"]),
+                     r["n_seeds"], r["n_P"], _num(r.get("train_error_worst")), r["scoring"], r["notes"]])
+    return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "P*", "interval", "P* per grammar", "P*/(n_c m^L)",
+                      "(grammar, seed) rows", "P values", "train error (worst P)", "scoring", "notes"], body)
 
 
 def markdown_summary(rows: list[dict]) -> str:
@@ -225,10 +217,10 @@ def markdown_summary(rows: list[dict]) -> str:
                  (f" +{r['n_failed']}f" if r["n_failed"] else "")
         body.append([_label(r), _setting(r), r["P"], _size(r["P_rel"]), counts,
                      f"{_num(r['test_error_mean'])} [{_num(r['test_error_min'])}, {_num(r['test_error_max'])}]",
-                     _num(r["train_error_mean"]), _num(r["online_test_error_mean"]),
+                     _num(r["train_error_mean"]), r.get("stop_reasons") or "-", _num(r["online_test_error_mean"]),
                      _num(r["probe_test_error_mean"]), r["scoring"]])
     return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "P", "P/(n_c m^L)", "runs", "test error",
-                      "train error", "online readout", "linear probe", "scoring"], body)
+                      "train error", "stopped by", "online readout", "linear probe", "scoring"], body)
 
 
 def _csv_value(x):

@@ -15,11 +15,19 @@ three go through the same strict validation.  A sweep file looks like::
     m = 4
     n_c = 8
     L = 3
+    rule_seeds = [0, 1, 2]              # (top level) every rhm table on each of these grammars
 
     [optim]                             # any RunConfig section: net, optim, spiking,
     epochs = 100                        # rule_options, P_test, device
     [overrides.dfa.optim]               # per-rule changes of those sections
     lr = 0.01
+
+    rules = ["bp", "reference-bp"]      # a rule name or a protocol preset (spiking_rhm.presets)
+
+    [grid]                              # hyper-parameters chosen on validation points (needs
+    lr = [0.3, 1, 3]                    # optim.validation > 0; spiking_rhm.selection); per rule:
+    [overrides.sibling-cca.grid]        # merged into the grid of that rule
+    shrink = [0.15, 0.2, 0.35]
 
 :func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
 have a final record in the output directory (see :mod:`experiments.store`), and runs the
@@ -53,9 +61,9 @@ from experiments.store import ResultStore
 TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results record
 
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
-RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options")
-SWEEP_KEYS = ("rules", "backends", "rhm", "P", "seeds", "out", "workers", "dask", "retry_failed", "overrides",
-              *RUN_KEYS)
+RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
+SWEEP_KEYS = ("rules", "backends", "rhm", "rule_seeds", "P", "seeds", "out", "workers", "dask", "retry_failed",
+              "overrides", *RUN_KEYS)
 
 
 def default_workers() -> int:
@@ -103,6 +111,11 @@ class SweepConfig:
         if not isinstance(rhm_list, (list, tuple)) or not rhm_list:
             raise ConfigError(f"{where}.rhm must be a table or a non-empty list of tables")
         settings = tuple(_from_mapping(RHMConfig, r, f"{where}.rhm") for r in rhm_list)
+        if "rule_seeds" in data:  # every setting on each of these grammars
+            grammars = _int_tuple(data["rule_seeds"], f"{where}.rule_seeds")
+            if not grammars or any(g < 0 for g in grammars):
+                raise ConfigError(f"{where}.rule_seeds must be a non-empty list of seeds >= 0, got {list(grammars)}")
+            settings = tuple(dataclasses.replace(r, rule_seed=g) for r in settings for g in dict.fromkeys(grammars))
         overrides = data.get("overrides", {})
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"{where}.overrides must be a table of rule = {{section = ...}}")
@@ -179,7 +192,11 @@ class SweepConfig:
 
         # overrides may name rules that are not selected (a file narrowed by --rule), but every
         # name must be a registered rule, so that a typo is not silently ignored
+        from spiking_rhm.presets import is_preset, preset_run
+
         for name in sorted(set(self.overrides) - set(self.rules)):
+            if is_preset(name):
+                continue
             try:
                 rule_class(name)
             except SpikingRHMError as err:
@@ -187,12 +204,17 @@ class SweepConfig:
         templates = {}
         backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
         for rule in self.rules:
-            cls = rule_class(rule)  # unknown rule -> clear error listing the valid ones
-            run = self.run_dict(rule)
-            template = RunConfig.from_dict({**run, "rule": rule})
+            if is_preset(rule):  # a protocol preset (spiking_rhm.presets): its rule with its settings
+                run = _deep_merge(preset_run(rule, self.run, _deep_merge), self.overrides.get(rule, {}))
+            else:
+                run = {**self.run_dict(rule), "rule": rule}
+            cls = rule_class(run["rule"])  # unknown rule -> clear error listing the valid ones
+            template = RunConfig.from_dict(run)
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
             try:
                 cls(**options)  # options neither the rule nor the back end takes -> clear error
+                for point in _grid_rule_options(template, backend_options):
+                    cls(**{**options, **point})
             except ConfigError as err:
                 if backend_options:
                     raise ConfigError(f"{err} (back-end options: {', '.join(sorted(backend_options))})") from None
@@ -211,8 +233,7 @@ class SweepConfig:
                     sizes.append(size)
             for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):
                 cfg = RunConfig.from_dict(
-                    {**templates[rule], "rhm": dataclasses.asdict(setting), "rule": rule, "backend": backend,
-                     "P": P, "seed": seed}
+                    {**templates[rule], "rhm": dataclasses.asdict(setting), "backend": backend, "P": P, "seed": seed}
                 )
                 try:
                     cfg.sizes()
@@ -220,6 +241,18 @@ class SweepConfig:
                     raise ConfigError(f"run {rule}/{backend} P={P} seed={seed}: {err}") from None
                 runs.append(cfg)
         return runs
+
+
+def _grid_rule_options(template: RunConfig, backend_options: set[str]) -> list[dict]:
+    """The rule options of every grid point of ``template`` (back-end options left out)."""
+    from spiking_rhm.selection import grid_path, grid_points
+
+    keys = {key: grid_path(key) for key in template.grid}
+    out = []
+    for point in grid_points(template.grid):
+        options = {keys[k][1]: v for k, v in point.items() if keys[k][0] == "rule_options"}
+        out.append({k: v for k, v in options.items() if k not in backend_options})
+    return out
 
 
 def _backend_option_names(backend: str) -> set[str]:

@@ -180,6 +180,26 @@ def layer_vjp(activity: Activity, layer: int, grad_pre: Tensor) -> Tensor:
     return g.transpose(1, 2)
 
 
+def feedback_vjp(params: NetParams, activity: Activity, layer: int, grad_pre: Tensor, B: Tensor) -> Tensor:
+    r"""``g^{l-1}_{b,p',c} = sum_{p,j} B_{j,k(p',c)} grad_pre_{b,j,p} / sqrt(fan_in)``: the transpose of layer
+    ``l``'s map with feedback weights ``B`` (in the layout of ``W^l``) in place of ``W^l``.
+
+    The layer's structure is kept: a lower position receives only from the upper positions whose patch
+    holds it (its ancestors in the tree), shared (cnn) or untied (lcn) as the forward weights.  With
+    ``B = W^l`` this is :func:`layer_vjp`.  ``grad_pre``: ``[B, H, P_l]``; returns ``[B, C, P_{l-1}]``.
+    """
+    if layer < 2:
+        raise ConfigError("feedback_vjp needs a hidden layer below (layer >= 2)")
+    spec = params.spec
+    arch = architecture(spec.arch)
+    x = torch.zeros_like(activity.inputs[layer - 1]).requires_grad_(True)  # the map is linear: any point
+    with torch.enable_grad():
+        patches = arch.patches(x, spec, layer)
+        a = arch.apply(B, patches) * (1.0 / math.sqrt(patches.shape[-1]))
+        (g,) = torch.autograd.grad(a, x, grad_pre.transpose(1, 2))
+    return g.transpose(1, 2)
+
+
 # --------------------------------------------------------------------------- tap branches
 def branch_inputs(activity: Activity, spec: NetSpec) -> list[Tensor]:
     """Per layer the input of every tap, ``x^l [B, C, s, P_l]`` (detached), for branch-local rules."""
@@ -240,5 +260,5 @@ def spec_from_config(cfg) -> NetSpec:
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
            "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
-           "explicit_update", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
+           "explicit_update", "feedback_vjp", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
            "relu_derivative", "spec_from_config", "trainable"]

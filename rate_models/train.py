@@ -22,12 +22,17 @@ Back-end options (valid for every rule, given with the rule options):
 ``readout`` = ``top`` (default) | ``all`` (concatenated position-averaged activities of all
 hidden layers; unsupervised rules only), ``readout_lr`` (base lr of the readout; default:
 the rule's lr for width-scaled rules, else 1.0; always multiplied by the readout's fan-in,
-mean-field convention).
+mean-field convention), ``online_readout`` = ``joint`` | ``frozen`` (default: joint for
+supervised rules, frozen for unsupervised ones; below).
 
-Evaluation: supervised rules are scored by their own (jointly trained) readout; unsupervised
-rules (the self-supervised family and the ``random-features`` control) by a linear probe
-trained to convergence on the frozen features at the end (``metrics.probe``); the online
-delta-rule readout's errors are kept in ``metrics.online_readout`` for every rule.
+Evaluation: every record holds both scorings.  ``metrics.online_readout``: the rule's own local
+readout -- for supervised rules the readout trained with the layers; for unsupervised rules (the
+self-supervised family and the ``random-features`` control) by default (``online_readout =
+frozen``) a delta rule on the centred frozen features with a bias, trained after the layers
+(:func:`spiking_rhm.metrics.fit_delta_readout`; ``online_readout = joint`` keeps the readout
+trained alongside on uncentred features).  ``metrics.probe``: a linear probe trained to
+convergence (L-BFGS) on the frozen features.  The record's ``test_error`` is the online readout's
+for supervised rules and the probe's for unsupervised ones (``metrics.evaluation``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from rate_models.networks import (
     bp_signals,
     branch_inputs,
     explicit_bias_update,
+    feedback_vjp,
     forward,
     init_params,
     layer_vjp,
@@ -55,6 +61,7 @@ from rate_models.networks import (
 from spiking_rhm import training
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
+from spiking_rhm.metrics import fit_delta_readout, fit_linear_probe, probe_scores
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.plasticity import RateEligibility, learning_context, weight_gradients
@@ -63,8 +70,9 @@ from spiking_rhm.rules.branch import branch_step, branch_weight_gradient
 from spiking_rhm.training import Final, StepOutput, learning_rates
 
 Tensor = torch.Tensor
-BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None}
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None, "online_readout": None}
 READOUTS = ("top", "all")
+ONLINE_READOUTS = ("joint", "frozen")
 N_ALIGNMENT_POINTS = 5
 EVAL_CHUNK = 4096
 SENSITIVITY_POINTS = 1000
@@ -75,6 +83,8 @@ def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
     rule_opts, backend = training.split_options(options, BACKEND_OPTIONS)
     if backend["readout"] not in READOUTS:
         raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {backend['readout']!r}")
+    if backend["online_readout"] not in (None, *ONLINE_READOUTS):
+        raise ConfigError(f"online_readout must be one of {', '.join(ONLINE_READOUTS)}, got {backend['online_readout']!r}")
     return rule_opts, backend
 
 
@@ -84,6 +94,11 @@ def build_rule(cfg) -> tuple[Rule, dict]:
     rule = get_rule(cfg.rule, **rule_opts)
     if backend["readout"] == "all" and rule.supervised:
         raise ConfigError(f"readout=all is for unsupervised rules; {cfg.rule!r} trains through its own top readout")
+    if backend["online_readout"] is None:
+        backend["online_readout"] = "joint" if rule.supervised else "frozen"
+    if backend["online_readout"] == "frozen" and rule.supervised:
+        raise ConfigError(f"online_readout=frozen is for unsupervised rules; {cfg.rule!r} trains its readout with "
+                          f"its layers")
     return rule, backend
 
 
@@ -129,11 +144,16 @@ class RateBackend:
         self.dtype = dtype = torch.float32
         self.rhm = rhm = cfg.rhm.build()
         P, P_test = cfg.sizes()
-        self.n_train = P
         self.spec = spec = spec_from_config(cfg)
 
         # -- data: the whole training set as one tensor on the device ---------------------
-        self.train, self.test = train, test = rhm.split(P, P_test, seed=cfg.seed)
+        train, self.test = rhm.split(P, P_test, seed=cfg.seed)
+        test = self.test
+        self.train, self.val = train, val = training.carve_validation(train, cfg.optim.validation)
+        self.n_train = train.labels.shape[0]
+        if val is not None:
+            self.X_val = onehot(val.inputs, rhm.v, dtype=dtype, device=device)
+            self.Y_val = torch.as_tensor(val.labels, device=device)
         self.X = onehot(train.inputs, rhm.v, dtype=dtype, device=device)
         self.Y = torch.as_tensor(train.labels, device=device)
         self.X_test = onehot(test.inputs, rhm.v, dtype=dtype, device=device)
@@ -196,6 +216,7 @@ class RateBackend:
         ctx = learning_context(rule, act.post, logits.detach(), target, pre_activations=act.pre,
                                bp_signals=lambda: bp_signals(task_loss, act),
                                layer_vjp=lambda: partial(layer_vjp, act), weights=lambda: params.weights,
+                               feedback_vjp=lambda: partial(feedback_vjp, params, act),
                                branch_inputs=lambda: branch_inputs(act, spec))
         generated = 0
         if self.levels:
@@ -217,12 +238,28 @@ class RateBackend:
     def final(self, diverged):
         test_error, test_loss = self._evaluate(self.X_test, self.Y_test)
         train_error, train_loss = self._evaluate(self.X, self.Y)
-        probe = None if diverged else _probe(self.params, self.head, self.X, self.Y, self.X_test, self.Y_test,
-                                             self.spec.n_out)
+        val = self.val is not None
+        online_val = dict(zip(("error", "loss"), self._evaluate(self.X_val, self.Y_val))) if val else None
+        probe, probe_val, self.local = None, None, None
+        if not diverged:
+            feats = [_features(self.params, self.head, x) for x in (self.X, self.X_test)]
+            probe = fit_linear_probe(feats[0], self.Y.cpu(), feats[1], self.Y_test.cpu(), self.spec.n_out)
+            val_feats = _features(self.params, self.head, self.X_val) if val else None
+            if val:
+                probe_val = probe_scores(probe, val_feats, self.Y_val.cpu())
+            if self.options["online_readout"] == "frozen":  # the local readout, trained on the frozen layers
+                self.local = fit_delta_readout(feats[0], self.Y.cpu(), feats[1], self.Y_test.cpu(), self.spec.n_out,
+                                               seed=self.cfg.seed)
+                m = self.local.metrics
+                test_error, test_loss, train_error, train_loss = (m["test_error"], m["test_loss"], m["train_error"],
+                                                                  m["train_loss"])
+                if val:
+                    online_val = probe_scores(self.local, val_feats, self.Y_val.cpu())
         P_test = self.Y_test.shape[0]
         sensitivity = None if diverged else _sensitivity(self.params, self.rhm, self.test if P_test >= 2 else self.train,
                                                          self.cfg.seed, self.device)
-        return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity)
+        validation = {"online_readout": online_val, "probe": probe_val} if val else None
+        return Final(test_error, test_loss, train_error, train_loss, probe, sensitivity, validation)
 
     def data_use(self):
         return self.rule.data_use(self.spec.depth)
@@ -234,7 +271,11 @@ class RateBackend:
         rule = self.rule
         return {"rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,
                          "options": dict(rule.options)},
-                "readout": self.options["readout"], "device": str(self.device)}
+                "readout": self.options["readout"], "device": str(self.device),
+                **({"local_readout": {"kind": "delta rule on centred frozen features with a bias (trained after "
+                                              "the layers; metrics.online_readout)",
+                                      **{k: self.local.metrics[k] for k in ("epochs", "steps", "lr")}}}
+                   if getattr(self, "local", None) is not None else {})}
 
 
 def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
@@ -299,21 +340,15 @@ def _bp_reference(head: _Readout, task_loss: Tensor, act: Activity, target: Tens
     return signals[::-1]
 
 
-def _probe(params: NetParams, head: _Readout, X: Tensor, Y: Tensor, X_test: Tensor, Y_test: Tensor,
-           n_out: int):
-    """Converged linear probe (:func:`spiking_rhm.metrics.fit_linear_probe`) on the readout's features."""
-    from spiking_rhm.metrics import fit_linear_probe
-
-    def features(x: Tensor) -> Tensor:
-        with torch.no_grad():
-            parts = []
-            for i in range(0, x.shape[0], EVAL_CHUNK):
-                post = forward(params, x[i:i + EVAL_CHUNK])[1].post
-                layers = post[-1:] if head.which == "top" else post
-                parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
-            return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
-
-    return fit_linear_probe(features(X), Y.cpu(), features(X_test), Y_test.cpu(), n_out)
+def _features(params: NetParams, head: _Readout, x: Tensor) -> Tensor:
+    """The readout's features (position-averaged top layer, or all layers for readout=all), on the CPU."""
+    with torch.no_grad():
+        parts = []
+        for i in range(0, x.shape[0], EVAL_CHUNK):
+            post = forward(params, x[i:i + EVAL_CHUNK])[1].post
+            layers = post[-1:] if head.which == "top" else post
+            parts.append(torch.cat([h.mean(-1) for h in layers], 1).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, head.fan_in)
 
 
 def _sensitivity(params: NetParams, rhm, sample, seed: int, device) -> dict | None:

@@ -86,7 +86,16 @@ def train(cfg: RunConfig, progress: bool = False, checkpoint=None) -> dict:
     """
     trainer = backend_trainer(cfg.backend)
     start = time.perf_counter()
-    metrics = trainer(cfg, progress=progress, checkpoint=checkpoint)
+    if cfg.grid:  # hyper-parameters chosen on validation points (spiking_rhm.selection)
+        from spiking_rhm.errors import ConfigError
+        from spiking_rhm.selection import select
+
+        if checkpoint is not None:
+            raise ConfigError("a run with a grid trains several networks: checkpoint its chosen point instead "
+                              "(the record's metrics.selection.chosen)")
+        metrics = select(cfg, lambda point: trainer(point, progress=progress))
+    else:
+        metrics = trainer(cfg, progress=progress, checkpoint=checkpoint)
     return make_record(cfg, metrics, wall_time=time.perf_counter() - start)
 
 

@@ -76,6 +76,14 @@ class OptimConfig:
     schedule: str = "cosine"  # cosine | constant
     stop_train_loss: float = 1e-3  # early stop once the train loss falls below
     min_steps: int = 0  # train at least this many optimiser steps (more epochs for small P)
+    validation: float = 0.0  # fraction of the P training points held out for selection (not trained on)
+    cosine_period: float = 1.0  # the cosine schedule's half period as a fraction of the steps (the reference: 0.8)
+    warmup: float = 0.0  # fraction of the optimiser steps with a linear learning-rate ramp from 0
+    clip: float | None = None  # max 2-norm of each parameter group's gradient (hidden, readout); None: no clip
+    # train to convergence: the epochs (raised by min_steps) are the budget; stop early once an epoch's train
+    # error is <= stop_train_error (None: off), or after `plateau` epochs without a new least train loss (0: off)
+    stop_train_error: float | None = None
+    plateau: int = 0
 
     def n_epochs(self, steps_per_epoch: int) -> int:
         """``epochs``, raised so that at least ``min_steps`` optimiser steps are taken."""
@@ -126,6 +134,10 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     rule_options: Mapping[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # the protocol preset the run was built from (spiking_rhm.presets), for labels
+    # hyper-parameter grid (spiking_rhm.selection): setting -> candidate values; the run trains every point on
+    # P minus the validation points and keeps the one with the least validation error
+    grid: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         validate(self)
@@ -277,10 +289,20 @@ def validate(cfg: RunConfig) -> None:
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     o = cfg.optim
-    if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0:
-        raise ConfigError("optim.epochs and optim.min_steps must be >= 0 and optim.batch_size >= 1")
+    if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
+        raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")
+    if o.stop_train_error is not None and not (0 <= o.stop_train_error < 1):
+        raise ConfigError(f"optim.stop_train_error must be a fraction in [0, 1) or none, got {o.stop_train_error}")
     if o.lr is not None and not (o.lr > 0 and math.isfinite(o.lr)):
         raise ConfigError(f"optim.lr must be a positive number, got {o.lr}")
+    if not (0 <= o.validation < 1):
+        raise ConfigError(f"optim.validation must be a fraction in [0, 1), got {o.validation}")
+    if not (math.isfinite(o.cosine_period) and o.cosine_period > 0):
+        raise ConfigError(f"optim.cosine_period must be a positive fraction of the steps, got {o.cosine_period}")
+    if not (0 <= o.warmup <= 1):
+        raise ConfigError(f"optim.warmup must be a fraction of the steps in [0, 1], got {o.warmup}")
+    if o.clip is not None and not (math.isfinite(o.clip) and o.clip > 0):
+        raise ConfigError(f"optim.clip must be a positive gradient norm or none, got {o.clip}")
     if o.schedule not in ("cosine", "constant"):
         raise ConfigError(f"unknown optim.schedule {o.schedule!r}; valid: cosine, constant")
     if cfg.P_test is not None and int(cfg.P_test) < 0:
@@ -289,6 +311,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("seeds must be non-negative integers")
     if not isinstance(cfg.rule_options, Mapping):
         raise ConfigError("rule_options must be a table of option = value")
+    if cfg.grid:
+        from spiking_rhm.selection import check_grid
+
+        check_grid(cfg)
 
 
 LEGACY_OPERATING_POINT = {"v_rest": None, "reset": "zero", "v_init": "rest"}
@@ -323,11 +349,16 @@ def _validate_code(sp: "SpikingConfig") -> None:
 # ---------------------------------------------------------------------------
 # strict loading of nested dataclasses from plain mappings
 # ---------------------------------------------------------------------------
+@functools.cache
+def _fields(cls) -> tuple[dict, list[str]]:
+    """(type hints, field names) of a config dataclass (cached: sweeps build thousands of configs)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+
+
 def _from_mapping(cls, data: Any, where: str):
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields(cls)
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; valid: {', '.join(names)}")

@@ -10,13 +10,22 @@ from typing import Callable
 class EpochLog:
     """Learning curve, divergence, test schedule, progress bar and early stop of one training run.
 
-    The test error is measured every ``max(1, n_epochs // 20)`` epochs and at the last one; training
-    stops when the epoch's train loss or the parameters are not finite (``diverged``) or when the
-    train loss falls below ``stop_train_loss`` (``stopped_early`` = that epoch).
+    The test error is measured every ``max(1, n_epochs // 20)`` epochs and at the last one.  Training
+    stops (``stop_reason``) when the epoch's train loss or the parameters are not finite (``diverged``),
+    when the train loss falls below ``stop_train_loss`` (``train_loss``), when the epoch's train error is
+    ``<= stop_train_error`` (``train_error``; None: off), or after ``plateau`` epochs in which the train
+    loss never fell below ``(1 - 1e-3) x`` its least value so far (``plateau``; 0: off); otherwise after
+    the ``n_epochs`` budget (``budget``).  ``stopped_early`` is the epoch of an early stop.
     """
 
-    def __init__(self, n_epochs: int, stop_train_loss: float, progress: bool = False, desc: str = ""):
+    PLATEAU_TOL = 1e-3  # a new least train loss must improve the old one by this relative amount
+
+    def __init__(self, n_epochs: int, stop_train_loss: float, progress: bool = False, desc: str = "",
+                 stop_train_error: float | None = None, plateau: int = 0):
         self.n_epochs, self.stop_train_loss = n_epochs, stop_train_loss
+        self.stop_train_error, self.plateau = stop_train_error, plateau
+        self.best_loss, self.since_best = math.inf, 0
+        self.stop_reason = "budget"
         self.eval_every = max(1, n_epochs // 20)
         self.curve: dict[str, list] = {"epoch": [], "train_loss": [], "train_error": [], "test_epoch": [],
                                        "test_error": []}
@@ -39,9 +48,10 @@ class EpochLog:
         self.curve["train_loss"].append(train_loss)
         self.curve["train_error"].append(train_error)
         if not math.isfinite(train_loss) or not params_finite():
-            self.diverged = True
+            self.diverged, self.stop_reason = True, "diverged"
             return True
-        converged = train_loss < self.stop_train_loss
+        reason = self._early_stop(train_loss, train_error)
+        converged = reason is not None
         if epoch % self.eval_every == 0 or epoch == self.n_epochs or converged:
             self.curve["test_epoch"].append(epoch)
             self.curve["test_error"].append(test_error())
@@ -50,9 +60,21 @@ class EpochLog:
             last_test = self.curve["test_error"]
             self.bar.set_postfix(loss=f"{train_loss:.3g}", test=f"{last_test[-1]:.3f}" if last_test else "-")
         if converged:
-            self.stopped_early = epoch
+            self.stopped_early, self.stop_reason = epoch, reason
             return True
         return False
+
+    def _early_stop(self, train_loss: float, train_error: float) -> str | None:
+        """The reason to stop after this epoch (class docstring), or None."""
+        if train_loss < self.stop_train_loss:
+            return "train_loss"
+        if self.stop_train_error is not None and train_error <= self.stop_train_error:
+            return "train_error"
+        if train_loss < (1 - self.PLATEAU_TOL) * self.best_loss:
+            self.best_loss, self.since_best = train_loss, 0
+        else:
+            self.since_best += 1
+        return "plateau" if self.plateau and self.since_best >= self.plateau else None
 
     def close(self) -> float:
         """Close the bar; the training time in seconds since construction."""
@@ -65,6 +87,7 @@ class EpochLog:
         """The run-record fields this log owns (every back end's record has them)."""
         return {"diverged": self.diverged, "curve": self.curve, "epochs_run": self.epochs_run,
                 "epochs_planned": self.n_epochs, "stopped_early_at_epoch": self.stopped_early,
+                "stop_reason": self.stop_reason,
                 "samples_per_s": samples_seen / max(self.train_time, 1e-9), "train_time": self.train_time}
 
 

@@ -274,8 +274,9 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels, n
         loss.backward()
         return loss
 
-    loss = float(opt.step(closure).detach())
+    opt.step(closure)  # returns the loss at the start (W = 0: ln n_classes), not at the optimum
     with torch.no_grad():
+        loss = float(F.cross_entropy(Xtr @ W + b, ytr))  # the fitted probe's train cross-entropy
         train_error = float(((Xtr @ W + b).argmax(1) != ytr).double().mean())
         test_error = float(((Xte @ W + b).argmax(1) != yte).double().mean()) if len(yte) else float("nan")
         weight = W / sd[:, None]
@@ -283,6 +284,87 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels, n
     metrics = {"train_error": train_error, "test_error": test_error, "train_loss": loss, "l2": l2,
                "features": int(Xtr.shape[1])}
     return ProbeFit(metrics, weight.numpy(), bias.numpy())
+
+
+DELTA_EPOCHS = 100
+DELTA_MIN_STEPS = 2000
+DELTA_LR = 1.0
+DELTA_BATCH = 128
+
+
+def fit_delta_readout(train_features, train_labels, test_features, test_labels, n_classes: int,
+                      epochs: int = DELTA_EPOCHS, min_steps: int = DELTA_MIN_STEPS, lr: float = DELTA_LR,
+                      batch_size: int = DELTA_BATCH, seed: int = 0) -> ProbeFit:
+    r"""A local readout on frozen features: the delta rule on centred features with a bias.
+
+    ``x = (f - mu) / (g sqrt(D))`` with ``mu`` the training mean and one scalar gain ``g`` (the rms of
+    ``f - mu`` over units), so ``||x|| ~ 1``; then online mini-batch SGD (momentum 0.9, cosine schedule,
+    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs) on the cross-entropy of ``z = x W + b``::
+
+        W <- W - lr (x^T (softmax(z) - y*)) / B,     b <- b - lr mean_B (softmax(z) - y*)
+
+    a per-synapse product of the centred pre-synaptic activity and the output error (no second-order
+    solver, no per-unit standardisation, unlike :func:`fit_linear_probe`).  The map is returned on the raw
+    features, like the probe's.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    Xtr = torch.as_tensor(np.asarray(train_features), dtype=torch.float64).reshape(len(train_labels), -1)
+    Xte = torch.as_tensor(np.asarray(test_features), dtype=torch.float64).reshape(len(test_labels), Xtr.shape[1])
+    ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.long)
+    D = Xtr.shape[1]
+    mu = Xtr.mean(0)
+    gain = float((Xtr - mu).pow(2).mean().sqrt().clamp_min(1e-8)) * math.sqrt(D)
+    Xtr_c, Xte_c = (Xtr - mu) / gain, (Xte - mu) / gain
+    W = torch.zeros(D, n_classes, dtype=torch.float64)
+    b = torch.zeros(n_classes, dtype=torch.float64)
+    vW, vb = torch.zeros_like(W), torch.zeros_like(b)  # momentum buffers (torch.optim.SGD's convention)
+    Y = F.one_hot(ytr, n_classes).to(torch.float64)
+    n = len(ytr)
+    batch = min(batch_size, n)
+    per_epoch = -(-n // batch)
+    n_epochs = max(epochs, -(-min_steps // per_epoch))
+    total, step = n_epochs * per_epoch, 0
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(n_epochs):
+        perm = torch.randperm(n, generator=gen)
+        for k in range(per_epoch):
+            idx = perm[k * batch:(k + 1) * batch]
+            x = Xtr_c[idx]
+            err = (torch.softmax(x @ W + b, 1) - Y[idx]) / len(idx)  # output error of the delta rule
+            vW.mul_(0.9).add_(x.t() @ err)
+            vb.mul_(0.9).add_(err.sum(0))
+            eta = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            W.sub_(eta * vW)
+            b.sub_(eta * vb)
+            step += 1
+    with torch.no_grad():
+        train_logits = Xtr_c @ W + b
+        train_error = float((train_logits.argmax(1) != ytr).double().mean())
+        train_loss = float(F.cross_entropy(train_logits, ytr))
+        test_logits = Xte_c @ W + b
+        test_error = float((test_logits.argmax(1) != yte).double().mean()) if len(yte) else float("nan")
+        test_loss = float(F.cross_entropy(test_logits, yte)) if len(yte) else float("nan")
+        weight = W / gain
+        bias = b - (mu / gain) @ W
+    metrics = {"train_error": train_error, "test_error": test_error, "train_loss": train_loss, "test_loss": test_loss,
+               "epochs": n_epochs, "steps": total, "lr": lr, "features": int(D)}
+    return ProbeFit(metrics, weight.numpy(), bias.numpy())
+
+
+def probe_scores(fit: ProbeFit, features, labels) -> dict:
+    """``{"error", "loss"}`` of a fitted probe's map ``f W + b`` on other points (e.g. validation points)."""
+    import torch
+    import torch.nn.functional as F
+
+    X = torch.as_tensor(np.asarray(features), dtype=torch.float64).reshape(len(labels), -1)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if not len(y):
+        return {"error": float("nan"), "loss": float("nan")}
+    logits = X @ torch.as_tensor(fit.weight) + torch.as_tensor(fit.bias)
+    return {"error": float((logits.argmax(1) != y).double().mean()), "loss": float(F.cross_entropy(logits, y))}
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, n_classes: int,

@@ -52,6 +52,9 @@ class Final(NamedTuple):
     train_loss: float
     probe: Any  # metrics.LinearProbe (None: not fitted, e.g. after divergence)
     sensitivity: dict | None
+    # scores on the validation points (optim.validation > 0): {"online_readout": {"error", "loss"},
+    # "probe": {"error", "loss"} or None}
+    validation: dict | None = None
 
 
 class Backend(Protocol):
@@ -88,9 +91,32 @@ class Backend(Protocol):
         """The back end's own record fields (rule, readout, device, ...), after ``lr``."""
 
 
-def cosine_factor(step: int, total_steps: int, schedule: str) -> float:
-    """``(1 + cos(pi step / total)) / 2`` for the cosine schedule, 1 for ``constant``."""
-    return 0.5 * (1 + math.cos(math.pi * step / total_steps)) if schedule == "cosine" else 1.0
+def cosine_factor(step: int, total_steps: int, schedule: str, period: float = 1.0) -> float:
+    """``(1 + cos(pi step / (period x total))) / 2`` for the cosine schedule (``period < 1``: it rises again
+    after ``period x total`` steps, like the reference's CosineAnnealingLR with T_max = 0.8 epochs), 1 for
+    ``constant``."""
+    return 0.5 * (1 + math.cos(math.pi * step / (period * total_steps))) if schedule == "cosine" else 1.0
+
+
+def warmup_factor(step: int, total_steps: int, warmup: float) -> float:
+    """``min(1, (step + 1) / n_w)``, ``n_w = ceil(warmup x total_steps)``: a linear ramp over the first steps."""
+    n_warm = math.ceil(warmup * total_steps)
+    return 1.0 if n_warm <= 0 else min(1.0, (step + 1) / n_warm)
+
+
+def carve_validation(train, fraction: float):
+    """``(train, validation)``: the last ``round(fraction x P)`` of the ``P`` training points (an
+    :class:`~spiking_rhm.rhm.Sample`, already in random order) are held out; ``fraction = 0``: no split."""
+    import numpy as np
+
+    P = int(train.labels.shape[0])
+    if fraction <= 0:
+        return train, None
+    n_val = int(round(fraction * P))
+    if not 1 <= n_val < P:
+        raise ConfigError(f"optim.validation = {fraction} of P = {P} gives {n_val} validation points; "
+                          f"need at least 1 and fewer than P")
+    return train.take(np.arange(P - n_val)), train.take(np.arange(P - n_val, P))
 
 
 def alignment_points(total_steps: int, n_points: int) -> set[int]:
@@ -131,7 +157,8 @@ def split_options(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> tu
 def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start: float | None = None) -> dict:
     """Train ``backend`` as ``cfg.optim`` says; the metrics dict of the run (never raises on divergence)."""
     start = time.perf_counter() if start is None else start
-    P, P_test = cfg.sizes()
+    P_total, P_test = cfg.sizes()
+    P = backend.n_train  # P minus the validation points
     hidden, readout = backend.trainable()
     hidden_lr, readout_lr = backend.learning_rates()
     groups = [{"params": hidden, "lr": hidden_lr, "base": hidden_lr},
@@ -147,20 +174,26 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
     align_at = alignment_points(total_steps, backend.n_alignment_points) if n_epochs > 0 else set()
 
     alignment, n_generated = [], 0
-    step = seen_total = 0
-    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{backend.label} P={P}")
+    step = seen_total = clipped = 0
+    clip = cfg.optim.clip
+    log = EpochLog(n_epochs, cfg.optim.stop_train_loss, progress, desc=f"{backend.label} P={P}",
+                   stop_train_error=cfg.optim.stop_train_error, plateau=cfg.optim.plateau)
     for epoch in range(1, n_epochs + 1):
         perm = torch.randperm(P, generator=order_gen)
         loss_sum, wrong, seen = 0.0, 0, 0
         for k in range(steps_per_epoch):
             idx = perm[k * batch:(k + 1) * batch]
-            scale = cosine_factor(step, total_steps, cfg.optim.schedule)
+            scale = (cosine_factor(step, total_steps, cfg.optim.schedule, cfg.optim.cosine_period)
+                     * warmup_factor(step, total_steps, cfg.optim.warmup))
             out = backend.step(idx, hidden_lr * scale, step in align_at)
             n_generated += out.generated
             if out.cosine is not None:
                 alignment.append({"step": step, "epoch": epoch, "cosine": out.cosine})
             for param, grad in zip(trainables, out.grads):
                 param.grad = grad
+            if clip is not None:  # each group's gradient (hidden, readout) to a 2-norm of at most clip
+                norms = [torch.nn.utils.clip_grad_norm_(g["params"], clip) for g in groups if g["params"]]
+                clipped += any(bool(n > clip) for n in norms)
             for g in opt.param_groups:
                 g["lr"] = g["base"] * scale
             opt.step()
@@ -178,8 +211,11 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
 
     scores = backend.final(diverged)
     probe = None if scores.probe is None else scores.probe.metrics
-    fields = evaluation_fields(scores.test_error, scores.train_error, probe, backend.supervised, diverged, P, P_test,
-                               n_generated, backend.data_use())
+    fields = evaluation_fields(scores.test_error, scores.train_error, probe, backend.supervised, diverged, P_total,
+                               P_test, n_generated, backend.data_use())
+    if cfg.optim.validation > 0:
+        fields["validation"] = validation_fields(scores.validation, backend.supervised, diverged, P_total - P)
+        fields["data"]["validation_points"] = P_total - P
     if checkpoint is not None:
         weights, beta = backend.checkpoint_weights()
         make_checkpoint(cfg, weights, beta, None if backend.supervised else scores.probe, backend.name,
@@ -195,10 +231,25 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
         **log.record(seen_total),
         "steps": step,
         "wall_time": time.perf_counter() - start,
-        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule},
+        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule,
+               **({"warmup": cfg.optim.warmup} if cfg.optim.warmup else {}),
+               **({"clip": clip, "clipped_steps": clipped} if clip is not None else {})},
         **own,
     }
 
 
-__all__ = ["Backend", "Final", "StepOutput", "alignment_points", "cosine_factor", "learning_rates", "split_options",
-           "train"]
+def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_val: int) -> dict:
+    """``metrics.validation``: both scorings on the validation points and ``error``/``loss`` of the record's
+    scoring (online readout for supervised rules, probe otherwise), which selection reads."""
+    scores = scores or {}
+    online, probe = scores.get("online_readout"), scores.get("probe")
+    main = online if supervised or probe is None else probe
+    nan = float("nan")
+    error = nan if diverged or main is None else main["error"]
+    loss = nan if diverged or main is None else main["loss"]
+    return {"points": n_val, "error": error, "loss": loss, "scoring": "online readout" if main is online else
+            "linear probe", "online_readout": online, "probe": probe}
+
+
+__all__ = ["Backend", "Final", "StepOutput", "alignment_points", "carve_validation", "cosine_factor",
+           "learning_rates", "split_options", "train", "validation_fields", "warmup_factor"]

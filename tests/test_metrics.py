@@ -202,3 +202,49 @@ def test_linear_probe_fits_separable_features_and_generalises():
     assert res["train_error"] == 0.0 and res["test_error"] <= 0.02
     noise = linear_probe(rng.normal(size=(300, 10)), y[:300], rng.normal(size=(100, 10)), y[300:], n_classes=4)
     assert noise["test_error"] > 0.5  # no signal, no generalisation
+
+
+def test_linear_probe_records_the_fitted_train_loss():
+    """The recorded train loss is the cross-entropy of the returned map on the training features (not the loss
+    at the start of L-BFGS, ln n_classes)."""
+    from spiking_rhm.metrics import fit_linear_probe
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 6)) * 2
+    y = rng.integers(0, 3, 200)
+    X = centres[y] + rng.normal(size=(200, 6))
+    fit = fit_linear_probe(X, y, X[:10], y[:10], n_classes=3)
+    logits = X @ fit.weight + fit.bias
+    logits = logits - logits.max(1, keepdims=True)
+    ce = float(np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(200), y]))
+    assert fit.metrics["train_loss"] == pytest.approx(ce, rel=1e-6) and ce < 0.5 * np.log(3)
+
+
+def test_delta_readout_one_step_is_the_delta_rule_on_centred_features():
+    """One full-batch step from W = 0: W = -lr x^T (softmax(0) - y*) / N with x = (f - mu) / (g sqrt(D))."""
+    from spiking_rhm.metrics import fit_delta_readout
+
+    rng = np.random.default_rng(0)
+    f = rng.random((12, 5)) * 3
+    y = rng.integers(0, 3, 12)
+    fit = fit_delta_readout(f, y, f[:4], y[:4], 3, epochs=1, min_steps=1, lr=0.7, batch_size=12)
+    mu = f.mean(0)
+    gain = np.sqrt(((f - mu) ** 2).mean()) * np.sqrt(5)
+    x = (f - mu) / gain
+    W = -0.7 * x.T @ (np.full((12, 3), 1 / 3) - np.eye(3)[y]) / 12
+    b = -0.7 * (np.full((12, 3), 1 / 3) - np.eye(3)[y]).mean(0)
+    np.testing.assert_allclose(fit.weight, W / gain, rtol=1e-10)
+    np.testing.assert_allclose(fit.bias, b - (mu / gain) @ W, rtol=1e-10, atol=1e-12)
+
+
+def test_delta_readout_learns_a_separable_task_and_its_map_gives_its_scores():
+    from spiking_rhm.metrics import fit_delta_readout, probe_scores
+
+    rng = np.random.default_rng(1)
+    f = np.maximum(rng.normal(size=(600, 20)) + 0.5, 0)
+    y = f[:, :4].argmax(1)
+    fit = fit_delta_readout(f[:400], y[:400], f[400:], y[400:], 4, min_steps=500)
+    assert fit.metrics["train_error"] < 0.1 and fit.metrics["test_error"] < 0.15
+    again = probe_scores(fit, f[400:], y[400:])
+    assert again["error"] == pytest.approx(fit.metrics["test_error"])
+    assert again["loss"] == pytest.approx(fit.metrics["test_loss"])

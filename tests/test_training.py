@@ -82,3 +82,58 @@ def test_helpers():
     assert split_options({"a": 1, "readout_lr": 2}, {"readout_lr": None}) == ({"a": 1}, {"readout_lr": 2})
     with pytest.raises(ConfigError, match="readout_lr must be a positive number"):
         split_options({"readout_lr": -1}, {"readout_lr": None})
+
+
+def test_warmup_ramps_the_scheduled_rate():
+    from spiking_rhm.training import warmup_factor
+
+    toy = Toy(8)
+    rec = train(toy, _cfg(warmup=0.5, schedule="constant"))  # 4 steps, 2 of them warm-up
+    assert toy.lrs == pytest.approx([0.125, 0.25, 0.25, 0.25])
+    assert rec["lr"]["warmup"] == 0.5
+    assert warmup_factor(0, 10, 0.0) == 1.0 and warmup_factor(0, 10, 0.3) == pytest.approx(1 / 3)
+
+
+def test_clip_bounds_each_step_by_lr_times_clip():
+    toy = Toy(8, w0=-100.0)  # gradient 2 (w - 2) = -204: clipped to norm 0.5
+    rec = train(toy, _cfg(clip=0.5, schedule="constant", epochs=1))
+    assert float(toy.w) == pytest.approx(-100.0 + 2 * 0.25 * 0.5)
+    assert rec["lr"]["clip"] == 0.5 and rec["lr"]["clipped_steps"] == 2
+    with pytest.raises(ConfigError, match="optim.clip"):
+        _cfg(clip=0.0)
+
+
+def _stops(losses, errors, **kwargs):
+    """(epoch, reason) at which an EpochLog fed these per-epoch train losses and errors stops."""
+    from spiking_rhm.epochs import EpochLog
+
+    log = EpochLog(len(losses), kwargs.pop("stop_train_loss", 0.0), **kwargs)
+    for epoch, (loss, error) in enumerate(zip(losses, errors), 1):
+        if log.end_epoch(epoch, loss, error, params_finite=lambda: True, test_error=lambda: 0.5):
+            break
+    return log.epochs_run, log.stop_reason, log.record(1)["stopped_early_at_epoch"]
+
+
+def test_stop_rules_train_error_plateau_and_budget():
+    losses, errors = [2.0, 1.0, 0.5, 0.4999, 0.4998, 0.4997, 0.3], [0.8, 0.5, 0.2, 0.05, 0.04, 0.0, 0.0]
+    assert _stops(losses, errors) == (7, "budget", None)
+    assert _stops(losses, errors, stop_train_error=0.05) == (4, "train_error", 4)
+    assert _stops(losses, errors, stop_train_error=0.0) == (6, "train_error", 6)
+    # 0.4999, 0.4998, 0.4997 improve 0.5 by less than 0.1 %: three epochs without a new least loss
+    assert _stops(losses, errors, plateau=3) == (6, "plateau", 6)
+    assert _stops(losses, errors, plateau=4) == (7, "budget", None)
+    assert _stops(losses, errors, stop_train_loss=0.45) == (7, "train_loss", 7)
+    assert _stops([1.0, float("nan")], [0.5, 0.5], stop_train_error=0.0) == (2, "diverged", None)
+
+
+def test_loop_records_why_it_stopped():
+    rec = train(Toy(8), _cfg(epochs=5, stop_train_error=0.0))  # the toy misclassifies nothing
+    assert rec["epochs_run"] == 1 and rec["stop_reason"] == "train_error" and rec["epochs_planned"] == 5
+    assert train(Toy(8), _cfg())["stop_reason"] == "budget"
+
+
+@pytest.mark.parametrize("optim, message", [({"stop_train_error": 1.0}, "stop_train_error"),
+                                             ({"plateau": -1}, "plateau")])
+def test_bad_stop_settings_are_config_errors(optim, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(**optim)

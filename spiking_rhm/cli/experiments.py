@@ -34,9 +34,13 @@ from spiking_rhm.errors import ConfigError
 @click.option("--device", help="torch device [cpu]")
 @click.option("--option", "options", multiple=True, metavar="K=V",
               help="rule option K=V, or section.key=V for any run setting (repeatable)")
+@click.option("--grid", "grids", multiple=True, metavar="K=V1,V2,...",
+              help="choose K among the values on validation points, e.g. lr=0.3,1,3 (K: lr, a rule option or "
+                   "section.key; needs --validation or optim.validation; repeatable)")
+@click.option("--validation", type=float, help="fraction of the P training points held out for --grid selection")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, epochs,
-          min_steps, batch_size, lr, width, arch, device, options, quiet):
+          min_steps, batch_size, lr, width, arch, device, options, grids, validation, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
     from spiking_rhm.cli.rule_table import check_rule_names
@@ -66,6 +70,11 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
             set_path(data, path.split("."), value)
     for text in options:
         set_path(data, *parse_option(text))
+    if validation is not None:
+        set_path(data, ["optim", "validation"], validation)
+    for text in grids:
+        key, values = parse_grid(text)
+        set_path(data, ["grid", key], values)
     if "rules" not in data:
         raise ConfigError("give --rule (or rules = [...] in --config)")
     if "P" not in data:
@@ -81,6 +90,17 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
         note(text)
     summary = run_sweep(sweep, progress=not quiet)
     click.echo(str(summary))
+
+
+def parse_grid(text: str) -> tuple[str, list]:
+    """``k=v1,v2,...`` -> (``k``, values read like ``--option`` values)."""
+    if "=" not in text:
+        raise ConfigError(f"--grid {text!r}: expected key=value1,value2,...")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    values = [parse_option(f"x={part}")[1] for part in raw.split(",") if part.strip()]
+    if not key or not values:
+        raise ConfigError(f"--grid {text!r}: expected key=value1,value2,...")
+    return key, values
 
 
 def _check_sizes(data: dict, where: str) -> list[str]:
@@ -110,9 +130,11 @@ def _check_sizes(data: dict, where: str) -> list[str]:
 @click.option("--eps", type=float, default=0.1, show_default=True, help="test-error threshold")
 @click.option("--boot", type=int, default=2000, show_default=True, help="bootstrap resamples over seeds")
 @click.option("--confidence", type=float, default=0.9, show_default=True, help="coverage of the bootstrap interval")
-def pstar_command(directory, eps, boot, confidence):
-    """Sample complexity P*(eps) per rule and back end, with bootstrap intervals over seeds."""
-    from experiments.analysis import format_pstar_table, pstar_rows
+@click.option("--scoring", type=click.Choice(["recorded", "online", "probe"]), default="recorded", show_default=True,
+              help="test error of the record, of the rule's own online readout, or of the linear probe")
+def pstar_command(directory, eps, boot, confidence, scoring):
+    """Sample complexity P*(eps) per rule and back end, with bootstrap intervals over grammars and seeds."""
+    from experiments.analysis import TRAIN_ERROR_FLAG, format_pstar_table, pstar_rows, rescore, scoring_headline
     from experiments.store import read_results
 
     if not 0 < eps < 1:
@@ -122,10 +144,15 @@ def pstar_command(directory, eps, boot, confidence):
     records = read_results(directory)
     if not records:
         raise ConfigError(f"{directory!r} holds no records yet")
+    records, missing = rescore(records, scoring)
+    if missing:
+        note(f"{missing} ok run(s) have no '{scoring}' scoring in their record (left out)")
+    click.echo(scoring_headline(records, scoring))
     rows = pstar_rows(records, eps=eps, n_boot=boot, confidence=confidence)
     click.echo(format_pstar_table(rows, eps, confidence))
     click.echo("P*: first crossing of the seed-mean test error, linear in log P; '<=' = already below eps at the "
-               "smallest P; inf = never reached.")
+               f"smallest P; inf = never reached; interval: bootstrap over (grammar, seed) pairs; NOT CONVERGED: "
+               f"the seed-mean final train error exceeds {TRAIN_ERROR_FLAG} at some P.")
 
 
 @click.command("plot")

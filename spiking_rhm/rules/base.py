@@ -51,7 +51,7 @@ class NoState(NamedTuple):
     """The state of a rule without parameters of its own."""
 
 # LearningContext fields that need backprop through the layers (no local back end computes them)
-NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp"})
+NON_LOCAL_FIELDS = frozenset({"bp_signals", "layer_vjp", "feedback_vjp"})
 
 
 class SignalSite(str, enum.Enum):
@@ -99,6 +99,9 @@ class LearningContext:
     # layer_vjp(l, g): dLoss/dh^{l-1} [B, H, P_{l-1}] from g = dLoss/da^l [B, H, P_l] through the true
     # forward weights W^l (weight transport: bp-style non-local diagnostics only)
     layer_vjp: Callable[[int, Tensor], Tensor] | None = None
+    # feedback_vjp(l, g, B): the same map with feedback weights B (the layout of W^l) in place of W^l -- an error
+    # network along the tree with the forward layer's sparsity and weight tying (fa, dfa-masked; rate back end)
+    feedback_vjp: Callable[[int, Tensor, Tensor], Tensor] | None = None
     # branch-local rules (spiking_rhm.rules.branch): per layer the tap branches z^l [B, H, s, P_l] (the layer's
     # pre-activation split by input tap, differentiable in W^l in the rate back end) and their inputs
     # x^l [B, C, s, P_l] (the pre-synaptic activity, detached)

@@ -1,4 +1,5 @@
-r"""Reference, control and diagnostic rules: ``bp``, ``random-features``, ``bp-unmasked``, ``dfa-masked``.
+r"""Reference, control and diagnostic rules: ``bp``, ``random-features``, the masking 2x2 (``bp``,
+``bp-unmasked``, ``fa``, ``fa-unmasked``) and ``dfa-masked``.
 
 Learning signals ``L^l = d ell^l / d h^l`` (``[B, H_l, P_l]``); the back end multiplies by
 the eligibility ``rho'(a^l) x pre`` and sums.  Every local loss is ``ell^l = <L^l, h^l>`` with
@@ -8,10 +9,19 @@ content of each rule is how ``L^l`` is formed::
     bp            L^l = dLoss/dh^l                      (true backprop, non-local)
     bp-unmasked   L^L = dLoss/dh^L,  L^l = W^{l+1 T} (Dbar^{l+1} * L^{l+1})
                   Dbar = an input-independent constant in place of the ReLU mask rho'(a^{l+1})
-    dfa-masked    L^L = G^out e / (H B),  L^l = G^{l+1} (D^{l+1}(x) * L^{l+1})
-                  G fixed random (a product-form DFA matrix B^l = G^{l+1}...G^out) routed through
-                  the true input-specific upper masks D(x); masked=false drops the masks (product DFA)
+    fa            L^L = dLoss/dh^L,  L^l = B^{l+1 T} (D^{l+1}(x) * L^{l+1})
+    fa-unmasked   L^L = dLoss/dh^L,  L^l = B^{l+1 T} (Dbar^{l+1} * L^{l+1})
+                  B^l fixed random in the layout of W^l (the forward layer's sparsity and weight
+                  tying: feedback alignment along the tree), B ~ N(0, 1) like W at initialisation;
+                  B^T applied as the layer's transposed map (ctx.feedback_vjp, 1/sqrt(fan_in) included)
+    dfa-masked    L^L = G^out e / (H B),  L^l = G^{l+1 T} (D^{l+1}(x) * L^{l+1})
+                  G^out [H P_L, n_out] ~ N(0, 1) and G^l ~ N(0, 1) in the layout of W^l: DFA's top
+                  projection routed down the tree through the true input-specific masks, each lower
+                  position receiving only from its ancestors; masked=false drops the masks
     random-features  L^l = 0 (hidden layers frozen; the back end trains the readout only)
+
+Masking 2x2 (feedback weights x masks): bp (W, D(x)), bp-unmasked (W, Dbar), fa (B, D(x)),
+fa-unmasked (B, Dbar).  The tree-routed feedback needs ``ctx.feedback_vjp`` (rate back end only).
 
 ``Loss`` is the batch-mean cross-entropy of the mean-field readout, ``e = softmax(y) - y*``.
 Equations, defaults and deviations: ``docs/rules.md``.
@@ -19,7 +29,6 @@ Equations, defaults and deviations: ``docs/rules.md``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -67,6 +76,38 @@ class RandomFeatures(Rule):
 MASK_CONSTANTS = ("batch-mean", "half", "one")
 
 
+def constant_mask(a: Tensor, kind: str) -> Tensor:
+    """``Dbar``: the batch mean of rho'(a) per unit and position, 1/2, or 1 -- the same for every input."""
+    if kind == "batch-mean":
+        return (a.detach() > 0).to(a.dtype).mean(0, keepdim=True)
+    return torch.full_like(a[:1], 0.5 if kind == "half" else 1.0)
+
+
+def tree_feedback(state: dict, ctx: LearningContext) -> list[Tensor]:
+    """The fixed random feedback weights ``B^2..B^L`` in the layouts of ``W^2..W^L``, ~ N(0, 1), drawn at the
+    first call from ``state['feedback_seed']`` (the shapes come from ``ctx.weights``) and kept in ``state``."""
+    if state.get("B_tree") is None:
+        weights = _require(ctx, "weights", "tree feedback")
+        gen = torch.Generator().manual_seed(int(state["feedback_seed"]))
+        state["B_tree"] = [torch.randn(tuple(W.shape), generator=gen, dtype=W.dtype).to(W.device) for W in weights[1:]]
+    return state["B_tree"]
+
+
+def route_down(top: Tensor, ctx: LearningContext, feedback: list[Tensor], masks) -> list[Tensor]:
+    """``L^l = B^{l+1 T} (M^{l+1} * L^{l+1})`` from ``L^L = top`` down to layer 1 along the tree
+    (``masks(a^{l+1})`` gives ``M^{l+1}``; ``feedback[l-1] = B^{l+1}``)."""
+    pre = _require(ctx, "pre_activations", "tree feedback")
+    vjp = _require(ctx, "feedback_vjp", "tree feedback")
+    signals = [top]
+    for l in range(len(ctx.layers) - 1, 0, -1):  # L^l from L^{l+1}
+        signals.append(vjp(l + 1, signals[-1] * masks(pre[l]), feedback[l - 1]).detach())
+    return signals[::-1]
+
+
+def _seed(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
 @register
 class UnmaskedBackprop(Rule):
     name = "bp-unmasked"
@@ -81,11 +122,8 @@ class UnmaskedBackprop(Rule):
     option_choices: ClassVar[Mapping[str, tuple]] = {"mask_constant": MASK_CONSTANTS}
 
     def constant_mask(self, a: Tensor) -> Tensor:
-        """``Dbar``: the batch mean of rho'(a) per unit and position, 1/2, or 1 -- the same for every input."""
-        kind = self.options["mask_constant"]
-        if kind == "batch-mean":
-            return (a.detach() > 0).to(a.dtype).mean(0, keepdim=True)
-        return torch.full_like(a[:1], 0.5 if kind == "half" else 1.0)
+        """``Dbar`` of the ``mask_constant`` option (:func:`constant_mask`)."""
+        return constant_mask(a, self.options["mask_constant"])
 
     def learning_signals(self, ctx, state):
         top = _require(ctx, "bp_signals", self.name)[-1].detach()
@@ -97,15 +135,50 @@ class UnmaskedBackprop(Rule):
         return signals[::-1]
 
 @register
+class FeedbackAlignment(Rule):
+    name = "fa"
+    summary = "diagnostic: feedback alignment along the tree, fixed random B^l shaped like W^l, true masks D(x)"
+    family = "diagnostic"
+    supervised = True
+    local = False  # an error network along the tree (random weights, the true masks)
+    default_lr = 1.0
+    width_scaled_lr = True
+    needs = frozenset({"bp_signals", "pre_activations", "feedback_vjp", "weights"})
+    masked: ClassVar[bool] = True
+
+    def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu"):
+        return {"feedback_seed": _seed(generator), "B_tree": None}
+
+    def masks(self, a: Tensor) -> Tensor:
+        return (a.detach() > 0).to(a.dtype)
+
+    def learning_signals(self, ctx, state):
+        top = _require(ctx, "bp_signals", self.name)[-1].detach()
+        return route_down(top, ctx, tree_feedback(state, ctx), self.masks)
+
+
+@register
+class UnmaskedFeedbackAlignment(FeedbackAlignment):
+    name = "fa-unmasked"
+    summary = "diagnostic: feedback alignment along the tree with input-independent constant masks"
+    option_defaults: ClassVar[Mapping[str, Any]] = {"mask_constant": "batch-mean"}
+    option_choices: ClassVar[Mapping[str, tuple]] = {"mask_constant": MASK_CONSTANTS}
+    masked = False
+
+    def masks(self, a: Tensor) -> Tensor:
+        return constant_mask(a, self.options["mask_constant"])
+
+
+@register
 class MaskedDFA(Rule):
     name = "dfa-masked"
-    summary = "diagnostic oracle: product-form DFA feedback routed through the true upper ReLU masks (non-local)"
+    summary = "diagnostic oracle: DFA's top projection routed down the tree through the true ReLU masks (non-local)"
     family = "diagnostic"
     supervised = True
     local = False
     default_lr = 1.0
     width_scaled_lr = True
-    needs = frozenset({"pre_activations"})
+    needs = frozenset({"pre_activations", "feedback_vjp", "weights"})
     option_defaults: ClassVar[Mapping[str, Any]] = {"masked": True}
 
     def __init__(self, **options):
@@ -114,24 +187,20 @@ class MaskedDFA(Rule):
             raise ConfigError(f"dfa-masked: masked must be true or false, got {self.options['masked']!r}")
 
     def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu"):
-        """``G^out [H_L P_L, n_out]`` ~ N(0, 1); ``G^{l+1} [H_l P_l, H_{l+1} P_{l+1}]`` ~ N(0, 2 / (H_{l+1} P_{l+1}))."""
-        sizes = [H * P for H, P in layer_shapes]
-        top = torch.randn(sizes[-1], n_out, generator=generator, dtype=dtype).to(device)
-        down = [(torch.randn(sizes[l], sizes[l + 1], generator=generator, dtype=dtype)
-                 * math.sqrt(2.0 / sizes[l + 1])).to(device) for l in range(len(sizes) - 1)]
-        return {"G_out": top, "G": down, "layer_shapes": [tuple(s) for s in layer_shapes]}
+        """``G^out [H_L P_L, n_out]`` ~ N(0, 1); ``G^l`` ~ N(0, 1) in the layout of ``W^l`` (drawn at the first step)."""
+        H, P = layer_shapes[-1]
+        top = torch.randn(H * P, n_out, generator=generator, dtype=dtype).to(device)
+        return {"G_out": top, "feedback_seed": _seed(generator), "B_tree": None,
+                "layer_shapes": [tuple(s) for s in layer_shapes]}
 
     def learning_signals(self, ctx, state):
-        pre = _require(ctx, "pre_activations", self.name)
         e = ctx.error.detach()
         batch = e.shape[0]
-        shapes = state["layer_shapes"]
-        H_top = shapes[-1][0]
-        flat = e @ state["G_out"].t() / (H_top * batch)  # [B, H_L P_L]
-        signals = [flat]
-        for l in range(len(shapes) - 1, 0, -1):  # from layer l+1 (index l) down to layer l
-            gate = (pre[l].detach() > 0).to(flat.dtype).reshape(batch, -1) if self.options["masked"] else 1.0
-            signals.append((signals[-1] * gate) @ state["G"][l - 1].t())
-        return [s.reshape(batch, H, P) for s, (H, P) in zip(signals[::-1], shapes)]
+        H, P = state["layer_shapes"][-1]
+        top = (e @ state["G_out"].t() / (H * batch)).reshape(batch, H, P)
+        masks = (lambda a: (a.detach() > 0).to(a.dtype)) if self.options["masked"] else (lambda a: 1.0)
+        return route_down(top, ctx, tree_feedback(state, ctx), masks)
 
-__all__ = ["Backprop", "MASK_CONSTANTS", "MaskedDFA", "RandomFeatures", "UnmaskedBackprop", "inner_product_losses"]
+
+__all__ = ["Backprop", "FeedbackAlignment", "MASK_CONSTANTS", "MaskedDFA", "RandomFeatures", "UnmaskedBackprop",
+           "UnmaskedFeedbackAlignment", "constant_mask", "inner_product_losses", "route_down", "tree_feedback"]

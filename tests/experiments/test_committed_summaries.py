@@ -24,6 +24,7 @@ SWEEPS = {
                                             ("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.01,
                                                                                          "rules": ["sdfa"]})],
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
+    "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
 }
@@ -38,7 +39,7 @@ def expanded_points(configs) -> Counter:
             (data.setdefault(section, {}) if section else data)[name] = value
         for cfg in SweepConfig.from_dict(data, where=path).runs():
             r = cfg.rhm
-            points[(r.v, r.m, r.n_c, r.s, r.L, cfg.rule, cfg.backend, cfg.sizes()[0])] += 1
+            points[(r.v, r.m, r.n_c, r.s, r.L, cfg.preset or cfg.rule, cfg.backend, cfg.sizes()[0])] += 1
     return points
 
 
@@ -60,3 +61,23 @@ def test_summary_csv_matches_the_config_that_regenerates_it(directory):
 def test_every_committed_summary_has_its_config():
     found = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("experiments/*/*/summary.csv")}
     assert found == set(SWEEPS)
+
+
+def test_the_fair_run_tables_in_results_md_are_the_committed_summaries():
+    """docs/results.md's reduced fair-protocol tables (report --scoring online) carry the committed CSVs' numbers,
+    not hand-copied ones: every P* row and every per-P row (test error mean [min, max], train error, both scorings)."""
+    from experiments.report import _num, _size
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    start = text.index("## Reduced fair-protocol run")
+    section = text[start:text.index("\n## ", start + 1)]
+    directory = ROOT / "experiments" / "results" / "fair_claim2_reduced"
+    for row in read_csv(directory / "pstar.csv"):
+        interval = f"[{_size(float(row['pstar_low']))}, {_size(float(row['pstar_high']))}]"
+        assert f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {_size(float(row['pstar']))} | {interval} |" in section
+    for row in read_csv(directory / "summary.csv"):
+        cells = [f"{_num(float(row['test_error_mean']))} [{_num(float(row['test_error_min']))}, "
+                 f"{_num(float(row['test_error_max']))}]", _num(float(row["train_error_mean"]))]
+        line = next(l for l in section.splitlines() if l.startswith(f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {row['P']} |"))
+        assert " | ".join(cells) in line
+        assert f"| {_num(float(row['online_test_error_mean']))} | {_num(float(row['probe_test_error_mean']))} |" in line

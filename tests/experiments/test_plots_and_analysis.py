@@ -92,3 +92,50 @@ def test_cli_pstar_and_plot_on_a_store(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert runner.invoke(cli, ["pstar", str(empty)]).exit_code == 2
+
+
+def _grammar(rec, rule_seed, train_error=0.0):
+    rec = {**rec, "config": {**rec["config"], "rhm": {**rec["config"]["rhm"], "rule_seed": rule_seed}},
+           "run_id": f"{rec['run_id']}-g{rule_seed}", "train_error": train_error}
+    return rec
+
+
+def test_grammars_of_one_setting_form_one_curve_with_rows_per_grammar_and_seed():
+    rhm = (8, 4, 8, 2, 2)
+    records = [_grammar(record("bp", rhm, P, seed, 0.5 - 0.1 * k - 0.05 * g), g)
+               for g in range(3) for seed in range(2) for k, P in enumerate([64, 128, 256])]
+    (curve,) = curves(records)
+    assert curve.rule_seed == "0,1,2" and curve.variant == ""
+    assert curve.seeds == [(g, s) for g in range(3) for s in range(2)]
+    np.testing.assert_allclose(curve.errors[:, 0], [0.5, 0.5, 0.45, 0.45, 0.4, 0.4])
+    (row,) = pstar_rows(records, eps=0.1, n_boot=50)
+    assert row["n_seeds"] == 6
+
+
+def test_pstar_flags_curves_not_trained_to_zero_train_error():
+    rhm = (8, 4, 8, 2, 2)
+    good = [record("bp", rhm, P, 0, 0.5 / (k + 1)) for k, P in enumerate([64, 128, 256])]
+    bad = [_grammar(record("dfa", rhm, P, 0, 0.5 / (k + 1)), 0, train_error=0.2 if P == 256 else 0.0)
+           for k, P in enumerate([64, 128, 256])]
+    rows = {r["rule"]: r for r in pstar_rows(good + bad, eps=0.2, n_boot=20)}
+    assert rows["bp [rate]"]["converged"] and "NOT CONVERGED" not in rows["bp [rate]"]["notes"]
+    assert not rows["dfa [rate]"]["converged"]
+    assert "NOT CONVERGED: train error 0.200 at P = 256" in rows["dfa [rate]"]["notes"]
+
+
+def test_cli_pstar_scoring_rescores_and_says_which(tmp_path):
+    from spiking_rhm.cli import cli as main
+
+    store = ResultStore(tmp_path)
+    rhm = (8, 4, 8, 2, 2)
+    for k, P in enumerate([64, 128, 256]):
+        metrics = {"online_readout": {"test_error": 0.9, "train_error": 0.5},
+                   "probe": {"test_error": 0.4 / (k + 1), "train_error": 0.0}, "evaluation": "online readout"}
+        store.add(record("bp", rhm, P, 0, 0.9, metrics=metrics))
+    runner = CliRunner()
+    online = runner.invoke(main, ["pstar", str(tmp_path), "--eps", "0.2", "--boot", "10", "--scoring", "online"])
+    probe = runner.invoke(main, ["pstar", str(tmp_path), "--eps", "0.2", "--boot", "10", "--scoring", "probe"])
+    assert online.exit_code == 0 and probe.exit_code == 0
+    assert "scoring: online readout" in online.output and "scoring: linear probe" in probe.output
+    assert "inf" in online.output and "NOT CONVERGED" in online.output
+    assert "inf" not in probe.output.split("\n")[3]

@@ -114,3 +114,55 @@ def test_report_of_a_directory_without_records_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert result.exit_code == 2
     assert "no results found" in result.output
+
+
+def test_report_of_a_real_stored_sweep_matches_its_records(tmp_path):
+    """A small real sweep (rate bp with an lr grid on validation points, and the random-features control, on two
+    grammars): for both scorings, every per-P row is the mean of the records' own scores (read back from the
+    stored JSON lines by hand), with the train error and the stop reasons; the P* table has one P* per grammar."""
+    import json
+
+    import numpy as np
+
+    import rate_models  # noqa: F401
+    from spiking_rhm.metrics import pstar_point
+
+    out = tmp_path / "real"
+    grammars, sizes = (0, 1), [128, 256]
+    sweep = SweepConfig.from_dict({
+        "rules": ["bp", "random-features"], "P": sizes, "seeds": [0], "P_test": 64, "workers": 1,
+        "rhm": [{"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2, "rule_seed": g} for g in grammars],
+        "net": {"width": 8}, "optim": {"epochs": 2, "validation": 0.25, "stop_train_error": 0.0},
+        "overrides": {"bp": {"grid": {"lr": [0.3, 1.0]}}}})
+    run_sweep(sweep, out, progress=False)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    assert all(r["metrics"]["selection"]["chosen"]["lr"] in (0.3, 1.0) for r in records if r["rule"] == "bp")
+
+    eps = 0.8
+    for scoring, key, name in (("online", "online_readout", "online readout"), ("probe", "probe", "linear probe")):
+        report = build_report([str(out)], n_boot=10, eps=eps, scoring=scoring)
+        assert not report.notes and report.headline.startswith(f"scoring: {name}")
+        assert len(report.summary) == 2 * len(sizes)
+        for row in report.summary:
+            mine = [r for r in records if r["rule"] == row["rule"] and r["P"] == row["P"]]
+            assert row["n_ok"] == len(grammars) and row["seeds"] == "0"
+            assert row["test_error_mean"] == pytest.approx(np.mean([r["metrics"][key]["test_error"] for r in mine]))
+            assert row["train_error_mean"] == pytest.approx(np.mean([r["metrics"][key]["train_error"] for r in mine]))
+            assert row["online_test_error_mean"] == pytest.approx(
+                np.mean([r["metrics"]["online_readout"]["test_error"] for r in mine]))
+            assert row["probe_test_error_mean"] == pytest.approx(
+                np.mean([r["metrics"]["probe"]["test_error"] for r in mine]))
+            reasons = [r["metrics"]["stop_reason"] for r in mine]
+            assert row["stop_reasons"] == ", ".join(f"{k} {reasons.count(k)}" for k in sorted(set(reasons)))
+        for row in report.pstar:
+            assert row["rule_seed"] == "0,1" and row["n_seeds"] == len(grammars)
+            for g in grammars:
+                curve = [np.mean([r["metrics"][key]["test_error"] for r in records if r["rule"] == row["rule"]
+                                  and r["P"] == P and r["config"]["rhm"]["rule_seed"] == g]) for P in sizes]
+                assert row["per_grammar"][g] == pstar_point(sizes, curve, eps)[0]
+            worst = max(np.mean([r["metrics"][key]["train_error"] for r in records
+                                 if r["rule"] == row["rule"] and r["P"] == P]) for P in sizes)
+            assert row["train_error_worst"] == pytest.approx(worst)
+        text = report.markdown()
+        assert "P* per grammar" in text and "stopped by" in text and "g1:" in text

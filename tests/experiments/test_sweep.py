@@ -109,7 +109,8 @@ def test_config_file_toml_and_yaml(tmp_path):
 
 
 def test_example_configs_are_valid():
-    configs = sorted((HERE.parents[1] / "experiments" / "configs").glob("*.toml"))
+    experiments = HERE.parents[1] / "experiments"
+    configs = sorted([*(experiments / "configs").glob("*.toml"), *(experiments / "claims" / "fair").glob("*.toml")])
     assert configs, "no example sweep configs"
     for path in configs:
         try:
@@ -289,3 +290,81 @@ def test_overrides_of_unselected_rules_are_allowed():
     sweep = SweepConfig.from_dict({"rules": ["dfa"], "P": [64], "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2},
                                    "overrides": {"random-features": {"rule_options": {"readout_lr": 10.0}}}})
     assert [cfg.rule for cfg in sweep.runs()] == ["dfa"]
+
+
+def test_fair_protocol_configs_select_on_validation_over_three_grammars_and_seeds():
+    """The fair-protocol claim configs: width >= 128, >= 3 grammars x >= 3 data seeds (the reduced claim-2 run:
+    2 seeds), a validation split and an lr grid for every trained rule but the presets, training to convergence."""
+    for path in sorted((HERE.parents[1] / "experiments" / "claims" / "fair").glob("*.toml")):
+        runs = SweepConfig.from_file(path).runs()
+        assert len({c.rhm.rule_seed for c in runs}) >= 3 and len({c.seed for c in runs}) >= (2 if "reduced" in path.name else 3)
+        assert "random-features" in {c.rule for c in runs} and "reference-bp" in {c.preset for c in runs}
+        for cfg in runs:
+            if cfg.preset:
+                continue
+            assert cfg.net.width >= 128 and cfg.optim.validation > 0 and cfg.optim.stop_train_error == 0.0, path
+            assert cfg.rule == "random-features" or cfg.grid, (path, cfg.rule)
+
+
+def test_rule_seeds_run_every_setting_on_each_grammar():
+    two = [dict(RHM), {**RHM, "n_c": 4}]
+    sweep = SweepConfig.from_dict(sweep_dict(rhm=two, rule_seeds=[0, 2, 2], P=[16], seeds=[0]))
+    assert [(c.rhm.n_c, c.rhm.rule_seed) for c in sweep.runs()] == [(RHM["n_c"], 0), (RHM["n_c"], 2), (4, 0), (4, 2)]
+    for bad in ([], [-1], "0"):
+        with pytest.raises(ConfigError, match="rule_seeds"):
+            SweepConfig.from_dict(sweep_dict(rule_seeds=bad))
+
+
+# -- hyper-parameter grids ------------------------------------------------------
+def test_grid_table_and_per_rule_grid_reach_the_runs():
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["fake", "bp"], optim={"validation": 0.25},
+                                             grid={"lr": [0.3, 1.0]},
+                                             overrides={"fake": {"grid": {"mode": ["ok", "nan"]}}}))
+    grids = {cfg.rule: dict(cfg.grid) for cfg in sweep.runs()}
+    assert grids == {"fake": {"lr": [0.3, 1.0], "mode": ["ok", "nan"]}, "bp": {"lr": [0.3, 1.0]}}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(grid={"lr": [1.0]}), "optim.validation"),
+    (dict(optim={"validation": 0.2}, grid={"nonsense": [1, 2]}), "nonsense"),
+    (dict(rules=["dfa"], optim={"validation": 0.2}, grid={"feedback_shape": ["shared", "bogus"]}), "feedback_shape"),
+])
+def test_bad_grids_in_a_sweep_are_config_errors(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        SweepConfig.from_dict(sweep_dict(**changes))
+
+
+def test_cli_grid_option_sets_the_grid(tmp_path):
+    from spiking_rhm.cli.experiments import parse_grid
+
+    assert parse_grid("lr=0.3,1,3") == ("lr", [0.3, 1, 3])
+    assert parse_grid("feedback_shape=shared,per-position") == ("feedback_shape", ["shared", "per-position"])
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_grid("lr")
+
+
+def test_reference_bp_preset_runs_bp_with_the_authors_protocol_and_drops_the_grid():
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["bp", "reference-bp"],
+                                             net={"width": 256}, optim={"validation": 0.25, "epochs": 7},
+                                             grid={"lr": [0.3, 1.0]},
+                                             overrides={"reference-bp": {"optim": {"epochs": 3}}}))
+    runs = {cfg.preset or cfg.rule: cfg for cfg in sweep.runs()}
+    bp, ref = runs["bp"], runs["reference-bp"]
+    assert bp.rule == ref.rule == "bp" and ref.preset == "reference-bp" and bp.preset is None
+    assert bp.net.width == 256 and bp.optim.epochs == 7 and dict(bp.grid) == {"lr": [0.3, 1.0]}
+    assert ref.net.width == 64 and ref.optim.lr == 0.1 and ref.optim.cosine_period == 0.8
+    assert ref.optim.stop_train_loss == 0.01 and ref.optim.validation == 0.0 and not ref.grid
+    assert ref.optim.epochs == 3  # the preset's own overrides apply last
+
+
+def test_preset_curves_are_labelled_by_the_preset():
+    from experiments.analysis import curves
+
+    def rec(cfg, P, seed):
+        return {"run_id": cfg.run_id() + str(P), "rule": cfg.rule, "backend": "rate", "P": P, "P_test": 10,
+                "seed": seed, "status": "ok", "test_error": 0.5, "train_error": 0.0, "metrics": {},
+                "config": cfg.replace(P=P, seed=seed).to_dict()}
+
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["bp", "reference-bp"]))
+    records = [rec(cfg, P, 0) for cfg in sweep.runs() for P in (16, 32)]
+    assert sorted(c.label for c in curves(records)) == ["bp [rate]", "reference-bp [rate]"]

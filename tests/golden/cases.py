@@ -29,8 +29,9 @@ SPIKING = dict(code="rate", T=10, dt=1e-3, max_rate=200.0, tau_mem=1e-2, tau_syn
 RATE_RUNS = {
     "rate-bp": dict(rule="bp"),
     "rate-dfa": dict(rule="dfa"),
-    "rate-clapp": dict(rule="clapp"),
-    "rate-sibling-cca": dict(rule="sibling-cca", rule_options={"dim": 8}),
+    # the unsupervised runs pin the readout trained with the layers (online_readout = joint), what they ran with
+    "rate-clapp": dict(rule="clapp", rule_options={"online_readout": "joint"}),
+    "rate-sibling-cca": dict(rule="sibling-cca", rule_options={"dim": 8, "online_readout": "joint"}),
 }
 NORSE_RUNS = {
     "norse-dfa": dict(rule="dfa"),

@@ -38,7 +38,7 @@ def test_divergence_is_flagged_not_raised():
     assert m["diverged"] and math.isnan(m["test_error"])
 
 
-MY_RULES = ["bp", "dfa", "sdfa", "drtp", "dkp", "random-features", "bp-unmasked", "dfa-masked"]
+MY_RULES = ["bp", "dfa", "sdfa", "drtp", "dkp", "random-features", "bp-unmasked", "fa", "fa-unmasked", "dfa-masked"]
 
 
 @pytest.mark.parametrize("rule", MY_RULES)
@@ -107,3 +107,37 @@ def test_branch_rule_needs_input_taps():
     with pytest.raises(ConfigError, match="cnn or lcn"):
         train_rate(RunConfig(rhm=RHMConfig(8, 4, 8, 2, 2), P=64, rule="sibling-cca",
                              net=NetConfig(width=16, arch="fcn")))
+
+
+def _all_rules():
+    from spiking_rhm.rules.base import _load_builtin_rules, available_rules
+
+    _load_builtin_rules()
+    return sorted(available_rules())
+
+
+@pytest.mark.parametrize("rule", _all_rules())
+def test_every_record_holds_both_scorings(rule):
+    """Every registered rule's record holds its own readout's and the linear probe's scores; the record's
+    scoring is the online readout for supervised rules and the probe otherwise."""
+    from spiking_rhm.rules.base import rule_class
+
+    m = train_rate(_cfg(rule, epochs=2, P=128, P_test=64))
+    for scoring in ("online_readout", "probe"):
+        assert set(m[scoring]) >= {"test_error", "train_error"}
+        assert all(math.isfinite(m[scoring][k]) for k in ("test_error", "train_error"))
+    supervised = rule_class(rule).supervised
+    assert m["evaluation"] == ("online readout" if supervised else "linear probe")
+    assert m["test_error"] == m["online_readout" if supervised else "probe"]["test_error"]
+    assert ("local_readout" in m) == (not supervised)  # unsupervised: the frozen delta-rule readout
+
+
+def test_frozen_local_readout_differs_from_the_joint_one_and_is_for_unsupervised_rules():
+    frozen = train_rate(_cfg("clapp", epochs=2, P=128, P_test=64))
+    joint = train_rate(_cfg("clapp", epochs=2, P=128, P_test=64, rule_options={"online_readout": "joint"}))
+    assert frozen["probe"] == joint["probe"]  # same layers
+    assert frozen["online_readout"] != joint["online_readout"] and "local_readout" not in joint
+    with pytest.raises(ConfigError, match="online_readout=frozen is for unsupervised"):
+        train_rate(_cfg("bp", epochs=1, rule_options={"online_readout": "frozen"}))
+    with pytest.raises(ConfigError, match="online_readout must be one of"):
+        train_rate(_cfg("clapp", epochs=1, rule_options={"online_readout": "x"}))

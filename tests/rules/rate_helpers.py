@@ -5,7 +5,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from rate_models.networks import bp_signals, forward, init_params, layer_vjp, make_spec
+from rate_models.networks import bp_signals, feedback_vjp, forward, init_params, layer_vjp, make_spec
 from spiking_rhm.rules import LearningContext
 
 DT = torch.float64
@@ -31,7 +31,7 @@ def context(params, x, y, positive=None):
     ctx = LearningContext(layers=act.post, pre_activations=act.pre, output=out.detach(),
                           target=F.one_hot(y, out.shape[1]).to(out.dtype), positive=positive,
                           bp_signals=bp_signals(loss, act), weights=params.weights,
-                          layer_vjp=partial(layer_vjp, act))
+                          layer_vjp=partial(layer_vjp, act), feedback_vjp=partial(feedback_vjp, params, act))
     return ctx, act, loss
 
 

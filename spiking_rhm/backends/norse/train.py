@@ -37,7 +37,7 @@ from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.metrics import fit_linear_probe
+from spiking_rhm.metrics import fit_linear_probe, probe_scores
 from spiking_rhm.plasticity import ELIGIBILITY_SCALES
 from spiking_rhm.rhm import onehot
 from spiking_rhm.training import Final, StepOutput, cosine_similarity, learning_rates
@@ -164,8 +164,9 @@ class NorseBackend:
         self.setup = setup = NorseSetup(cfg)
         self.label = f"norse {cfg.rule}"
         P, P_test = cfg.sizes()
-        self.n_train = P
-        self.train, self.test = setup.rhm.split(P, P_test, seed=cfg.seed)
+        train, self.test = setup.rhm.split(P, P_test, seed=cfg.seed)
+        self.train, self.val = training.carve_validation(train, cfg.optim.validation)
+        self.n_train = self.train.labels.shape[0]
         for t in setup.weights.parameters():
             t.requires_grad_(False)
         learner = setup.learner
@@ -198,11 +199,15 @@ class NorseBackend:
         eval_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         test_error, test_loss, test_feats = evaluate(self.setup, self.test, eval_gen)
         train_error, train_loss, train_feats = evaluate(self.setup, self.train, eval_gen)
-        probe = None
+        probe, validation = None, None
         if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
             probe = fit_linear_probe(train_feats, self.train.labels, test_feats, self.test.labels,
                                      self.setup.spec.n_out)
-        return Final(test_error, test_loss, train_error, train_loss, probe, None)
+        if self.val is not None:
+            val_error, val_loss, val_feats = evaluate(self.setup, self.val, eval_gen)
+            validation = {"online_readout": {"error": val_error, "loss": val_loss},
+                          "probe": None if probe is None else probe_scores(probe, val_feats, self.val.labels)}
+        return Final(test_error, test_loss, train_error, train_loss, probe, None, validation)
 
     def data_use(self):
         return self.setup.learner.data_use() or {"pairs": None}

@@ -52,6 +52,8 @@ def test_eligibility_modes_give_the_same_run():
 @pytest.mark.parametrize("changes, match", [
     ({"spiking": {"eligibility": "magic"}}, "eligibility"),
     ({"rule": "bp-unmasked"}, "surrogate-gradient BPTT"),
+    ({"rule": "fa"}, "feedback_vjp"),
+    ({"rule": "dfa-masked"}, "feedback_vjp"),
     ({"device": "cuda"} if not torch.cuda.is_available() else {"rule_options": {"readout": "all"}}, "CUDA|top"),
     ({"rule_options": {"readout": "all"}}, "top layer"),
     ({"net": {"bias": True}}, "bias"),
