@@ -191,11 +191,10 @@ def feedback_vjp(params: NetParams, activity: Activity, layer: int, grad_pre: Te
     if layer < 2:
         raise ConfigError("feedback_vjp needs a hidden layer below (layer >= 2)")
     spec = params.spec
-    arch = architecture(spec.arch)
     x = torch.zeros_like(activity.inputs[layer - 1]).requires_grad_(True)  # the map is linear: any point
     with torch.enable_grad():
-        patches = arch.patches(x, spec, layer)
-        a = arch.apply(B, patches) * (1.0 / math.sqrt(patches.shape[-1]))
+        patches = layer_patches(x, spec.patch)
+        a = spec.connectivity.apply(patches, B) * (1.0 / math.sqrt(patches.shape[-1]))
         (g,) = torch.autograd.grad(a, x, grad_pre.transpose(1, 2))
     return g.transpose(1, 2)
 
