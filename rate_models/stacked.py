@@ -159,11 +159,12 @@ class _Stack:
         self.bufs = None if self.bufs is None else [take(t) for t in self.bufs]
         self.backends = [self.backends[i] for i in rows]
 
-    def params(self, weights, biases, net_readout) -> NetParams:
-        """One run's :class:`NetParams` from its slices (inside vmap)."""
+    def params(self, weights, biases, beta, net_readout) -> NetParams:
+        """One run's :class:`NetParams` from its slices (inside vmap); the network's readout is ``beta`` for
+        ``readout = top`` and the frozen ``net_readout`` for ``readout = all``."""
         it = iter(biases)
         return NetParams(self.spec, tuple(weights), tuple(next(it) if has else None for has in self.bias_at),
-                         net_readout)
+                         beta if self.which == "top" else net_readout)
 
     def unstack_state(self, r: int):
         return _rebuild([t[r] for t in self.state], self.structure)
@@ -179,7 +180,7 @@ class _Stack:
 
     # -- one run's functions (vmapped) ---------------------------------------
     def logits(self, weights, biases, beta, net_readout, x):
-        out, act = forward(self.params(weights, biases, net_readout), x)
+        out, act = forward(self.params(weights, biases, beta, net_readout), x)
         if self.which == "top":
             return out, act
         feats = torch.cat([h.mean(-1) for h in act.post], 1)
@@ -188,14 +189,14 @@ class _Stack:
     def gradient_loss(self, trainables, net_readout, x, y):
         n_w, n_b = len(self.weights), len(self.biases)
         weights, biases, beta = trainables[:n_w], trainables[n_w:n_w + n_b], trainables[-1]
-        out, _act = self.logits(weights, biases, beta, beta if self.which == "top" else net_readout, x)
+        out, _act = self.logits(weights, biases, beta, net_readout, x)
         loss = F.cross_entropy(out, y)
         return loss, (loss.detach(), (out.detach().argmax(1) != y).sum())
 
     def three_factor(self, weights, biases, beta, net_readout, state, x, y, target, positive, lr):
         """The lone run's generic step (``RateBackend.step`` without alignment) on one run's slices."""
-        params = self.params(weights, biases, beta if self.which == "top" else net_readout)
-        logits, act = self.logits(weights, biases, beta, params.readout, x)
+        params = self.params(weights, biases, beta, net_readout)
+        logits, act = self.logits(weights, biases, beta, net_readout, x)
         spec, rule = self.spec, self.rule
         ctx = learning_context(rule, act.post, logits, target, pre_activations=act.pre,
                                weights=lambda: params.weights, branch_inputs=lambda: branch_inputs(act, spec))
@@ -273,11 +274,10 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
     n_trainable = len(stack.trainables())
 
-    net_in = 0 if stack.which == "all" else None
-    gradient_step = vmap(grad(stack.gradient_loss, has_aux=True), in_dims=(0, net_in, 0, 0))
+    gradient_step = vmap(grad(stack.gradient_loss, has_aux=True))
     three_factor = vmap(stack.three_factor)
     evaluate = vmap(lambda w, b, beta, ro, x: stack.logits(w, b, beta, ro, x)[0])
-    views = vmap(lambda w, b, ro, x: forward(stack.params(w, b, ro), x)[1].post)
+    views = vmap(lambda w, b, beta, ro, x: forward(stack.params(w, b, beta, ro), x)[1].post)
 
     def lone_step(idx: Tensor, scale: float, align: bool) -> tuple[list[Tensor], Tensor, Tensor]:
         """Every active run's own RateBackend.step (alignment steps), stacked back."""
@@ -400,8 +400,7 @@ def _positive_views(stack: _Stack, idx: Tensor, views, n_generated: list[int], a
             xs.append(b.rhm.resample(sub, level, b.view_rng).inputs)
         x = torch.stack([onehot(xi, b0.rhm.v, dtype=b0.dtype, device=b0.device) for xi in xs])
         with torch.no_grad():
-            by_level[level] = views(stack.weights, stack.biases, stack.net_readout if stack.which == "all"
-                                    else stack.beta, x)
+            by_level[level] = views(stack.weights, stack.biases, stack.beta, stack.net_readout, x)
     for r in active:
         n_generated[r] += len(b0.distinct_levels) * idx.shape[1]
     return [by_level[level][l] for l, level in enumerate(b0.levels)]
