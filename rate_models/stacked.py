@@ -324,7 +324,6 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
 
     def finish(row: int, r: int, end: float) -> None:
         stack.load(row)
-        logs[r].close()
         metrics = training.run_record(stack.backends[row], cfgs[r], logs[r], alignment[r], n_generated[r], step,
                                       seen_total[r], tuple(map(float, stack.backends[row].learning_rates())), end)
         results[r] = metrics
@@ -374,12 +373,16 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
                 stopped.append(row)
         if stopped:
             for row in stopped:
+                logs[active[row]].close()
+            for row in stopped:
                 finish(row, active[row], start)
             rows = [row for row in range(len(active)) if row not in stopped]
             active = [active[row] for row in rows]
             if not active:
                 break
             stack.keep(rows)
+    for r in active:
+        logs[r].close()
     for row, r in enumerate(active):
         finish(row, r, start)
     wall = time.perf_counter() - start
