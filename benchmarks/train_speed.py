@@ -21,7 +21,9 @@ The reference comparison prints samples/s and epochs/s of both and their ratio, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+import types
 
 import torch
 from torch import nn
@@ -30,8 +32,6 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from rate_models.train import train_rate
 from spiking_rhm.config import NetConfig, OptimConfig, RHMConfig, RunConfig
 from spiking_rhm.rhm import onehot
-
-from timing import best_of
 
 SETTINGS = [((8, 4, 8, 2, 2), 256, 256, 5, 60), ((16, 4, 16, 2, 3), 256, 2048, 1, 15)]
 
@@ -108,25 +108,55 @@ def rate_backend(rhm_params, width, P, epochs, device):
 CASE_A = ((8, 4, 8, 2, 2), 256, 256)  # (v, m, n_c, s, L), width, P
 CASE_B = ((16, 4, 16, 2, 3), 256, 2048)
 FLOP_RULES = ("bp", "dfa", "clapp")
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
-def matmul_peak(n: int = 256, repeats: int = 7, inner: int = 200) -> float:
+@contextlib.contextmanager
+def loop_clock(name: str):
+    """Time the training loops (``EpochLog.train_time``) with clock ``name``: ``cpu`` = this process's CPU
+    time (one thread: the time the core ran it, not the time other processes held it), ``wall`` = wall time."""
+    import spiking_rhm.epochs as epochs
+
+    saved = epochs.time
+    epochs.time = types.SimpleNamespace(perf_counter=CLOCKS[name])
+    try:
+        yield CLOCKS[name]
+    finally:
+        epochs.time = saved
+
+
+def best_time(fn, repeats: int, clock) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        best = min(best, clock() - t0)
+    return best
+
+
+def matmul_peak(clock, n: int = 256, repeats: int = 30, inner: int = 50) -> float:
     """GFLOP/s of an n x n float32 matmul (best of ``repeats`` blocks of ``inner`` products)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)
-    best, _ = best_of(lambda: [torch.mm(a, b, out=out) for _ in range(inner)], repeats)
+    best = best_time(lambda: [torch.mm(a, b, out=out) for _ in range(inner)], repeats, clock)
     return 2 * n**3 * inner / best / 1e9
 
 
-def shape_rate(cfg: RunConfig, repeats: int = 7, inner: int = 50) -> float:
-    """GFLOP/s of the network's own forward matmuls at batch ``cfg.optim.batch_size``."""
+def shape_rate(cfg: RunConfig, clock, repeats: int = 30, inner: int = 10) -> float:
+    """GFLOP/s of the matmuls of one bp step at the network's shapes (batch ``cfg.optim.batch_size``): per
+    layer the forward ``x W^T``, the weight gradient ``g^T x`` and (above layer 1) the input gradient ``g W``."""
     from rate_models.networks import spec_from_config
 
     spec = spec_from_config(cfg)
-    B = cfg.optim.batch_size
-    mats = [(torch.randn(B * P, K), torch.randn(K, spec.width)) for P, K in zip(spec.positions(), spec.fan_ins())]
-    flops = sum(2 * x.shape[0] * x.shape[1] * w.shape[1] for x, w in mats) * inner
-    best, _ = best_of(lambda: [x @ w for _ in range(inner) for x, w in mats], repeats)
+    B, H = cfg.optim.batch_size, spec.width
+    mats = []
+    for l, (P, K) in enumerate(zip(spec.positions(), spec.fan_ins())):
+        M = B * P
+        mats += [(torch.randn(M, K), torch.randn(H, K).t()), (torch.randn(M, H).t(), torch.randn(M, K))]
+        if l > 0:
+            mats.append((torch.randn(M, H), torch.randn(H, K)))
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in mats) * inner
+    best = best_time(lambda: [a @ b for _ in range(inner) for a, b in mats], repeats, clock)
     return flops / best / 1e9
 
 
@@ -137,8 +167,9 @@ def case_config(case, rule: str, seed: int = 0, epochs: int = 3, batch: int = 12
                      net=NetConfig(width=width), optim=OptimConfig(epochs=epochs, batch_size=batch, stop_train_loss=0.0))
 
 
-def flops_per_sample(cfg: RunConfig) -> float:
-    """FLOPs of one training step (torch's flop counter: matmuls) per sample, the optimiser excluded."""
+def loop_flops(cfg: RunConfig) -> tuple[float, float]:
+    """(FLOPs of one training step per sample, FLOPs of the test error per test point): torch's flop counter
+    (matmuls) on one step and one test evaluation; the optimiser's element-wise work is not counted."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from rate_models.train import RateBackend
@@ -148,55 +179,77 @@ def flops_per_sample(cfg: RunConfig) -> float:
     backend.step(idx, 1.0, False)  # warm-up (lazy state)
     with FlopCounterMode(display=False) as counter:
         backend.step(idx, 1.0, False)
-    return counter.get_total_flops() / cfg.optim.batch_size
+    step = counter.get_total_flops() / cfg.optim.batch_size
+    with FlopCounterMode(display=False) as counter:
+        backend.test_error()
+    return step, counter.get_total_flops() / backend.Y_test.shape[0]
 
 
-def train_alone(cfg: RunConfig) -> float:
-    """samples/s of the training loop (train_time: steps and the per-epoch test error, not the final scores)."""
-    return train_rate(cfg)["samples_per_s"]
+def work(metrics: list[dict], per_sample: float, per_test: float, P_test: int) -> tuple[float, float, float, int]:
+    """(training-step FLOPs, test-evaluation FLOPs, loop time, samples) of runs trained together: the loop
+    time is the longest run's ``train_time`` (alone: the run's own)."""
+    samples = sum(round(m["samples_per_s"] * m["train_time"]) for m in metrics)
+    evals = sum(len(m["curve"]["test_epoch"]) for m in metrics)
+    return per_sample * samples, per_test * P_test * evals, max(m["train_time"] for m in metrics), samples
 
 
-def train_stacked(cfgs) -> float:
-    """Samples/s of all runs of the stack together over the stack's training time."""
+def measure(cfgs: list[RunConfig], repeats: int) -> list[dict]:
+    """The metrics of the fastest of ``repeats`` trainings of ``cfgs``: alone (one config) or as one stack."""
     from rate_models.stacked import train_stack
 
-    metrics = train_stack(cfgs)
-    return sum(m["samples_per_s"] * m["train_time"] for m in metrics) / max(m["train_time"] for m in metrics)
+    best = None
+    for _ in range(repeats):
+        metrics = [train_rate(cfgs[0])] if len(cfgs) == 1 else train_stack(cfgs)
+        if best is None or max(m["train_time"] for m in metrics) < max(m["train_time"] for m in best):
+            best = metrics
+    return best
 
 
-def limit_report(repeats: int, seeds: int, epochs_b: int, epochs_a: int) -> None:
+def limit_line(label: str, metrics, flops, P_test: int, peak: float, rate: float) -> str:
+    step, ev, t, samples = work(metrics, *flops, P_test)
+    gflops = step / t / 1e9
+    return (f"  {label:<20} {samples / t:>8.0f} samples/s {gflops:>6.1f} GFLOP/s flop_fraction={gflops / peak:.3f} "
+            f"(with the test evaluations {(step + ev) / t / 1e9 / peak:.3f}; of the network-shape rate "
+            f"{gflops / rate:.2f})")
+
+
+def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epochs_b: int, epochs_a: int,
+                 rules=FLOP_RULES) -> None:
+    """Case b: achieved GFLOP/s / peak, alone and stacked; case a: the same and stacked vs alone throughput."""
     torch.set_num_threads(1)
-    peak = max(matmul_peak() for _ in range(2))
-    print(f"single-thread matmul peak (256x256 float32): {peak:.1f} GFLOP/s")
-    for name, case, epochs in (("a", CASE_A, epochs_a), ("b", CASE_B, epochs_b)):
-        base = case_config(case, "bp", epochs=epochs)
-        rate = shape_rate(base)
-        print(f"case {name} {case[0]} H={case[1]} P={case[2]} batch 128: network-shape matmuls {rate:.1f} GFLOP/s "
-              f"({rate / peak:.2f} of peak)")
-        for rule in FLOP_RULES:
-            cfg = case_config(case, rule, epochs=epochs)
-            fps = flops_per_sample(cfg)
-            sps = max(train_alone(cfg) for _ in range(repeats))
-            cfgs = [case_config(case, rule, seed=s, epochs=epochs) for s in range(seeds)]
-            stacked = max(train_stacked(cfgs) for _ in range(repeats))
-            for mode, rate_sps in (("alone", sps), (f"stacked x{seeds}", stacked)):
-                gflops = fps * rate_sps / 1e9
-                print(f"  {rule:<6} {mode:<11} {rate_sps:>9.0f} samples/s {gflops:>6.1f} GFLOP/s "
-                      f"flop_fraction={gflops / peak:.3f} (of network-shape rate {gflops / rate:.2f})", flush=True)
-
-
-def stack_report(repeats: int, seeds: int, epochs: int, rules=("bp", "dfa", "clapp")) -> None:
-    """Stacked vs unstacked samples/s per run, ``seeds`` seeds of case a (alone and stacked interleaved)."""
-    torch.set_num_threads(1)
-    for rule in rules:
-        cfgs = [case_config(CASE_A, rule, seed=s, epochs=epochs) for s in range(seeds)]
-        alone, stacked = [], []
-        for _ in range(repeats):  # interleaved A/B, best of each
-            alone.append(sum(cfg.P * epochs for cfg in cfgs) / sum(cfg.P * epochs / train_alone(cfg) for cfg in cfgs))
-            stacked.append(train_stacked(cfgs))
-        a, s = max(alone), max(stacked)
-        print(f"case a, {seeds} seeds, {rule:<6}: alone {a:>8.0f} samples/s per run, stacked {s:>8.0f} samples/s "
-              f"over {seeds} runs = {s:.0f} per run-equivalent: stacked/alone = {s / a:.2f}x", flush=True)
+    with loop_clock(clock_name) as clock:
+        peak = matmul_peak(clock)
+        print(f"clock={clock_name}; single-thread matmul peak (256x256 float32): {peak:.1f} GFLOP/s", flush=True)
+        for name, case, epochs, n_stack in (("b", CASE_B, epochs_b, stack_b), ("a", CASE_A, epochs_a, seeds_a)):
+            base = case_config(case, "bp", epochs=epochs)
+            rate = shape_rate(base, clock)
+            P_test = base.P_test
+            print(f"case {name} {case[0]} H={case[1]} P={case[2]} P_test={P_test} batch 128, {epochs} epochs: "
+                  f"network-shape matmuls {rate:.1f} GFLOP/s ({rate / peak:.2f} of peak)", flush=True)
+            for rule in rules:
+                cfgs = [case_config(case, rule, seed=s, epochs=epochs) for s in range(n_stack)]
+                flops = loop_flops(cfgs[0])
+                if name == "b":
+                    print(limit_line(f"{rule} alone", measure(cfgs[:1], repeats), flops, P_test, peak, rate),
+                          flush=True)
+                    print(limit_line(f"{rule} stacked x{n_stack}", measure(cfgs, 1), flops, P_test, peak, rate),
+                          flush=True)
+                    continue
+                # case a: every seed alone, one after another, vs the stack (interleaved, the fastest of each)
+                alone, stacked = [[] for _ in cfgs], []
+                for _ in range(repeats):
+                    for i, cfg in enumerate(cfgs):
+                        alone[i].append(train_rate(cfg))
+                    stacked.append(measure(cfgs, 1))
+                alone = [min(runs, key=lambda m: m["train_time"]) for runs in alone]
+                stacked = min(stacked, key=lambda ms: max(m["train_time"] for m in ms))
+                print(limit_line(f"{rule} alone", alone[:1], flops, P_test, peak, rate), flush=True)
+                print(limit_line(f"{rule} stacked x{n_stack}", stacked, flops, P_test, peak, rate), flush=True)
+                n_alone, t_alone = sum(work([m], *flops, P_test)[3] for m in alone), sum(m["train_time"] for m in alone)
+                _, _, t_stack, n_stack_samples = work(stacked, *flops, P_test)
+                print(f"  {rule} x{n_stack} seeds: one after another {n_alone / t_alone:.0f} samples/s, stacked "
+                      f"{n_stack_samples / t_stack:.0f} samples/s: stacked/alone = "
+                      f"{(n_stack_samples / t_stack) / (n_alone / t_alone):.2f}x", flush=True)
 
 
 def main():
@@ -204,8 +257,14 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--reference", action="store_true", help="also the reference-style loop comparison")
-    ap.add_argument("--repeats", type=int, default=3, help="best of this many (interleaved) [3]")
-    ap.add_argument("--seeds", type=int, default=8, help="runs per stack [8]")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="time with process CPU time or wall "
+                    "time [cpu]")
+    ap.add_argument("--repeats", type=int, default=2, help="best of this many (interleaved) [2]")
+    ap.add_argument("--seeds", type=int, default=8, help="runs per stack, case a [8]")
+    ap.add_argument("--stack-b", type=int, default=4, help="runs per stack, case b [4]")
+    ap.add_argument("--epochs-a", type=int, default=60, help="[60]")
+    ap.add_argument("--epochs-b", type=int, default=40, help="[40]")
+    ap.add_argument("--rules", default=",".join(FLOP_RULES), help=f"[{','.join(FLOP_RULES)}]")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -213,8 +272,8 @@ def main():
     if args.reference:
         reference_report(args.device)
     if args.device == "cpu":
-        limit_report(args.repeats, args.seeds, epochs_b=2, epochs_a=10)
-        stack_report(args.repeats, args.seeds, epochs=10)
+        limit_report(args.clock, args.repeats, args.stack_b, args.seeds, args.epochs_b, args.epochs_a,
+                     tuple(args.rules.split(",")))
 
 
 def reference_report(device: str) -> None:

@@ -80,3 +80,12 @@ def test_grouping_and_what_cannot_be_stacked():
         train_stack([cfgs[0], cfgs[6]])
     with pytest.raises(NotStackable, match="layer_vjp"):
         train_stack([cfgs[7], cfgs[7].replace(seed=1)])
+
+
+def test_norse_runs_are_never_stacked():
+    """Only the rate back end stacks: Norse runs are refused by train_stack and grouped alone by a sweep."""
+    norse = [_cfg(seed=s).replace(backend="norse") for s in range(3)]
+    assert "only the rate back end" in stackable(norse[0])
+    assert [len(g) for g in group(norse + [_cfg(seed=0), _cfg(seed=1)], 8)] == [1, 1, 1, 2]
+    with pytest.raises(NotStackable, match="rate back end"):
+        train_stack(norse)
