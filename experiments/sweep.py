@@ -9,7 +9,7 @@ three go through the same strict validation.  A sweep file looks like::
     P = ["1x", "2x", "4x", 20000]      # absolute, multiples of n_c*m^L ("Nx"), or "max"
     seeds = [0, 1, 2]
     workers = 2                         # local processes; or dask = "tcp://host:8786"
-    stack = 8                           # rate runs differing only in seed / lr trained as one model (1: alone)
+    stack = 8                           # rate runs differing only in seed / lr trained as one model [1: alone]
 
     [[rhm]]                             # one table, or several for a scaling study
     v = 8

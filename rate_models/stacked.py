@@ -45,7 +45,9 @@ from spiking_rhm.rhm import onehot
 Tensor = torch.Tensor
 # what may differ between the runs of one stack (dotted paths of RunConfig.to_dict())
 FREE_KEYS = ("seed", "optim.lr")
-DEFAULT_STACK = 8  # runs per stack in a sweep when none is asked for (docs/experiments.md: measured)
+# runs per stack in a sweep when none is asked for: 1 (opt-in).  Measured (docs/performance.md): the claim-2 sweep
+# takes the same CPU time stacked, and its chaotic default-lr runs end elsewhere when float rounding changes
+DEFAULT_STACK = 1
 
 
 class NotStackable(ConfigError):

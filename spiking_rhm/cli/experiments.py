@@ -26,7 +26,7 @@ from spiking_rhm.errors import ConfigError
 @click.option("--workers", type=int, help="local worker processes [min(2, CPUs)]; 1 runs in this process")
 @click.option("--dask", help="run on the Dask scheduler at this address (e.g. tcp://host:8786)")
 @click.option("--stack", type=int, help="rate runs differing only in seed / lr trained as one batched model, at most "
-                                        "N per group; 1: every run alone [8]")
+                                        "N per group; 1: every run alone [1]")
 @click.option("--epochs", type=int)
 @click.option("--min-steps", type=int, help="at least this many optimiser steps (more epochs for small P)")
 @click.option("--batch-size", type=int)

@@ -33,6 +33,15 @@ def test_stacked_sweep_records_equal_unstacked_sweep(tmp_path):
     assert again.skipped == 6 and not again.statuses
 
 
+def test_a_sweep_stacks_only_when_asked():
+    """Default stack = 1: a sweep without ``stack`` trains every run alone (stacked runs of chaotic settings end
+    elsewhere than alone, docs/performance.md)."""
+    runs = SweepConfig.from_dict(SWEEP).runs()
+    assert stacking.default_stack() == 1
+    assert [len(g) for g in stacking.jobs(runs, None)] == [1] * len(runs)
+    assert sorted(len(g) for g in stacking.jobs(runs, 3)) == [1, 1, 1, 3]
+
+
 def test_stack_must_be_a_positive_integer():
     from spiking_rhm.errors import ConfigError
 
