@@ -1,21 +1,25 @@
 """Training speed of the rate back end: fraction of the CPU's matmul limit, stacked runs, a reference loop (not a test).
 
-``flop_fraction`` = achieved GFLOP/s / single-thread matmul peak (256 x 256 float32, measured in the same
-run), for bp, dfa and clapp on case b ((16,4,16,2,3), H = 256, P = 2048, batch 128) and case a ((8,4,8,2,2),
-H = 256, P = 256), alone and stacked; FLOPs per sample from torch's flop counter on one step (matmuls only),
-time = the training loop's train_time (steps and per-epoch test errors).  Then the stacked mode's samples/s per
-run vs the runs alone for 8 seeds of case a (A/B interleaved, best of ``--repeats``).  ``--reference`` adds:
+``flop_fraction`` = achieved GFLOP/s / single-thread matmul peak (256 x 256 float32, measured in the same run),
+for bp, dfa and clapp on case b ((16,4,16,2,3), H = 256, P = 2048, batch 128, 40 epochs; alone and a stack of 4
+seeds) and case a ((8,4,8,2,2), H = 256, P = 256, 60 epochs; alone and a stack of 8 seeds).  Achieved GFLOP/s =
+the training steps' FLOPs (torch's flop counter on one step, matmuls only, x the samples trained on) / the
+training loop's time (``train_time``: steps, optimiser, the per-epoch test errors); "with the test evaluations"
+also counts the test errors' matmuls.  The network-shape rate is the matmuls of one bp step at the network's
+shapes, in sequence.  Case a also prints 8 seeds' throughput one after another vs stacked (interleaved, the
+fastest of ``--repeats``).  ``--clock cpu`` (default) times with this process's CPU time (one thread: the time
+the core ran it, usable on a shared machine), ``--clock wall`` with wall time.  docs/performance.md has results.
 
-Reference-style loop, written from the description of ``pcsl-epfl/hierarchy-learning``:
+    OMP_NUM_THREADS=1 python benchmarks/train_speed.py [--clock cpu|wall] [--repeats 2] [--rules bp,dfa,clapp]
+        [--reference] [--device cpu|cuda]
+
+``--reference`` adds a reference-style loop, written from the description of ``pcsl-epfl/hierarchy-learning``:
 ``NonOverlappingConv1d`` built with ``unfold`` and a broadcast product that materialises a
 ``[B, C_out, C_in, P, s]`` temporary, ``nn.Module`` CNN, SGD(momentum 0.9, lr 0.1 H), and a
 ``DataLoader`` over a ``Subset`` of a ``TensorDataset`` (batch 128, shuffled).  The rate back
 end (``rate_models.train.train_rate``) runs the same network (reshape + matmul), the whole
 training set as one tensor, and its per-epoch bookkeeping (test error, alignment) included.
-
-    OMP_NUM_THREADS=1 python benchmarks/train_speed.py [--repeats 3] [--seeds 8] [--reference] [--device cpu|cuda]
-
-The reference comparison prints samples/s and epochs/s of both and their ratio, per setting.
+It prints samples/s and epochs/s of both and their ratio, per setting.
 """
 
 from __future__ import annotations
