@@ -5,7 +5,8 @@ for bp, dfa and clapp on case b ((16,4,16,2,3), H = 256, P = 2048, batch 128, 40
 seeds) and case a ((8,4,8,2,2), H = 256, P = 256, 60 epochs; alone and a stack of 8 seeds).  Achieved GFLOP/s =
 the training steps' FLOPs (torch's flop counter on one step, matmuls only, x the samples trained on) / the
 training loop's time (``train_time``: steps, optimiser, the per-epoch test errors); "with the test evaluations"
-also counts the test errors' matmuls.  The network-shape rate is the matmuls of one bp step at the network's
+also counts the test errors' matmuls; "without its test evaluations" subtracts from a lone run's loop time its
+number of test evaluations x one evaluation's time (timed alone).  The network-shape rate is the matmuls of one bp step at the network's
 shapes, in sequence.  Case a also prints 8 seeds' throughput one after another vs stacked (interleaved, the
 fastest of ``--repeats``).  ``--clock cpu`` (default) times with this process's CPU time (one thread: the time
 the core ran it, usable on a shared machine), ``--clock wall`` with wall time.  docs/performance.md has results.
@@ -209,6 +210,23 @@ def measure(cfgs: list[RunConfig], repeats: int) -> list[dict]:
     return best
 
 
+def eval_seconds(cfg: RunConfig, clock, repeats: int = 5) -> float:
+    """Time of one test evaluation of ``cfg``'s lone run (the best of ``repeats``)."""
+    from rate_models.train import RateBackend
+
+    backend = RateBackend(cfg)
+    return best_time(backend.test_error, repeats, clock)
+
+
+def steps_line(metrics: dict, flops, P_test: int, peak: float, one_eval: float) -> str:
+    """A lone run's steps without its test evaluations: loop time minus (evaluations x one evaluation's time)."""
+    step, _ev, t, _samples = work([metrics], *flops, P_test)
+    n = len(metrics["curve"]["test_epoch"])
+    t_steps = t - n * one_eval
+    return (f"    without its {n} test evaluations ({one_eval * 1e3:.1f} ms each, timed alone; {n * one_eval / t:.0%} "
+            f"of the loop): steps flop_fraction={step / t_steps / 1e9 / peak:.3f}")
+
+
 def limit_line(label: str, metrics, flops, P_test: int, peak: float, rate: float) -> str:
     step, ev, t, samples = work(metrics, *flops, P_test)
     gflops = step / t / 1e9
@@ -233,9 +251,11 @@ def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epoc
             for rule in rules:
                 cfgs = [case_config(case, rule, seed=s, epochs=epochs) for s in range(n_stack)]
                 flops = loop_flops(cfgs[0])
+                one_eval = eval_seconds(cfgs[0], clock)
                 if name == "b":
-                    print(limit_line(f"{rule} alone", measure(cfgs[:1], repeats), flops, P_test, peak, rate),
-                          flush=True)
+                    alone = measure(cfgs[:1], repeats)
+                    print(limit_line(f"{rule} alone", alone, flops, P_test, peak, rate), flush=True)
+                    print(steps_line(alone[0], flops, P_test, peak, one_eval), flush=True)
                     print(limit_line(f"{rule} stacked x{n_stack}", measure(cfgs, 1), flops, P_test, peak, rate),
                           flush=True)
                     continue
@@ -248,6 +268,7 @@ def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epoc
                 alone = [min(runs, key=lambda m: m["train_time"]) for runs in alone]
                 stacked = min(stacked, key=lambda ms: max(m["train_time"] for m in ms))
                 print(limit_line(f"{rule} alone", alone[:1], flops, P_test, peak, rate), flush=True)
+                print(steps_line(alone[0], flops, P_test, peak, one_eval), flush=True)
                 print(limit_line(f"{rule} stacked x{n_stack}", stacked, flops, P_test, peak, rate), flush=True)
                 n_alone, t_alone = sum(work([m], *flops, P_test)[3] for m in alone), sum(m["train_time"] for m in alone)
                 _, _, t_stack, n_stack_samples = work(stacked, *flops, P_test)
