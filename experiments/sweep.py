@@ -9,6 +9,7 @@ three go through the same strict validation.  A sweep file looks like::
     P = ["1x", "2x", "4x", 20000]      # absolute, multiples of n_c*m^L ("Nx"), or "max"
     seeds = [0, 1, 2]
     workers = 2                         # local processes; or dask = "tcp://host:8786"
+    stack = 8                           # rate runs differing only in seed / lr trained as one model [1: alone]
 
     [[rhm]]                             # one table, or several for a scaling study
     v = 8
@@ -32,6 +33,8 @@ three go through the same strict validation.  A sweep file looks like::
 :func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
 have a final record in the output directory (see :mod:`experiments.store`), and runs the
 rest with a local process pool (default), serially (``workers = 1``) or on a Dask cluster.
+Rate runs that differ only in seed or learning rate are trained in groups of up to ``stack`` as one
+batched model (:mod:`experiments.stacking`), each still stored as its own record.
 An exception inside a run gives a ``failed`` record and the sweep goes on.  Each run is
 computed under its lock in the output directory and its record written by the process that
 computed it (:func:`run_stored`), so concurrent sweeps on one directory compute each run once.
@@ -56,6 +59,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from spiking_rhm.config import BACKENDS, RHMConfig, RunConfig, _from_mapping, load_config_file, resolve_size
 from spiking_rhm.errors import ConfigError, SpikingRHMError
 
+from experiments import stacking
 from experiments.store import ResultStore
 
 TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results record
@@ -63,7 +67,7 @@ TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results rec
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
 RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
 SWEEP_KEYS = ("rules", "backends", "rhm", "rule_seeds", "P", "seeds", "out", "workers", "dask", "retry_failed",
-              "overrides", *RUN_KEYS)
+              "overrides", "stack", *RUN_KEYS)
 
 
 def default_workers() -> int:
@@ -90,6 +94,7 @@ class SweepConfig:
     workers: int | None = None
     dask: str | None = None
     retry_failed: bool = True
+    stack: int | None = None  # runs per stacked group (experiments.stacking); None: the measured default
 
     def __post_init__(self):
         self.runs()  # validates every run of the grid
@@ -129,6 +134,9 @@ class SweepConfig:
         workers = data.get("workers")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
             raise ConfigError(f"{where}.workers must be an integer, got {workers!r}")
+        stack = data.get("stack")
+        if stack is not None and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
+            raise ConfigError(f"{where}.stack must be an integer >= 1, got {stack!r}")
         for key in ("out", "dask"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise ConfigError(f"{where}.{key} must be a string, got {data[key]!r}")
@@ -147,6 +155,7 @@ class SweepConfig:
             workers=workers,
             dask=data.get("dask"),
             retry_failed=retry,
+            stack=stack,
         )
 
     @classmethod
@@ -164,7 +173,7 @@ class SweepConfig:
             "overrides": {k: dict(v) for k, v in self.overrides.items()},
             "retry_failed": self.retry_failed,
         }
-        for key in ("out", "workers", "dask"):
+        for key in ("out", "workers", "dask", "stack"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         return data
@@ -568,15 +577,18 @@ def run_sweep(sweep: SweepConfig, out: str | os.PathLike | None = None, train_fn
     def execute(cfgs: Sequence[RunConfig], wait: bool) -> None:
         if not cfgs:
             return
+        groups = stacking.jobs(cfgs, sweep.stack, train_fn)  # runs stacked into one model: experiments.stacking
         if sweep.dask:
-            _run_dask(cfgs, sweep.dask, out_abs, train_fn, sweep.retry_failed, wait, finish)
+            _run_dask(groups, sweep.dask, out_abs, train_fn, sweep.retry_failed, wait, finish)
             return
-        workers = min(sweep.workers or default_workers(), len(cfgs))
+        workers = min(sweep.workers or default_workers(), len(groups))
         if workers == 1:
-            for cfg in cfgs:
-                finish(cfg, *run_stored(cfg, out_abs, train_fn, sweep.retry_failed, wait))
+            for group in groups:
+                for cfg, result in zip(group, stacking.run_stored_group(group, out_abs, train_fn, sweep.retry_failed,
+                                                                        wait)):
+                    finish(cfg, *result)
         else:
-            _run_pool(cfgs, workers, out_abs, train_fn, sweep.retry_failed, wait, finish)
+            _run_pool(groups, workers, out_abs, train_fn, sweep.retry_failed, wait, finish)
 
     with _signals_raise() as caught:
         try:
@@ -602,10 +614,12 @@ def _run_pool(pending: Sequence[RunConfig], workers: int, out: str, train_fn, re
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
     try:
-        futures = {pool.submit(run_stored, cfg, out, train_fn, retry_failed, wait): cfg for cfg in pending}
+        futures = {pool.submit(stacking.run_stored_group, group, out, train_fn, retry_failed, wait): group
+                   for group in pending}
         for future in as_completed(futures):
-            cfg = futures.pop(future)
-            finish(cfg, *_result_or_failed(future, cfg))
+            group = futures.pop(future)
+            for cfg, result in zip(group, _results_or_failed(future, group)):
+                finish(cfg, *result)
     except BaseException:  # a signal or an error in the parent: stop the runs in flight now
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -634,15 +648,16 @@ def _run_dask(pending: Sequence[RunConfig], address: str, out: str, train_fn, re
         raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {err}") from None
     futures = {}
     try:
-        for cfg in pending:
-            future = client.submit(run_stored, cfg, out, train_fn, retry_failed, wait, pure=False,
-                                   key=f"spiking-rhm-run-{cfg.run_id()}-{time.time_ns()}")
-            futures[future] = cfg
+        for group in pending:
+            future = client.submit(stacking.run_stored_group, group, out, train_fn, retry_failed, wait, pure=False,
+                                   key=f"spiking-rhm-run-{group[0].run_id()}-{time.time_ns()}")
+            futures[future] = group
         for future in as_completed(list(futures)):
-            cfg = futures.pop(future)
-            result = _result_or_failed(future, cfg)
+            group = futures.pop(future)
+            results = _results_or_failed(future, group)
             future.release()  # the scheduler forgets it: a later lost worker does not recompute it
-            finish(cfg, *result)
+            for cfg, result in zip(group, results):
+                finish(cfg, *result)
     except BaseException:
         client.cancel(list(futures))
         raise
@@ -650,12 +665,12 @@ def _run_dask(pending: Sequence[RunConfig], address: str, out: str, train_fn, re
         client.close()
 
 
-def _result_or_failed(future, cfg: RunConfig) -> tuple[str, dict | None]:
-    """The ``(state, record)`` of a finished future; a lost worker becomes a ``failed`` record."""
+def _results_or_failed(future, group: Sequence[RunConfig]) -> list[tuple[str, dict | None]]:
+    """The ``(state, record)`` of each run of a finished future's group; a lost worker gives ``failed`` records."""
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - the run itself catches its exceptions; this is infrastructure
         from spiking_rhm import api
 
-        return RETURNED, api.make_record(cfg, {"error": f"{type(err).__name__}: {err}"}, wall_time=0.0,
-                                         status="failed")
+        return [(RETURNED, api.make_record(cfg, {"error": f"{type(err).__name__}: {err}"}, wall_time=0.0,
+                                           status="failed")) for cfg in group]

@@ -170,6 +170,9 @@ class RateBackend:
         self.head = _Readout(backend["readout"], params, init_gen, device, dtype)
         self.levels = rule.positive_view_levels(spec.depth)
         self.distinct_levels = sorted(set(self.levels)) if self.levels else []
+        # the learning signal is the loss's gradient: one backward through the uncut graph (alignment steps and
+        # the reference test take the generic three-factor path)
+        self.fast_path = rule.gradient_signal and backend["readout"] == "top"
 
     def trainable(self):
         p = self.params
@@ -206,6 +209,8 @@ class RateBackend:
         return [by_level[level][l] for l, level in enumerate(self.levels)]
 
     def step(self, idx, lr, align):
+        if self.fast_path and not align:
+            return self._gradient_step(idx)
         params, head, spec, rule = self.params, self.head, self.spec, self.rule
         idx_dev = idx.to(self.device)
         xb, yb = self.X[idx_dev], self.Y[idx_dev]
@@ -231,6 +236,19 @@ class RateBackend:
                   if b is not None]
         wrong = (logits.detach().argmax(1) != yb).sum()
         return StepOutput([*grads, *biases, grad_beta], task_loss.detach(), wrong, idx.shape[0], generated, cosine)
+
+    def _gradient_step(self, idx):
+        r"""Fast path of a rule whose signal is ``dLoss/dh^l``: ``grad W^l = sum L^l rho'(a^l) x / sqrt(K)`` is
+        ``dLoss/dW^l``, so one standard backward through the uncut graph gives every update (the readout's
+        delta rule and the biases' ``0.1 sum L rho'(a)`` included)."""
+        idx_dev = idx.to(self.device)
+        xb, yb = self.X[idx_dev], self.Y[idx_dev]
+        out, _act = forward(self.params, xb)
+        task_loss = F.cross_entropy(out, yb)
+        hidden, readout = self.trainable()
+        grads = torch.autograd.grad(task_loss, [*hidden, *readout])
+        wrong = (out.detach().argmax(1) != yb).sum()
+        return StepOutput(list(grads), task_loss.detach(), wrong, idx.shape[0])
 
     def test_error(self):
         return self._evaluate(self.X_test, self.Y_test)[0]

@@ -154,6 +154,26 @@ def split_options(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> tu
     return rule_opts, backend
 
 
+class Plan(NamedTuple):
+    """The step schedule of a run: batch size, steps per epoch, epochs, total steps, alignment steps."""
+
+    batch: int
+    steps_per_epoch: int
+    n_epochs: int
+    total_steps: int
+    align_at: set[int]
+
+
+def plan(cfg, P: int, n_alignment_points: int) -> Plan:
+    """The :class:`Plan` of ``cfg`` on ``P`` training points (a last short batch is kept when it has >= 2)."""
+    batch = min(cfg.optim.batch_size, P)
+    steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
+    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
+    total_steps = max(1, n_epochs * steps_per_epoch)
+    align_at = alignment_points(total_steps, n_alignment_points) if n_epochs > 0 else set()
+    return Plan(batch, steps_per_epoch, n_epochs, total_steps, align_at)
+
+
 def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start: float | None = None) -> dict:
     """Train ``backend`` as ``cfg.optim`` says; the metrics dict of the run (never raises on divergence)."""
     start = time.perf_counter() if start is None else start
@@ -167,11 +187,7 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
     trainables = [*hidden, *readout]
     order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
 
-    batch = min(cfg.optim.batch_size, P)
-    steps_per_epoch = P // batch + (1 if P % batch >= 2 else 0)
-    n_epochs = cfg.optim.n_epochs(steps_per_epoch)
-    total_steps = max(1, n_epochs * steps_per_epoch)
-    align_at = alignment_points(total_steps, backend.n_alignment_points) if n_epochs > 0 else set()
+    batch, steps_per_epoch, n_epochs, total_steps, align_at = plan(cfg, P, backend.n_alignment_points)
 
     alignment, n_generated = [], 0
     step = seen_total = clipped = 0
@@ -207,8 +223,17 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
                          test_error=backend.test_error):
             break
     log.close()
-    diverged = log.diverged
+    return run_record(backend, cfg, log, alignment, n_generated, step, seen_total, (hidden_lr, readout_lr), start,
+                      checkpoint, clipped=clipped)
 
+
+def run_record(backend: Backend, cfg, log: EpochLog, alignment: list, n_generated: int, steps: int, seen_total: int,
+               lrs: tuple[float, float], start: float, checkpoint=None, clipped: int = 0) -> dict:
+    """The metrics dict of a trained run: ``backend``'s final scores, ``log``'s curve, the learning rates used
+    (shared by :func:`train` and the stacked runs of ``rate_models.stacked``)."""
+    diverged = log.diverged
+    P_total, P_test = cfg.sizes()
+    P = backend.n_train  # P minus the validation points
     scores = backend.final(diverged)
     probe = None if scores.probe is None else scores.probe.metrics
     fields = evaluation_fields(scores.test_error, scores.train_error, probe, backend.supervised, diverged, P_total,
@@ -229,11 +254,11 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
         **({"alignment_reference": own.pop("alignment_reference")} if "alignment_reference" in own else {}),
         "sensitivity": scores.sensitivity,
         **log.record(seen_total),
-        "steps": step,
+        "steps": steps,
         "wall_time": time.perf_counter() - start,
-        "lr": {"hidden": hidden_lr, "readout": readout_lr, "schedule": cfg.optim.schedule,
+        "lr": {"hidden": lrs[0], "readout": lrs[1], "schedule": cfg.optim.schedule,
                **({"warmup": cfg.optim.warmup} if cfg.optim.warmup else {}),
-               **({"clip": clip, "clipped_steps": clipped} if clip is not None else {})},
+               **({"clip": cfg.optim.clip, "clipped_steps": clipped} if cfg.optim.clip is not None else {})},
         **own,
     }
 
@@ -251,5 +276,5 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
             "linear probe", "online_readout": online, "probe": probe}
 
 
-__all__ = ["Backend", "Final", "StepOutput", "alignment_points", "carve_validation", "cosine_factor",
-           "learning_rates", "split_options", "train", "validation_fields", "warmup_factor"]
+__all__ = ["Backend", "Final", "Plan", "StepOutput", "alignment_points", "carve_validation", "cosine_factor",
+           "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

@@ -25,6 +25,8 @@ from spiking_rhm.errors import ConfigError
 @click.option("--out", type=click.Path(file_okay=False), help="output directory (results.jsonl, records/)")
 @click.option("--workers", type=int, help="local worker processes [min(2, CPUs)]; 1 runs in this process")
 @click.option("--dask", help="run on the Dask scheduler at this address (e.g. tcp://host:8786)")
+@click.option("--stack", type=int, help="rate runs differing only in seed / lr trained as one batched model, at most "
+                                        "N per group; 1: every run alone [1]")
 @click.option("--epochs", type=int)
 @click.option("--min-steps", type=int, help="at least this many optimiser steps (more epochs for small P)")
 @click.option("--batch-size", type=int)
@@ -39,7 +41,7 @@ from spiking_rhm.errors import ConfigError
                    "section.key; needs --validation or optim.validation; repeatable)")
 @click.option("--validation", type=float, help="fraction of the P training points held out for --grid selection")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, epochs,
+def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, stack, epochs,
           min_steps, batch_size, lr, width, arch, device, options, grids, validation, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
@@ -62,7 +64,7 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
         settings = data.get("rhm", {})
         settings = [settings] if isinstance(settings, dict) else list(settings)
         data["rhm"] = [{**setting, **rhm_changes} for setting in settings]
-    for key, value in dict(out=out, workers=workers, dask=dask, P_test=P_test, device=device).items():
+    for key, value in dict(out=out, workers=workers, dask=dask, stack=stack, P_test=P_test, device=device).items():
         if value is not None:
             data[key] = value
     for path, value in (("optim.epochs", epochs), ("optim.min_steps", min_steps), ("optim.batch_size", batch_size), ("optim.lr", lr),

@@ -137,6 +137,9 @@ class Rule:
     # (spiking_rhm.rules.branch), eligibility pre only; init_state then also takes ``taps`` = s
     signal_site: ClassVar[SignalSite] = SignalSite.SOMA
     option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
+    # True: L^l is exactly dLoss/dh^l of the readout's cross-entropy (bp), so ``grad W^l`` is the gradient of
+    # that loss and a back end may compute it by one standard backward pass (its fast path)
+    gradient_signal: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.option_defaults))

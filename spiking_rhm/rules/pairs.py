@@ -121,10 +121,10 @@ class MaskPairs(PairMode):
 
     def assemble(self, parts, info, shape):
         a, b = (idx.to(parts[0].device) for idx in info["channels"])
-        out = parts[0].new_zeros(shape)
-        out[:, a] = parts[0]
-        out[:, b] = parts[1]
-        return out
+        order = torch.cat([a, b])  # out[:, order] = cat(parts): a gather, so that vmap batches it
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        return torch.cat([parts[0], parts[1]], 1)[:, inverse]
 
     def contexts(self, layers, positive, l, info):
         t_a, t_b = self.targets(layers[l - 1].detach(), info)

@@ -56,6 +56,7 @@ class Backprop(Rule):
     default_lr = 1.0
     width_scaled_lr = True
     needs = frozenset({"bp_signals"})
+    gradient_signal = True
 
     def learning_signals(self, ctx, state):
         return [g.detach() for g in _require(ctx, "bp_signals", self.name)]
