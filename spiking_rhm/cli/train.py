@@ -135,7 +135,7 @@ def _check_rule(cfg) -> None:
     else:
         from spiking_rhm.rules import get_rule
 
-        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr")})
+        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr", "codegen")})
 
 
 @click.command()

@@ -44,7 +44,9 @@ def test_options_and_config_file(tmp_path):
     (["--rule", "dfa", "--backend", "quantum"], "unknown backend"),
     (["--rule", "bp", "--option", "readout=all"], "readout"),
     (["--rule", "dfa", "--backend", "lava"], "spiking-rhm export"),
-    (["--rule", "dfa", "--backend", "brian2"], "cross-checks"),
+    (["--rule", "bp", "--backend", "brian2"], "not available on the brian2 back end"),
+    (["--rule", "dfa", "--option", "spiking.neuron=adex"], "needs --backend brian2"),
+    (["--rule", "dfa", "--backend", "brian2", "--option", "spiking.neuron=hh"], "unknown spiking.neuron"),
 ])
 def test_bad_input_exit_2(extra, needle):
     res = _run([*BASE, *extra])

@@ -32,7 +32,14 @@ import torch
 from spiking_rhm import training
 from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.backends.norse.learners import BPTTLearner, Learner, PresentedBatch, make_learner
-from spiking_rhm.backends.norse.network import Weights, activity, describe, forward_features, init_weights
+from spiking_rhm.backends.norse.network import (
+    Weights,
+    activity,
+    describe,
+    float64_parameters,
+    forward_features,
+    init_weights,
+)
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
@@ -74,6 +81,8 @@ class NorseSetup:
         self.dtype = dtype
         self.rhm = cfg.rhm.build()
         self.encoder, self.spec, self.params = build_network(cfg, self.rhm.v)
+        if dtype == torch.float64:  # Norse's LIF tensors default to float32
+            self.params = float64_parameters(self.params)
         sp = cfg.spiking
         init_gen = torch.Generator().manual_seed(cfg.seed)
         self.weights: Weights = init_weights(self.spec, init_gen, dtype, self.device)
@@ -167,9 +176,9 @@ class NorseBackend:
 
     name = "norse"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
-        self.setup = setup = NorseSetup(cfg)
+        self.setup = setup = NorseSetup(cfg, dtype=dtype)
         self.label = f"norse {cfg.rule}"
         P, P_test = cfg.sizes()
         self.n_train = P
