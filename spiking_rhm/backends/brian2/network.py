@@ -281,6 +281,11 @@ class Brian2Network:
             b2.prefs.codegen.target = self.target
             try:
                 self.net.run(steps * self.dt * b2.second, namespace=self.namespace)
+                # Network.run makes code objects only for the active objects: make them for the others too
+                # (the modulator, and the plastic objects when the first run was a plain presentation)
+                for obj in self.net.sorted_objects:
+                    if not obj.active:
+                        obj.before_run(self.namespace)
             finally:
                 b2.prefs.codegen.target = previous
             self._prepared = True
@@ -346,7 +351,7 @@ class Brian2Network:
         ae = math.exp(-self.dt * float(self.params.elig.tau_elig_inv))
         out = []
         for (group, syn, *_), layer in zip(self.layers, eligibility):
-            tail = (1 - a) * float(group.mod[0]) * np.asarray(syn.elig[:]) / (1 - a * ae)
+            tail = (1 - a) * float(group.mod[:]) * np.asarray(syn.elig[:]) / (1 - a * ae)
             e = (np.asarray(syn.wacc[:]) + tail).reshape(self.N, *layer.e.shape[1:])[:n]
             out.append(layer._replace(e=e))
         return out
