@@ -39,6 +39,7 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
           min_steps, batch_size, lr, width, arch, device, options, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
+    from spiking_rhm.cli.rule_table import check_rule_names
     from spiking_rhm.config import load_config_file
 
     data = load_config_file(config_path) if config_path else {}
@@ -73,6 +74,7 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
         raise ConfigError("the sweep needs an output directory (--out DIR or out = 'DIR' in the config)")
     output_dir(data["out"], ConfigError, "the results ")
     notes = _check_sizes(data, where)  # P, P_test against P_max before the rules (torch) are loaded
+    check_rule_names(data["rules"] if isinstance(data["rules"], list) else [data["rules"]])
     sweep = SweepConfig.from_dict(data, where=where)
     note_default_rhm({"rhm": {}}, given="rhm" in data)
     for text in notes:

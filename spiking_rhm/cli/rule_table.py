@@ -90,3 +90,18 @@ def _inherited(classes: dict, name: str, field: str):
         if field in classes[cls][1]:
             return classes[cls][1][field]
     raise _NotStatic(f"{name}.{field}")
+
+
+def check_rule_names(names, extra=()) -> None:
+    """Raise the registry's one-line :class:`~spiking_rhm.errors.UnknownNameError` for a name that is not a
+    registered rule (nor one of ``extra``), read from the rule sources without importing torch; when the
+    sources cannot be read statically, nothing is checked here and the registry checks later."""
+    from spiking_rhm.errors import UnknownNameError
+
+    rows = rule_rows()
+    if rows is None:
+        return
+    valid = [row[0] for row in rows] + [name for name in extra if name not in {row[0] for row in rows}]
+    for name in names:
+        if name not in valid:
+            raise UnknownNameError(f"unknown rule {name!r}; valid: {', '.join(valid)}")

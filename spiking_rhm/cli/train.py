@@ -127,7 +127,10 @@ def _rhm_given(config_file, overrides: dict) -> bool:
 
 
 def _check_rule(cfg) -> None:
-    """Fail fast (exit 2) on an unknown rule or option, before any data is generated."""
+    """Fail fast (exit 2) on an unknown rule or option, before any data is generated (the name before torch)."""
+    from spiking_rhm.cli.rule_table import check_rule_names
+
+    check_rule_names([cfg.rule])
     if cfg.backend == "rate":
         from rate_models.train import build_rule
 

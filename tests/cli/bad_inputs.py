@@ -16,6 +16,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error li
     (["train", "--rule", "bp", *RHM, "--P", "16", "--P-test", "-1"], "P_test must be >= 0"),
     (["train", "--rule", "bp", "--v", "0", "--P", "16"], "v must be >= 2"),
     (["train", "--rule", "bp", "--backend", "spinnaker", "--P", "16"], "unknown backend 'spinnaker'"),
+    (["train", "--rule", "bpp", *RHM, "--P", "16"], "unknown rule 'bpp'; valid: "),
+    (["curve", "--rule", "bp,dfaa", *RHM, "--P", "16", "--out", "{tmp}/sweep"], "unknown rule 'dfaa'; valid: "),
     (["train", "--config", f"{MISSING}/run.toml"], "does not exist"),
     (["train", "--rule", "bp", *RHM, "--P", "16", "--option", "noequals"], "expected key=value"),
     (["train", "--rule", "bp", *RHM, "--P", "16", "--out", f"{MISSING}/r.json"], "does not exist"),
