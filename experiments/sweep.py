@@ -189,7 +189,7 @@ class SweepConfig:
         for rule in self.rules:
             cls = rule_class(rule)  # unknown rule -> clear error listing the valid ones
             run = self.run_dict(rule)
-            template = RunConfig.from_dict({**run, "rule": rule})
+            template = RunConfig.from_dict({**run, "rule": rule, "backend": self.backends[0]})  # spiking.neuron
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
             try:
                 cls(**options)  # options neither the rule nor the back end takes -> clear error

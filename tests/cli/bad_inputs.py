@@ -39,4 +39,12 @@ BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error li
     (["generate", *RHM, "--P", "16", "--out", f"{MISSING}/data.npz"], "does not exist"),
     (["generate", *RHM, "--P", "100000", "--out", "{tmp}/data.npz"], "exceeds P_max = 512"),
     (["dynamics", "--rule", "clapp", "--out", f"{MISSING}/dynamics"], "does not exist"),
+    (["train", "--rule", "dfa", "--neuron", "adex", *RHM, "--P", "16"], "needs --backend brian2"),
+    (["train", "--rule", "dfa", "--backend", "brian2", "--neuron", "hh", *RHM, "--P", "16"], "unknown spiking.neuron 'hh'"),
+    (["train", "--rule", "dfa", "--backend", "brian2", "--neuron", "adex", *RHM, "--P", "16", "--option",
+      "spiking.neuron_options.delta_t=-1"], "adex: delta_t and tau_w must be > 0"),
+    (["train", "--rule", "dfa", "--backend", "brian2", "--neuron", "cond", *RHM, "--P", "16", "--option",
+      "spiking.neuron_options.e_exc=0.9"], "e_exc > v_th"),
+    (["train", "--rule", "dfa", "--backend", "brian2", "--neuron", "two-compartment", *RHM, "--P", "16", "--option",
+      "spiking.neuron_options.g_c=0"], "g_c (the coupling) must be > 0"),
 ]

@@ -54,6 +54,19 @@ def test_bad_input_exit_2(extra, needle):
     assert needle in res.output
 
 
+@pytest.mark.parametrize("extra,needle", [
+    (["--neuron", "adex", "--option", "spiking.neuron_options.tau_w=0"], "adex: delta_t and tau_w must be > 0"),
+    (["--neuron", "adex", "--option", "spiking.neuron_options.tau=1"], "has no option(s) tau"),
+    (["--neuron", "hh"], "unknown spiking.neuron 'hh'"),
+])
+def test_curve_bad_neuron_exit_2(tmp_path, extra, needle):
+    res = _run(["curve", "--rule", "dfa", "--backend", "brian2", *BASE[3:13], "--P", "64", "--out", str(tmp_path / "s"),
+                *extra])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0]
+
+
 def test_rules_lists_every_registered_rule():
     from spiking_rhm.rules import available_rules
 

@@ -200,6 +200,7 @@ class CondModel(NeuronModel):
     name = "cond"
     defaults = {"e_exc": 8 / 3, "e_inh": 0.0}  # 0 mV and -80 mV if rest -65 mV = 0.5, threshold -50 mV = 1
     state = ("v", "ge", "gi")
+    recorded = ("v", "ge", "gi")
 
     def check(self):
         from spiking_rhm.errors import ConfigError
