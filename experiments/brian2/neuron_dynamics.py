@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 
-def traces(T: int = 60, width: int = 16, seed: int = 0) -> dict:
-    """``{model: (v [T], spikes [T], {extra variable: [T]})}`` of one layer-1 neuron, and the neuron's index."""
+def traces(T: int = 60, width: int = 16, seed: int = 0) -> tuple[dict, int, object]:
+    """``({model: (v [T], spikes [T], {own variable: [T]})}, neuron index, parameters)`` of one layer-1 neuron."""
     from spiking_rhm.backends.brian2.equations import NEURON_MODELS, neuron_model
     from spiking_rhm.backends.brian2.network import Brian2Network
     from spiking_rhm.backends.norse.build import build_network

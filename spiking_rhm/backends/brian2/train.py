@@ -29,7 +29,7 @@ import torch
 from spiking_rhm import training
 from spiking_rhm.backends.brian2 import equations as eq
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.training import Final, StepOutput
+from spiking_rhm.training import StepOutput
 
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
 CODEGEN = ("auto", "numpy", "cython")
@@ -162,16 +162,10 @@ class Brian2Backend:
         return self.evaluate(self.test_set, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        from spiking_rhm.metrics import fit_linear_probe
+        from spiking_rhm.backends.norse.train import final_scores
 
-        gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        test_error, test_loss, test_feats = self.evaluate(self.test_set, gen)
-        train_error, train_loss, train_feats = self.evaluate(self.train_set, gen)
-        probe = None
-        if not diverged:
-            probe = fit_linear_probe(train_feats, self.train_set.labels, test_feats, self.test_set.labels,
-                                     self.setup.spec.n_out)
-        return Final(test_error, test_loss, train_error, train_loss, probe, None)
+        return final_scores(self.evaluate, self.train_set, self.test_set, self.setup.spec.n_out, self.cfg.seed,
+                            diverged)
 
     def data_use(self):
         return self.setup.learner.data_use() or {"pairs": None}

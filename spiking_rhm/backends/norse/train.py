@@ -134,6 +134,17 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     return wrong / n, loss / n, torch.cat(feats)
 
 
+def final_scores(evaluate_part, train, test, n_out: int, seed: int, diverged: bool) -> Final:
+    """Errors and losses of the final network on ``test`` and ``train`` (``evaluate_part(sample, generator) ->
+    (error, loss, top-layer rates)``, one generator seeded ``seed + 1``) and, unless it diverged, the converged
+    linear probe on the top-layer rates (as the rate back end)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    test_error, test_loss, test_feats = evaluate_part(test, gen)
+    train_error, train_loss, train_feats = evaluate_part(train, gen)
+    probe = None if diverged else fit_linear_probe(train_feats, train.labels, test_feats, test.labels, n_out)
+    return Final(test_error, test_loss, train_error, train_loss, probe, None)
+
+
 def _cosine(a: Tensor, b: Tensor) -> float | None:
     na, nb = a.norm(), b.norm()
     if na == 0 or nb == 0 or not torch.isfinite(na * nb):
@@ -212,14 +223,8 @@ class NorseBackend:
         return evaluate(self.setup, self.test, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        eval_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        test_error, test_loss, test_feats = evaluate(self.setup, self.test, eval_gen)
-        train_error, train_loss, train_feats = evaluate(self.setup, self.train, eval_gen)
-        probe = None
-        if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
-            probe = fit_linear_probe(train_feats, self.train.labels, test_feats, self.test.labels,
-                                     self.setup.spec.n_out)
-        return Final(test_error, test_loss, train_error, train_loss, probe, None)
+        return final_scores(lambda part, gen: evaluate(self.setup, part, gen), self.train, self.test,
+                            self.setup.spec.n_out, self.cfg.seed, diverged)
 
     def data_use(self):
         return self.setup.learner.data_use() or {"pairs": None}
