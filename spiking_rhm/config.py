@@ -328,11 +328,12 @@ def _validate_neuron(cfg: "RunConfig") -> None:
         raise ConfigError(f"spiking.neuron = {sp.neuron!r} with neuron_options / a modulator needs --backend brian2; "
                           f"the {cfg.backend} back end simulates the current-based LIF only")
     if cfg.backend == "brian2":  # the model's own checks (equations imports no brian2)
-        from spiking_rhm.backends.brian2.equations import neuron_model
+        from spiking_rhm.backends.brian2.equations import check_whole_steps, neuron_model
 
         model = neuron_model(sp.neuron, sp.neuron_options, sp.reset)
         if hasattr(model, "check_rest"):
             model.check_rest(sp.v_th if sp.v_rest is None else sp.v_rest, sp.v_th)
+        check_whole_steps(model, sp.modulator_delay, sp.dt)
 
 
 def _validate_code(sp: "SpikingConfig") -> None:

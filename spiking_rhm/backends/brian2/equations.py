@@ -293,6 +293,17 @@ NEURON_MODELS: dict[str, type[NeuronModel]] = {c.name: c for c in (LIFModel, Con
                                                                    TwoCompartmentModel)}
 
 
+def check_whole_steps(model: NeuronModel, modulator_delay: float, dt: float) -> None:
+    """Delays and the refractory period as whole time steps (Brian2 and the modulator would round them silently)."""
+    from spiking_rhm.errors import ConfigError
+
+    times = {f"spiking.neuron_options.{k}": model.options[k] for k in ("synapse_delay", "refractory")}
+    for key, value in {**times, "spiking.modulator_delay": modulator_delay}.items():
+        steps = value / dt
+        if abs(steps - round(steps)) > 1e-6:
+            raise ConfigError(f"{key} = {value} s is not a whole number of time steps dt = {dt} s")
+
+
 def neuron_model(name: str, options=None, reset: str = "subtract") -> NeuronModel:
     """The registered model ``name`` with ``options`` (ConfigError naming what is valid)."""
     from spiking_rhm.errors import ConfigError

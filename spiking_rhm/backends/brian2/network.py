@@ -157,6 +157,7 @@ class Brian2Network:
             self.model.check_rest(float(params.lif.v_leak), float(params.lif.v_th))
         self.spec, self.params, self.N, self.T, self.target = spec, params, int(N), int(T), target
         self.modulator = modulator if modulator is not None else Modulator()
+        eq.check_whole_steps(self.model, self.modulator.delay, float(params.dt))
         if self.modulator.delay < 0 or self.modulator.tau < 0:
             raise ConfigError(f"modulator delay and tau must be >= 0 seconds, got {tuple(self.modulator)}")
         dt_s = self.dt = float(params.dt)

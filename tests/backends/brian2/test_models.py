@@ -203,6 +203,15 @@ def test_bad_model_parameters_are_one_line(name, options, needle):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("key", ["synapse_delay", "refractory"])
+def test_times_between_steps_are_refused(network, key):
+    s = network
+    with pytest.raises(ConfigError, match=f"{key} = 0.0025 s is not a whole number of time steps"):
+        simulate(s.spec, s.params, s.weights, s.spikes, model=neuron_model("lif", {key: 2.5e-3}))
+    with pytest.raises(ConfigError, match="modulator_delay = 0.0025 s is not a whole number"):
+        simulate(s.spec, s.params, s.weights, s.spikes, modulator=Modulator(2.5e-3, 0.0))
+
+
 def test_reversal_potentials_inside_the_operating_range_are_refused(network):
     s = network
     with pytest.raises(ConfigError, match="e_exc > v_th"):
