@@ -144,7 +144,8 @@ class Brian2Network:
     """
 
     def __init__(self, spec, params, N: int, T: int, model=None, record: bool | Mapping[int, Sequence[int]] = False,
-                 target: str = "numpy", modulator: Modulator | None = None, record_vars: Sequence[str] = ("v",)):
+                 target: str = "numpy", modulator: Modulator | None = None, record_vars: Sequence[str] = ("v",),
+                 record_synapses: Mapping[int, Sequence[int]] | None = None):
         if target not in CODEGEN_TARGETS:
             raise ConfigError(f"unknown codegen target {target!r}; valid: {', '.join(CODEGEN_TARGETS)}")
         if abs(float(params.psi.v_th) - float(params.lif.v_th)) > 0:
@@ -239,6 +240,12 @@ class Brian2Network:
             accumulate = syn.run_regularly(eq.MODULATED_ELIGIBILITY, clock=dt, name=f"modulated{l}")
             _schedule(accumulate, base + 7)
             _schedule(syn.state_updater, base + 8)
+            syn_idx = (record_synapses or {}).get(l)
+            if syn_idx is not None:  # eligibility and modulated accumulator of chosen synapses, every step
+                syn_mon = b2.StateMonitor(syn, ["elig", "wacc"], record=np.asarray(syn_idx, dtype=np.int64), clock=dt,
+                                          name=f"synapse_monitor{l}")
+                _schedule(syn_mon, base + 9)
+                objects.append(syn_mon)
             decay = group.run_regularly(eq.MODULATOR_DECAY, clock=dt, name=f"modulator{l}")
             _schedule(decay, base + 9)
             acc = b2.NeuronGroup(1, eq.ACCUMULATOR_MODEL, method="exact", clock=dt, name=f"ebar{l}")

@@ -66,7 +66,7 @@ class Brian2Backend:
     name = "brian2"
     n_alignment_points = 0
 
-    def __init__(self, cfg, target: str | None = None):
+    def __init__(self, cfg, target: str | None = None, network_options: Mapping[str, Any] | None = None):
         from spiking_rhm.backends.brian2.network import Brian2Network
         from spiking_rhm.backends.norse.train import NorseSetup
 
@@ -101,7 +101,7 @@ class Brian2Backend:
         self.train_set, self.test_set = setup.rhm.split(P, P_test, seed=cfg.seed)
         self.batch = max(1, min(cfg.optim.batch_size, P))
         self.net = Brian2Network(setup.spec, setup.params, self.batch, sp.T, self.model, target=self.target,
-                                 modulator=self.modulator)
+                                 modulator=self.modulator, **dict(network_options or {}))  # e.g. monitors
 
     # ----------------------------------------------------------------- the Backend protocol
     def trainable(self):
