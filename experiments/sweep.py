@@ -218,7 +218,7 @@ class SweepConfig:
             else:
                 run = {**self.run_dict(rule), "rule": rule}
             cls = rule_class(run["rule"])  # unknown rule -> clear error listing the valid ones
-            template = RunConfig.from_dict(run)
+            template = RunConfig.from_dict({**run, "backend": self.backends[0]})  # spiking.neuron
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
             try:
                 cls(**options)  # options neither the rule nor the back end takes -> clear error

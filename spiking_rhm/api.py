@@ -25,12 +25,12 @@ from spiking_rhm.errors import BackendUnavailableError, UnknownNameError
 # backend name -> "module:function" (or the function) taking (cfg, progress, checkpoint), returning the metrics
 BACKEND_TRAINERS: dict[str, str | Callable] = {
     "norse": "spiking_rhm.backends.norse.train:train_norse",
+    "brian2": "spiking_rhm.backends.brian2.train:train_brian2",
 }
 NO_TEST_POINTS = "no-test-points"  # status of a run with P_test = 0 (e.g. P = P_max)
 ENTRY_POINTS = "spiking_rhm.backends"  # entry-point group: name = back end, value = "module:function"
 # what the back ends without a trainer are for instead
 NO_TRAINER = {
-    "brian2": "it mirrors one Norse presentation window for cross-checks (docs/brian2.md)",
     "lava": "train with rate or norse and deploy with `spiking-rhm export` / `deploy`; one on-chip learning "
             "presentation is hardware.loihi.learning.three_factor_step (docs/hardware.md)",
 }

@@ -117,6 +117,10 @@ class SpikingConfig:
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
+    neuron: str = "lif"  # lif | cond | adex | two-compartment (brian2; norse: lif only), docs/brian2.md
+    neuron_options: Mapping[str, Any] = field(default_factory=dict)  # the model's parameters (docs/brian2.md)
+    modulator_delay: float = 0.0  # s: the learning signal arrives this long after the window (brian2)
+    modulator_tau: float = 0.0  # s: time constant of the arriving modulator (0: one step) (brian2)
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown spiking.v_init {sp.v_init!r}; valid: {', '.join(SPIKE_V_INIT)}")
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
+    _validate_neuron(cfg)
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
         raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")
@@ -329,6 +334,33 @@ def with_legacy_operating_point(data: Mapping[str, Any]) -> dict:
     if isinstance(sp, Mapping) and sp and "reset" not in sp:
         data["spiking"] = {**LEGACY_OPERATING_POINT, **sp}
     return data
+
+
+NEURONS = ("lif", "cond", "adex", "two-compartment")  # spiking_rhm.backends.brian2.equations.NEURON_MODELS
+
+
+def _validate_neuron(cfg: "RunConfig") -> None:
+    """The neuron model and modulator: known names, non-negative times; the detailed models need brian2."""
+    sp = cfg.spiking
+    if sp.neuron not in NEURONS:
+        raise ConfigError(f"unknown spiking.neuron {sp.neuron!r}; valid: {', '.join(NEURONS)}")
+    if not isinstance(sp.neuron_options, Mapping):
+        raise ConfigError("spiking.neuron_options must be a table of option = value")
+    for key in ("modulator_delay", "modulator_tau"):
+        value = getattr(sp, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"spiking.{key} must be a number of seconds >= 0, got {value!r}")
+    detailed = sp.neuron != "lif" or sp.neuron_options or sp.modulator_delay or sp.modulator_tau
+    if detailed and cfg.backend != "brian2":
+        raise ConfigError(f"spiking.neuron = {sp.neuron!r} with neuron_options / a modulator needs --backend brian2; "
+                          f"the {cfg.backend} back end simulates the current-based LIF only")
+    if cfg.backend == "brian2":  # the model's own checks (equations imports no brian2)
+        from spiking_rhm.backends.brian2.equations import check_whole_steps, neuron_model
+
+        model = neuron_model(sp.neuron, sp.neuron_options, sp.reset)
+        if hasattr(model, "check_rest"):
+            model.check_rest(sp.v_th if sp.v_rest is None else sp.v_rest, sp.v_th)
+        check_whole_steps(model, sp.modulator_delay, sp.dt)
 
 
 def _validate_code(sp: "SpikingConfig") -> None:

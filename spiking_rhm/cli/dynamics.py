@@ -11,6 +11,9 @@ import click
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML/YAML/JSON run config (options below override it)")
 @click.option("--rule", default=None, help="learning rule (e.g. dfa, clapp)")
+@click.option("--backend", type=click.Choice(["norse", "brian2"]), default="norse", show_default=True,
+              help="brian2: one presentation with the config's neuron model (docs/brian2.md)")
+@click.option("--neuron", default=None, help="brian2 neuron model: lif | cond | adex | two-compartment")
 @click.option("--v", type=int, default=None)
 @click.option("--m", type=int, default=None)
 @click.option("--nc", "--n-c", "n_c", type=int, default=None, help="number of classes")
@@ -27,10 +30,12 @@ import click
 @click.option("--steps", type=int, default=20, show_default=True, help="training batches to record")
 @click.option("--synapses", type=int, default=6, show_default=True, help="synapses per layer to follow")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="folder for the PNG files")
-def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed, options, steps, synapses, out):
+def dynamics(config_path, rule, backend, neuron, v, m, n_c, s, L, P, width, T, code, delay, seed, options, steps, synapses, out):
     """Spike rasters, membrane potentials, eligibility traces, modulator and weights of a Norse run."""
     from spiking_rhm.atomic import output_dir
-    from spiking_rhm.cli.options import note_default_rhm
+    import numpy as np
+
+    from spiking_rhm.cli.options import note_default_rhm, set_path
     from spiking_rhm.config import RunConfig, load_config_file
     from spiking_rhm.errors import ConfigError
 
@@ -38,7 +43,7 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     if steps < 1 or synapses < 1:
         raise ConfigError(f"--steps and --synapses must be >= 1, got {steps} and {synapses}")
     data = load_config_file(config_path) if config_path else {}
-    data["backend"] = "norse"
+    data["backend"] = backend
     rhm = dict(data.get("rhm", {}))
     for key, value in (("v", v), ("m", m), ("n_c", n_c), ("s", s), ("L", L)):
         if value is not None:
@@ -53,7 +58,7 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     if width is not None:
         data["net"] = {**data.get("net", {}), "width": width}
     spk = dict(data.get("spiking", {}))
-    for key, value in (("T", T), ("code", code), ("delay", delay)):
+    for key, value in (("T", T), ("code", code), ("delay", delay), ("neuron", neuron)):
         if value is not None:
             spk[key] = value
     data["spiking"] = spk
@@ -63,8 +68,12 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
             raise ConfigError(f"--option takes KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            opts[key] = json.loads(value)
+            value = json.loads(value)
         except json.JSONDecodeError:
+            pass
+        if key.startswith("spiking."):  # a spiking setting (e.g. spiking.neuron_options.a=0.1)
+            set_path(data, key.split("."), value)
+        else:
             opts[key] = value
     data["rule_options"] = opts
     if "P_test" not in data:
@@ -72,6 +81,17 @@ def dynamics(config_path, rule, v, m, n_c, s, L, P, width, T, code, delay, seed,
     cfg = RunConfig.from_dict(data)
     cfg.sizes()
     note_default_rhm(data, given=any(k in rhm for k in ("v", "m", "n_c", "s", "L")))
+    if backend == "brian2":
+        from spiking_rhm.backends.brian2.dynamics import plot_dynamics as plot_brian2
+        from spiking_rhm.backends.brian2.dynamics import record_dynamics as record_brian2
+
+        rec = record_brian2(cfg, n_synapses=synapses)
+        click.echo(str(plot_brian2(rec, out)))
+        click.echo(f"neuron {rec.model}: layer-1 neurons {rec.neurons.tolist()} fired "
+                   f"{[int(x) for x in rec.spikes.sum(0)]} spikes in {rec.T} steps; synapses {rec.synapses.tolist()}: "
+                   f"eligibility at the window's end {np.round(rec.elig[:, rec.T - 1], 4).tolist()}, gradient "
+                   f"{np.round(rec.grad, 5).tolist()}")
+        return
     from spiking_rhm.backends.norse.dynamics import plot_dynamics, record_dynamics
 
     record = record_dynamics(cfg, steps=steps, n_synapses=synapses)

@@ -13,6 +13,7 @@ from spiking_rhm.errors import ConfigError
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="sweep file (TOML/YAML/JSON); CLI options override it")
 @click.option("--rule", "rules", help="rule name(s), comma separated")
 @click.option("--backend", "backends", help="back end(s), comma separated [rate]")
+@click.option("--neuron", help="spiking neuron model: lif | cond | adex | two-compartment (detailed ones: brian2)")
 @click.option("--v", type=int, help="vocabulary size")
 @click.option("--m", type=int, help="synonyms per symbol")
 @click.option("--nc", "n_c", type=int, help="number of classes")
@@ -41,7 +42,7 @@ from spiking_rhm.errors import ConfigError
                    "section.key; needs --validation or optim.validation; repeatable)")
 @click.option("--validation", type=float, help="fraction of the P training points held out for --grid selection")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, stack, epochs,
+def curve(config_path, rules, backends, neuron, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, stack, epochs,
           min_steps, batch_size, lr, width, arch, device, options, grids, validation, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
@@ -68,7 +69,7 @@ def curve(config_path, rules, backends, v, m, n_c, s, L, rule_seed, P, P_test, s
         if value is not None:
             data[key] = value
     for path, value in (("optim.epochs", epochs), ("optim.min_steps", min_steps), ("optim.batch_size", batch_size), ("optim.lr", lr),
-                        ("net.width", width), ("net.arch", arch)):
+                        ("net.width", width), ("net.arch", arch), ("spiking.neuron", neuron)):
         if value is not None:
             set_path(data, path.split("."), value)
     for text in options:

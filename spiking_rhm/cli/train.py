@@ -24,7 +24,7 @@ def build_config(config_file, overrides: dict, options: list[tuple[list[str], ob
 
     data = load_config_file(config_file) if config_file else {}
     sections = {"rhm": ("v", "m", "n_c", "s", "L", "rule_seed"), "net": ("arch", "width", "bias"),
-                "optim": ("epochs", "min_steps", "lr", "batch_size")}
+                "optim": ("epochs", "min_steps", "lr", "batch_size"), "spiking": ("neuron",)}
     top = ("rule", "backend", "P", "P_test", "seed", "device")
     for key in top:
         if overrides.get(key) is not None:
@@ -54,6 +54,7 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 @click.command()
 @click.option("--rule", help="learning rule (see `spiking-rhm rules`)")
 @click.option("--backend", help="rate | norse | brian2 | lava")
+@click.option("--neuron", help="spiking neuron model: lif | cond | adex | two-compartment (detailed ones: brian2)")
 @click.option("--v", "v", type=int, help="vocabulary size")
 @click.option("--m", "m", type=int, help="synonyms per symbol")
 @click.option("--nc", "n_c", type=int, help="number of classes")
@@ -77,10 +78,10 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 @click.option("--save-net", "save_net", type=click.Path(dir_okay=False),
               help="save the trained network (.npz checkpoint: weights, readout, config) for `spiking-rhm export`")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(rule, backend, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
+def train(rule, backend, neuron, v, m, n_c, s, L, rule_seed, P, P_test, seed, width, arch, bias, epochs, min_steps, lr, batch_size,
           device, config_file, options, out, save_net, quiet):
     """Train one run and print `test_error: <fraction>` as the last line."""
-    overrides = dict(rule=rule, backend=backend, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),
+    overrides = dict(rule=rule, backend=backend, neuron=neuron, v=v, m=m, n_c=n_c, s=s, L=L, rule_seed=rule_seed, P=_size(P),
                      P_test=P_test, seed=seed, width=width, arch=arch, bias=bias, epochs=epochs, min_steps=min_steps, lr=lr,
                      batch_size=batch_size, device=device)
     # everything that needs no model is checked before torch is imported (_check_rule, api)
@@ -138,7 +139,7 @@ def _check_rule(cfg) -> None:
     else:
         from spiking_rhm.rules import get_rule
 
-        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr")})
+        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr", "codegen")})
 
 
 @click.command()

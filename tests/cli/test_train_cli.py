@@ -44,12 +44,27 @@ def test_options_and_config_file(tmp_path):
     (["--rule", "dfa", "--backend", "quantum"], "unknown backend"),
     (["--rule", "bp", "--option", "readout=all"], "readout"),
     (["--rule", "dfa", "--backend", "lava"], "spiking-rhm export"),
-    (["--rule", "dfa", "--backend", "brian2"], "cross-checks"),
+    (["--rule", "bp", "--backend", "brian2"], "not available on the brian2 back end"),
+    (["--rule", "dfa", "--option", "spiking.neuron=adex"], "needs --backend brian2"),
+    (["--rule", "dfa", "--backend", "brian2", "--option", "spiking.neuron=hh"], "unknown spiking.neuron"),
 ])
 def test_bad_input_exit_2(extra, needle):
     res = _run([*BASE, *extra])
     assert res.exit_code == 2
     assert needle in res.output
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--neuron", "adex", "--option", "spiking.neuron_options.tau_w=0"], "adex: delta_t and tau_w must be > 0"),
+    (["--neuron", "adex", "--option", "spiking.neuron_options.tau=1"], "has no option(s) tau"),
+    (["--neuron", "hh"], "unknown spiking.neuron 'hh'"),
+])
+def test_curve_bad_neuron_exit_2(tmp_path, extra, needle):
+    res = _run(["curve", "--rule", "dfa", "--backend", "brian2", *BASE[3:13], "--P", "64", "--out", str(tmp_path / "s"),
+                *extra])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0]
 
 
 def test_rules_lists_every_registered_rule():

@@ -1,13 +1,14 @@
-r"""Brian2 mirror of the Norse spiking hierarchy: the same equations, a second implementation.
+r"""Brian2 back end: the Norse spiking hierarchy as Brian2 equations, and detailed neurons (docs/brian2.md).
 
-* :mod:`.equations`  -- the model as Brian2 equation strings (no brian2 import);
-* :mod:`.network`    -- :func:`~.network.simulate`: one presentation window of the hierarchical
-  LIF network (NeuronGroup / Synapses, explicit ``dt``, ``numpy`` code generation by default)
-  returning spikes, pre-reset potentials and the eligibility traces of every synapse;
+* :mod:`.equations`  -- the model as Brian2 equation strings and the neuron-model registry
+  (``lif`` = the Norse mirror, ``cond``, ``adex``, ``two-compartment``; no brian2 import);
+* :mod:`.network`    -- :class:`~.network.Brian2Network`: the hierarchy built once and run per window
+  (spikes, pre-reset potentials, per-synapse eligibility; a delayed modulator); :func:`~.network.simulate`
+  for one window;
 * :mod:`.learning`   -- :func:`~.learning.three_factor_update`: ``grad W = c sum L e / sqrt(K)``,
   the algebra of the Norse learner, from a rule's learning signals; :func:`~.learning.branch_update`:
-  the same for branch-local rules (``sibling-cca``: signal on the tap branches, eligibility = pre counts).
+  the same for branch-local rules (``sibling-cca``: signal on the tap branches, eligibility = pre counts);
+* :mod:`.train`      -- :class:`~.train.Brian2Backend`: ``--backend brian2`` through the shared training loop.
 
-For cross-checks and detailed dynamics of small networks, not for training (too slow).
 Importing this package does not import brian2; :mod:`.network` does.
 """

@@ -58,8 +58,17 @@ gain : 1 (shared, constant)
 rho_in : 1 (shared, constant)
 plastic : 1 (shared, constant)
 delig/dt = (plastic * psi_post * xbar_pre / rho_in - elig) / tau_elig : 1 (clock-driven)
+wacc : 1
 """
 SYNAPSE_ON_PRE = "isyn_post += gain * w"
+
+# the modulator (a broadcast factor M with its own time course, one per layer): after the window and a delay
+# it arrives as M = 1 and decays, M <- a_mod M; the synapse accumulates the modulated eligibility
+# wacc += (1 - a_mod) M elig every step (before the eligibility's own decay), so a_mod = 0 and no delay
+# give the eligibility at the end of the window
+MODULATOR_MODEL = "mod : 1 (shared)"
+MODULATOR_DECAY = "mod = a_mod * mod"
+MODULATED_ELIGIBILITY = "wacc += (1 - a_mod) * mod_post * elig"
 
 # expected eligibility ebar of a layer (Norse ``Eligibility.expected_value``)
 NOMINAL_MODEL = """
@@ -72,3 +81,233 @@ xnom : 1 (linked)
 n_neurons : 1 (constant)
 """
 PSI_SUM = "psi_sum_post = psi_pre : 1 (summed)"
+
+
+# --------------------------------------------------------------------------- neuron models (registry)
+# Every model is a hidden-layer NeuronGroup integrated with Euler from the synaptic input of the step,
+# in the LIF mirror's units (rest v_leak, threshold v_th, drive in units of the LIF current ``isyn``).
+# ``psi`` (the surrogate derivative the eligibility reads) is always taken on the somatic potential ``v``.
+PSI = "psi = 1 / (1 + psi_beta * abs(v - v_th))**2 : 1\nxbar : 1 (linked)\n"
+
+COND_MODEL = """
+dv/dt = (v_leak - v + ge * (e_exc - v) + gi * (e_inh - v)) / tau_mem : 1{unless}
+dge/dt = -ge / tau_syn : 1
+dgi/dt = -gi / tau_syn : 1
+"""
+# a weight w enters as a conductance jump normalised so that at rest it injects the LIF current gain w
+COND_ON_PRE = ("ge_post += gain * w * int(w > 0) / (e_exc - v_leak)\n"
+               "gi_post += gain * w * int(w < 0) / (e_inh - v_leak)")
+
+ADEX_MODEL = """
+dv/dt = (v_leak - v + delta_t * exp(clip((v - v_t) / delta_t, -inf, (v_th - v_t) / delta_t)) - wad + isyn) / tau_mem : 1{unless}
+dwad/dt = (a * (v - v_leak) - wad) / tau_w : 1
+disyn/dt = -isyn / tau_syn : 1
+"""
+
+# two compartments in the variables u = (1 - kappa) v + kappa v_d (mean) and delta = v_d - v:
+# tau u' = v_leak - u + isyn (the LIF), delta relaxes to delta_inf (exact step, any coupling)
+TWO_COMPARTMENT_MODEL = """
+du/dt = (v_leak - u + isyn) / tau_mem : 1{unless}
+disyn/dt = -isyn / tau_syn : 1
+delta : 1
+v = u - kappa * delta : 1
+v_dend = u + (1 - kappa) * delta : 1
+"""
+TWO_COMPARTMENT_DELTA = "delta = a_delta * delta + (1 - a_delta) * isyn * (1 - kappa) / (kappa * (1 - kappa) + g_c)"
+
+
+class NeuronModel:
+    """A hidden-layer neuron of the Brian2 back end (registry :data:`NEURON_MODELS`).
+
+    ``options`` (``spiking.neuron_options``) are checked against :attr:`defaults` (plus the options of
+    every model, :data:`COMMON_OPTIONS`); :meth:`namespace` gives the constants the equations read.
+    """
+
+    name = ""
+    defaults: dict = {}
+    state: tuple = ("v", "isyn")  # variables reset at the start of a window (v-like first)
+    recorded: tuple = ("v",)  # what ``dynamics`` can draw
+
+    def __init__(self, options=None, reset: str = "subtract"):
+        from spiking_rhm.errors import ConfigError
+
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.defaults) - set(COMMON_OPTIONS))
+        if unknown:
+            raise ConfigError(f"neuron {self.name!r} has no option(s) {', '.join(unknown)}; valid: "
+                              f"{', '.join([*self.defaults, *COMMON_OPTIONS])}")
+        values = {**COMMON_OPTIONS, **self.defaults, **options}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ConfigError(f"spiking.neuron_options.{key} must be a number, got {value!r}")
+        self.options = {k: float(v) for k, v in values.items()}
+        if reset not in LIF_RESETS:
+            raise ConfigError(f"unknown reset {reset!r}; valid: {', '.join(LIF_RESETS)}")
+        self.reset_rule = reset
+        for key in ("refractory", "synapse_delay"):
+            if self.options[key] < 0:
+                raise ConfigError(f"spiking.neuron_options.{key} must be >= 0 seconds, got {self.options[key]}")
+        self.check()
+
+    def check(self) -> None:
+        """Model-specific checks (ConfigError)."""
+
+    @property
+    def refractory(self) -> float:
+        return self.options["refractory"]
+
+    @property
+    def synapse_delay(self) -> float:
+        return self.options["synapse_delay"]
+
+    def _unless(self) -> str:
+        return " (unless refractory)" if self.refractory > 0 else ""
+
+    def model(self) -> str:
+        raise NotImplementedError
+
+    on_pre = SYNAPSE_ON_PRE
+    threshold = LIF_THRESHOLD
+
+    def reset(self) -> str:
+        return LIF_RESETS[self.reset_rule]
+
+    def namespace(self, dt: float) -> dict:
+        return {k: v for k, v in self.options.items() if k not in COMMON_OPTIONS}
+
+    def describe(self) -> dict:
+        return {"neuron": self.name, **self.options}
+
+
+COMMON_OPTIONS = {"refractory": 0.0, "synapse_delay": 0.0}  # seconds; every model
+
+
+class LIFModel(NeuronModel):
+    """Current-based LIF, the Norse mirror: ``tau_mem v' = v_leak - v + isyn``, ``tau_syn isyn' = -isyn``."""
+
+    name = "lif"
+
+    def model(self):
+        return LIF_MODEL.replace("/ tau_mem : 1\n", "/ tau_mem : 1" + self._unless() + "\n", 1)
+
+
+class CondModel(NeuronModel):
+    """Conductance-based synapses with reversal potentials: ``tau_mem v' = v_leak - v + ge (e_exc - v) +
+    gi (e_inh - v)``; a weight ``w > 0`` adds ``gain w / (e_exc - v_leak)`` to ``ge``, ``w < 0`` adds
+    ``gain w / (e_inh - v_leak)`` to ``gi`` (the LIF current at rest; reversal potentials far from rest
+    give the LIF)."""
+
+    name = "cond"
+    defaults = {"e_exc": 8 / 3, "e_inh": 0.0}  # 0 mV and -80 mV if rest -65 mV = 0.5, threshold -50 mV = 1
+    state = ("v", "ge", "gi")
+    recorded = ("v", "ge", "gi")
+
+    def check(self):
+        from spiking_rhm.errors import ConfigError
+
+        o = self.options
+        if not o["e_inh"] < o["e_exc"]:
+            raise ConfigError(f"cond: need e_inh < e_exc, got e_inh = {o['e_inh']}, e_exc = {o['e_exc']}")
+
+    def check_rest(self, v_leak: float, v_th: float) -> None:
+        from spiking_rhm.errors import ConfigError
+
+        o = self.options
+        if not (o["e_exc"] > v_th and o["e_inh"] < v_leak):
+            raise ConfigError(f"cond: need e_inh < v_rest = {v_leak} and e_exc > v_th = {v_th}, got "
+                              f"e_inh = {o['e_inh']}, e_exc = {o['e_exc']}")
+
+    def model(self):
+        return COND_MODEL.format(unless=self._unless()) + PSI
+
+    on_pre = COND_ON_PRE
+
+
+class AdExModel(NeuronModel):
+    """Adaptive exponential integrate-and-fire: ``tau_mem v' = v_leak - v + delta_t exp((v - v_t) / delta_t)
+    - wad + isyn`` (the exponential's argument clipped at the spike-detection threshold v_th),
+    ``tau_w wad' = a (v - v_leak) - wad``, ``wad += b`` on a spike.  ``a = b = 0``, ``v_t = v_th``,
+    ``delta_t -> 0`` give the LIF."""
+
+    name = "adex"
+    defaults = {"a": 0.05, "b": 0.05, "tau_w": 0.1, "delta_t": 0.05, "v_t": 0.8}
+    state = ("v", "wad", "isyn")
+    recorded = ("v", "wad")
+
+    def check(self):
+        from spiking_rhm.errors import ConfigError
+
+        o = self.options
+        if not (o["delta_t"] > 0 and o["tau_w"] > 0):
+            raise ConfigError(f"adex: delta_t and tau_w must be > 0, got delta_t = {o['delta_t']}, "
+                              f"tau_w = {o['tau_w']}")
+        if o["a"] < 0 or o["b"] < 0:
+            raise ConfigError(f"adex: a and b must be >= 0, got a = {o['a']}, b = {o['b']}")
+
+    def model(self):
+        return ADEX_MODEL.format(unless=self._unless()) + PSI
+
+    def reset(self):
+        return LIF_RESETS[self.reset_rule] + "\nwad += b"
+
+
+class TwoCompartmentModel(NeuronModel):
+    """Soma ``v`` and dendrite ``v_d`` (capacitance fractions ``1 - kappa``, ``kappa``; coupling ``g_c`` in
+    units of the leak); the synaptic current enters the dendrite, the soma spikes and the spike resets both
+    compartments.  Integrated as the mean ``u = (1 - kappa) v + kappa v_d`` (the LIF equation) and the
+    difference ``delta = v_d - v`` (exact exponential step towards
+    ``delta_inf = isyn (1 - kappa) / (kappa (1 - kappa) + g_c)``, rate ``(1 + g_c / (kappa (1 - kappa))) / tau_mem``);
+    ``g_c -> inf`` gives the LIF."""
+
+    name = "two-compartment"
+    defaults = {"kappa": 0.5, "g_c": 1.0}
+    state = ("u", "isyn", "delta")
+    recorded = ("v", "v_dend")
+
+    def check(self):
+        from spiking_rhm.errors import ConfigError
+
+        o = self.options
+        if not 0 < o["kappa"] < 1:
+            raise ConfigError(f"two-compartment: kappa (the dendrite's share of the capacitance) must be in (0, 1), "
+                              f"got {o['kappa']}")
+        if not o["g_c"] > 0:
+            raise ConfigError(f"two-compartment: g_c (the coupling) must be > 0, got {o['g_c']}")
+
+    def model(self):
+        return TWO_COMPARTMENT_MODEL.format(unless=self._unless()) + PSI
+
+    threshold = "u - kappa * delta > v_th"
+
+    def reset(self):
+        return {"zero": "u = v_reset + kappa * delta", "subtract": "u = u - (v_th - v_reset)"}[self.reset_rule]
+
+    def a_delta(self, dt: float, tau_mem: float) -> float:
+        import math
+
+        o = self.options
+        return math.exp(-dt * (1 + o["g_c"] / (o["kappa"] * (1 - o["kappa"]))) / tau_mem)
+
+
+NEURON_MODELS: dict[str, type[NeuronModel]] = {c.name: c for c in (LIFModel, CondModel, AdExModel,
+                                                                   TwoCompartmentModel)}
+
+
+def check_whole_steps(model: NeuronModel, modulator_delay: float, dt: float) -> None:
+    """Delays and the refractory period as whole time steps (Brian2 and the modulator would round them silently)."""
+    from spiking_rhm.errors import ConfigError
+
+    times = {f"spiking.neuron_options.{k}": model.options[k] for k in ("synapse_delay", "refractory")}
+    for key, value in {**times, "spiking.modulator_delay": modulator_delay}.items():
+        steps = value / dt
+        if abs(steps - round(steps)) > 1e-6:
+            raise ConfigError(f"{key} = {value} s is not a whole number of time steps dt = {dt} s")
+
+
+def neuron_model(name: str, options=None, reset: str = "subtract") -> NeuronModel:
+    """The registered model ``name`` with ``options`` (ConfigError naming what is valid)."""
+    from spiking_rhm.errors import ConfigError
+
+    if name not in NEURON_MODELS:
+        raise ConfigError(f"unknown neuron {name!r}; valid: {', '.join(NEURON_MODELS)}")
+    return NEURON_MODELS[name](options, reset)

@@ -52,6 +52,21 @@ class TrainedNetwork(NamedTuple):
         return top_rates(counts_top, steps, self.params) @ self.readout_weight + self.readout_bias
 
 
+def _lif_only(cfg, spiking: Mapping[str, Any]) -> dict:
+    """The deployed network (and NIR's CubaLIF) is the current-based LIF: a network trained with another brian2
+    neuron model is refused, unless ``spiking.neuron = lif`` is asked for (its weights in the LIF, an
+    approximation; docs/brian2.md).  Returns the overrides to apply."""
+    sp = cfg.spiking
+    if spiking.get("neuron") == "lif" and "neuron_options" not in spiking:
+        spiking = {**spiking, "neuron_options": {}}
+    neuron, options = spiking.get("neuron", sp.neuron), dict(spiking.get("neuron_options", sp.neuron_options))
+    if neuron == "lif" and not options:
+        return dict(spiking)
+    raise ConfigError(f"the network's neuron is the brian2 model {neuron!r} (options {options}), which the deployed "
+                      f"network and NIR's CubaLIF cannot express; to run its weights in the current-based LIF "
+                      f"(an approximation) give --option spiking.neuron=lif")
+
+
 def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float64,
                     device: str | torch.device = "cpu") -> TrainedNetwork:
     """The network of a :class:`~spiking_rhm.checkpoint.Checkpoint`; ``spiking`` overrides ``cfg.spiking`` fields.
@@ -62,6 +77,7 @@ def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype:
     from spiking_rhm.backends.norse.build import build_network
 
     cfg = checkpoint.config
+    spiking = _lif_only(cfg, spiking or {})
     if spiking:
         unknown = sorted(set(spiking) - {f.name for f in dataclasses.fields(cfg.spiking)})
         if unknown:

@@ -32,7 +32,14 @@ import torch
 from spiking_rhm import training
 from spiking_rhm.backends.norse.build import build_network
 from spiking_rhm.backends.norse.learners import BPTTLearner, Learner, PresentedBatch, make_learner
-from spiking_rhm.backends.norse.network import Weights, activity, describe, forward_features, init_weights
+from spiking_rhm.backends.norse.network import (
+    Weights,
+    activity,
+    describe,
+    float64_parameters,
+    forward_features,
+    init_weights,
+)
 from spiking_rhm.backends.norse.traces import ELIGIBILITY_MODES
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
@@ -74,6 +81,8 @@ class NorseSetup:
         self.dtype = dtype
         self.rhm = cfg.rhm.build()
         self.encoder, self.spec, self.params = build_network(cfg, self.rhm.v)
+        if dtype == torch.float64:  # Norse's LIF tensors default to float32
+            self.params = float64_parameters(self.params)
         sp = cfg.spiking
         init_gen = torch.Generator().manual_seed(cfg.seed)
         self.weights: Weights = init_weights(self.spec, init_gen, dtype, self.device)
@@ -124,6 +133,23 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     return wrong / n, loss / n, torch.cat(feats)
 
 
+def final_scores(evaluate_part, train, test, n_out: int, seed: int, diverged: bool, val=None) -> Final:
+    """Errors and losses of the final network on ``test`` and ``train`` (``evaluate_part(sample, generator) ->
+    (error, loss, top-layer rates)``, one generator seeded ``seed + 1``) and, unless it diverged, the converged
+    linear probe on the top-layer rates (as the rate back end); both scorings on the validation points ``val``
+    when there are any."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    test_error, test_loss, test_feats = evaluate_part(test, gen)
+    train_error, train_loss, train_feats = evaluate_part(train, gen)
+    probe = None if diverged else fit_linear_probe(train_feats, train.labels, test_feats, test.labels, n_out)
+    validation = None
+    if val is not None:
+        val_error, val_loss, val_feats = evaluate_part(val, gen)
+        validation = {"online_readout": {"error": val_error, "loss": val_loss},
+                      "probe": None if probe is None else probe_scores(probe, val_feats, val.labels)}
+    return Final(test_error, test_loss, train_error, train_loss, probe, None, validation)
+
+
 def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
     """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
     bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
@@ -159,9 +185,9 @@ class NorseBackend:
 
     name = "norse"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
-        self.setup = setup = NorseSetup(cfg)
+        self.setup = setup = NorseSetup(cfg, dtype=dtype)
         self.label = f"norse {cfg.rule}"
         P, P_test = cfg.sizes()
         train, self.test = setup.rhm.split(P, P_test, seed=cfg.seed)
@@ -196,18 +222,8 @@ class NorseBackend:
         return evaluate(self.setup, self.test, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        eval_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        test_error, test_loss, test_feats = evaluate(self.setup, self.test, eval_gen)
-        train_error, train_loss, train_feats = evaluate(self.setup, self.train, eval_gen)
-        probe, validation = None, None
-        if not diverged:  # the converged linear probe on the top-layer rates (as the rate back end)
-            probe = fit_linear_probe(train_feats, self.train.labels, test_feats, self.test.labels,
-                                     self.setup.spec.n_out)
-        if self.val is not None:
-            val_error, val_loss, val_feats = evaluate(self.setup, self.val, eval_gen)
-            validation = {"online_readout": {"error": val_error, "loss": val_loss},
-                          "probe": None if probe is None else probe_scores(probe, val_feats, self.val.labels)}
-        return Final(test_error, test_loss, train_error, train_loss, probe, None, validation)
+        return final_scores(lambda part, gen: evaluate(self.setup, part, gen), self.train, self.test,
+                            self.setup.spec.n_out, self.cfg.seed, diverged, self.val)
 
     def data_use(self):
         return self.setup.learner.data_use() or {"pairs": None}

@@ -1,0 +1,202 @@
+r"""``train_brian2(cfg)``: a training run of a local rule in the Brian2 network (:class:`Brian2Backend`).
+
+Per batch (the window-count form of the Norse learner, :mod:`spiking_rhm.backends.norse.learners`)::
+
+    spikes = code(onehot(x)) over T steps                      (the Norse encoder, same generator)
+    one window in the Brian2 network built once (Brian2Network.run: restore, weights in place, run)
+    h^l = count / (T rho_h), y = readout  ->  L^l = rule.learning_signals(ctx)        (the plasticity core)
+    e = Brian2's per-synapse eligibility at the window's end
+        [modulator: the eligibility decays over the delay, then sum_k (1 - a_mod) a_mod^k e(T + D + k)]
+    grad W^l = c^l sum L e / sqrt(K_l)                          (spiking_rhm.plasticity.weight_gradients)
+
+The loop (epochs, schedule, SGD, early stop, scores, record) is :func:`spiking_rhm.training.train`.
+The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equations.NEURON_MODELS`), the
+modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
+options): ``readout_lr`` and ``codegen`` (``auto``: Cython where it compiles, else numpy; ``numpy``;
+``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
+views and without non-local needs (``bp``, the pair rules and branch-local rules are refused with one line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from spiking_rhm import training
+from spiking_rhm.backends.brian2 import equations as eq
+from spiking_rhm.errors import ConfigError
+from spiking_rhm.training import StepOutput
+
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
+CODEGEN = ("auto", "numpy", "cython")
+
+
+def neuron_from_config(sp) -> eq.NeuronModel:
+    """The neuron model ``cfg.spiking`` names (ConfigError for a bad name or option)."""
+    return eq.neuron_model(sp.neuron, sp.neuron_options, sp.reset)
+
+
+def modulator_from_config(sp):
+    from spiking_rhm.backends.brian2.network import Modulator
+
+    return Modulator(float(sp.modulator_delay), float(sp.modulator_tau))
+
+
+def codegen_target(choice: str) -> str:
+    """``auto`` -> ``cython`` when Brian2 can compile Cython here, else ``numpy``."""
+    if choice not in CODEGEN:
+        raise ConfigError(f"unknown codegen {choice!r}; valid: {', '.join(CODEGEN)}")
+    if choice != "auto":
+        return choice
+    try:
+        from brian2.codegen.runtime.cython_rt.cython_rt import CythonCodeObject
+
+        return "cython" if CythonCodeObject.is_available() else "numpy"
+    except Exception:  # pragma: no cover - no Cython
+        return "numpy"
+
+
+class Brian2Backend:
+    """The Brian2 network as a :class:`spiking_rhm.training.Backend` (module docstring)."""
+
+    name = "brian2"
+    n_alignment_points = 0
+
+    def __init__(self, cfg, target: str | None = None, network_options: Mapping[str, Any] | None = None):
+        from spiking_rhm.backends.brian2.network import Brian2Network
+        from spiking_rhm.backends.norse.train import NorseSetup
+
+        sp = cfg.spiking
+        if sp.readout != "counts":
+            raise ConfigError("the brian2 back end reads out spike counts (spiking.readout = counts)")
+        options = dict(cfg.rule_options)
+        rule_opts = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
+        own = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
+        self.model = neuron_from_config(sp)
+        self.modulator = modulator_from_config(sp)
+        if cfg.rule == "bp":
+            raise ConfigError("rule 'bp' (backprop through time) is not available on the brian2 back end; train it "
+                              "with --backend norse")
+        self.target = codegen_target(own["codegen"]) if target is None else target
+        self.cfg = cfg
+        # encoder, shapes, parameters, weights, rule and its state: the Norse set-up in float64
+        self.setup = setup = NorseSetup(cfg.replace(rule_options={**rule_opts, "readout_lr": own["readout_lr"]}),
+                                        dtype=torch.float64)
+        learner = setup.learner
+        self.rule = learner.rule
+        if setup.levels:
+            raise ConfigError(f"rule {cfg.rule!r} learns from pairs of views, which the brian2 back end does not "
+                              f"present; use --backend norse")
+        if learner.branch:
+            raise ConfigError(f"rule {cfg.rule!r} is branch-local, which the brian2 back end does not train; use "
+                              f"--backend norse")
+        self.label = f"brian2 {cfg.rule} {self.model.name}"
+        P, P_test = cfg.sizes()
+        train_set, self.test_set = setup.rhm.split(P, P_test, seed=cfg.seed)
+        self.train_set, self.val_set = training.carve_validation(train_set, cfg.optim.validation)
+        self.n_train = self.train_set.labels.shape[0]
+        self.supervised = self.rule.supervised
+        self.batch = max(1, min(cfg.optim.batch_size, self.n_train))
+        self.net = Brian2Network(setup.spec, setup.params, self.batch, sp.T, self.model, target=self.target,
+                                 modulator=self.modulator, **dict(network_options or {}))  # e.g. monitors
+
+    # ----------------------------------------------------------------- the Backend protocol
+    def trainable(self):
+        w = self.setup.weights
+        return list(w.hidden), [w.readout]
+
+    def learning_rates(self):
+        return self.setup.learning_rates()
+
+    def step(self, idx, lr, align):
+        from spiking_rhm.backends.brian2.learning import _IndexedEligibility
+        from spiking_rhm.backends.norse.learners import _cross_entropy
+        from spiking_rhm.backends.norse.network import rates, readout, readout_gradient
+        from spiking_rhm.plasticity import learning_context, weight_gradients
+
+        setup, spec, p = self.setup, self.setup.spec, self.setup.params
+        sample = self.train_set.take(idx.numpy())
+        batch = setup.present(sample)
+        res = self.net.run(setup.weights.hidden, batch.spikes, plastic=True)
+        counts = [torch.as_tensor(c.sum(0)) for c in res.spikes]
+        layers = [rates(c, res.steps, p) for c in counts]
+        hbar, logits = readout(counts[-1], res.steps, setup.weights.readout, p)
+        ctx = learning_context(self.rule, layers, logits, batch.target, weights=list(setup.weights.hidden))
+        learner = setup.learner
+        update = weight_gradients(self.rule, ctx, learner.rule_state, [_IndexedEligibility(e) for e in res.eligibility],
+                                  spec.fan_in, spec.connectivity.shared, lr, learner.scale,
+                                  [e.active_fraction for e in res.eligibility])
+        learner.rule_state = update.state
+        grads = [torch.as_tensor(g, dtype=torch.float64) for g in update.grads]
+        grad_out = readout_gradient(hbar, logits, batch.target)
+        wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
+        return StepOutput([*grads, grad_out], _cross_entropy(logits, batch.target), wrong, len(idx))
+
+    def features(self, sample, generator: torch.Generator) -> torch.Tensor:
+        """Top-layer rates ``hbar [n, H]`` of plain presentations, in chunks of the built batch size."""
+        from spiking_rhm.backends.norse.network import top_rates
+
+        setup, out = self.setup, []
+        n = sample.labels.shape[0]
+        for i in range(0, n, self.batch):
+            part = sample.take(np.arange(i, min(n, i + self.batch)))
+            res = self.net.run(setup.weights.hidden, setup.encode(part.inputs, generator), plastic=False)
+            out.append(top_rates(torch.as_tensor(res.spikes[-1].sum(0)), res.steps, setup.params))
+        return torch.cat(out) if out else torch.zeros(0, setup.spec.widths[-1], dtype=torch.float64)
+
+    def evaluate(self, sample, generator) -> tuple[float, float, torch.Tensor]:
+        """(error, mean cross-entropy, hbar) on ``sample``."""
+        n = sample.labels.shape[0]
+        if n == 0:
+            return float("nan"), float("nan"), torch.zeros(0, self.setup.spec.widths[-1])
+        hbar = self.features(sample, generator)
+        logits = hbar @ self.setup.weights.readout / self.setup.weights.readout.shape[0]
+        y = torch.as_tensor(sample.labels)
+        loss = float(torch.nn.functional.cross_entropy(logits, y))
+        return float((logits.argmax(1) != y).float().mean()), loss, hbar
+
+    def test_error(self):
+        return self.evaluate(self.test_set, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
+
+    def final(self, diverged):
+        from spiking_rhm.backends.norse.train import final_scores
+
+        return final_scores(self.evaluate, self.train_set, self.test_set, self.setup.spec.n_out, self.cfg.seed,
+                            diverged, self.val_set)
+
+    def data_use(self):
+        return self.setup.learner.data_use() or {"pairs": None}
+
+    def checkpoint_weights(self):
+        w = self.setup.weights
+        return w.hidden, w.readout
+
+    def record(self):
+        from spiking_rhm.backends.norse.network import describe
+
+        setup, cfg = self.setup, self.cfg
+        return {"rule": {"name": cfg.rule, "family": self.rule.family, "supervised": self.supervised,
+                         "local": self.rule.local, "options": dict(self.rule.options), "learner": type(self).__name__},
+                "readout": "top",
+                "device": "cpu",
+                "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
+                            "eligibility": "synapse", "eligibility_scale": setup.backend["eligibility_scale"]},
+                "brian2": {"codegen": self.target, **self.model.describe(),
+                           "modulator": {"delay": self.modulator.delay, "tau": self.modulator.tau}}}
+
+
+def train_brian2(cfg, progress: bool = False, checkpoint=None) -> dict:
+    """Train ``cfg`` with the Brian2 back end; the metrics dict (never raises on divergence)."""
+    from spiking_rhm.checkpoint import check_checkpoint_path
+
+    start = time.perf_counter()
+    checkpoint = check_checkpoint_path(checkpoint)
+    return training.train(Brian2Backend(cfg), cfg, progress, checkpoint, start)
+
+
+__all__ = ["BACKEND_OPTIONS", "Brian2Backend", "codegen_target", "modulator_from_config", "neuron_from_config",
+           "train_brian2"]
