@@ -32,6 +32,7 @@ SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
 SPIKE_V_INIT = ("rest", "half")
 SPIKE_READOUTS = ("counts", "membrane")
+SPIKE_PLASTICITY = ("window", "online")
 DEFAULT_MAX_TEST = 20_000
 
 
@@ -108,6 +109,9 @@ class SpikingConfig:
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
+    plasticity: str = "window"  # window (one update per window from counts) | online (weights change within it)
+    update_every: int = 1  # online plasticity / e-prop: a learning signal every k steps
+    modulator_delay: int = 0  # online plasticity / e-prop: steps from a learning signal to its delivery
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown spiking.v_init {sp.v_init!r}; valid: {', '.join(SPIKE_V_INIT)}")
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
+    if sp.plasticity not in SPIKE_PLASTICITY:
+        raise ConfigError(f"unknown spiking.plasticity {sp.plasticity!r}; valid: {', '.join(SPIKE_PLASTICITY)}")
+    if isinstance(sp.update_every, bool) or not isinstance(sp.update_every, int) or sp.update_every < 1:
+        raise ConfigError(f"spiking.update_every must be an integer >= 1 step, got {sp.update_every!r}")
+    if isinstance(sp.modulator_delay, bool) or not isinstance(sp.modulator_delay, int) or sp.modulator_delay < 0:
+        raise ConfigError(f"spiking.modulator_delay must be an integer >= 0 steps, got {sp.modulator_delay!r}")
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0:
         raise ConfigError("optim.epochs and optim.min_steps must be >= 0 and optim.batch_size >= 1")
