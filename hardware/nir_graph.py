@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -101,11 +101,37 @@ def undense_weight(M: np.ndarray, P_in: int, patch: int | None, H: int, untied: 
 
 
 # --------------------------------------------------------------------------- export
-def to_nir(net, conv: bool = True):
-    """The NIR graph of a trained network (``conv=False``: Linear layers also for the cnn)."""
+def _flatten_top(nodes: dict, edges: list, prev: str, spec) -> str:
+    """Append ``Flatten`` of the top layer's ``(H, P)`` to the chain; returns its name."""
     import nir
 
-    spec, params = net.spec, net.params
+    nodes["flatten"] = nir.Flatten(input_type={"input": np.array([spec.widths[-1], spec.positions[-1]])},
+                                   start_dim=0, end_dim=-1)
+    edges.append((prev, "flatten"))
+    return "flatten"
+
+
+def _readout_affine(net, unit: float):
+    """The readout ``Affine(W, c)`` on the flattened top layer: ``W[o, j P + p] = R[j, o] / (P unit)``."""
+    import nir
+
+    H, P = net.spec.widths[-1], net.spec.positions[-1]
+    R = net.readout_weight.detach().cpu().double().numpy()
+    W = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * unit)
+    return nir.Affine(weight=W, bias=net.readout_bias.detach().cpu().double().numpy().copy())
+
+
+def to_nir(net, conv: bool = True, profile: str = "native"):
+    """The NIR graph of a trained network in the conventions of ``profile`` (:data:`PROFILES`).
+
+    ``native``: the graph of the module docstring (``conv=False``: Linear layers also for the cnn);
+    other profiles write every layer as an Affine on flattened vectors (:func:`_flat_graph`).
+    """
+    import nir
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown export profile {profile!r}; valid: {', '.join(PROFILES)}")
+    params = net.params
     if getattr(params, "reset", "zero") != "zero" or getattr(params, "v_init", None) is not None:
         raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network uses reset "
                           f"{params.reset!r} and starts at v = {params.v_init}: export it with "
@@ -113,6 +139,10 @@ def to_nir(net, conv: bool = True):
     if getattr(params, "readout", "counts") != "counts":
         raise ConfigError(f"the NIR readout integrates spike counts; this network uses the {params.readout!r} "
                           f"readout: export it with --option spiking.readout=counts")
+    if PROFILES[profile].code is not None:
+        return _flat_graph(net, profile, conv)
+
+    spec, params = net.spec, net.params
     C, d = spec.in_channels, spec.positions[0]
     dt = params.dt
     tau_syn, tau_mem = 1 / float(params.lif.tau_syn_inv), 1 / float(params.lif.tau_mem_inv)
@@ -144,22 +174,176 @@ def to_nir(net, conv: bool = True):
                                  v_reset=full(params.lif.v_reset), w_in=full(tau_syn))
         edges.append((name, lif))
         prev = lif
-    H, P = spec.widths[-1], spec.positions[-1]
-    if use_conv:
-        nodes["flatten"] = nir.Flatten(input_type={"input": np.array([H, P])}, start_dim=0, end_dim=-1)
-        edges.append((prev, "flatten"))
-        prev = "flatten"
-    nu_h = params.rho_hidden / dt  # nominal hidden rate, Hz
-    R = net.readout_weight.detach().cpu().double().numpy()
-    W_out = np.repeat(R.T[:, :, None], P, axis=2).reshape(R.shape[1], H * P) / (P * nu_h)
-    nodes["readout"] = nir.Affine(weight=W_out, bias=net.readout_bias.detach().cpu().double().numpy().copy())
-    nodes["integrator"] = nir.I(r=np.ones(R.shape[1]))
-    nodes["output"] = nir.Output(output_type={"output": np.array([R.shape[1]])})
+    prev = _flatten_top(nodes, edges, prev, spec) if use_conv else prev
+    nodes["readout"] = _readout_affine(net, params.rho_hidden / dt)  # per spike: 1 / (P nu_h), nu_h in Hz
+    n_out = net.readout_weight.shape[1]
+    nodes["integrator"] = nir.I(r=np.ones(n_out))
+    nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
     edges += [(prev, "readout"), ("readout", "integrator"), ("integrator", "output")]
     meta = {"generator": f"spiking-rhm {__version__}", "dt": float(dt), "steps": int(net.steps),
             "time_unit": "s", "spikes": "Dirac deltas of unit area", "discretisation": DISCRETISATION,
             "readout": "logits = integrator state / window duration",
             METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": bool(use_conv)})}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+# --------------------------------------------------------------------------- export profiles
+class LIFConstants(NamedTuple):
+    """The network's neuron constants (seconds, potentials), read from its parameters."""
+
+    dt: float
+    tau_syn: float
+    tau_mem: float
+    v_leak: float
+    v_th: float
+    v_reset: float
+
+
+def lif_constants(params) -> LIFConstants:
+    """:class:`LIFConstants` of a network's :class:`~spiking_rhm.backends.norse.network.NorseParameters`."""
+    lif = params.lif
+    return LIFConstants(float(params.dt), 1 / float(lif.tau_syn_inv), 1 / float(lif.tau_mem_inv),
+                        float(lif.v_leak), float(lif.v_th), float(lif.v_reset))
+
+
+class LayerCode(NamedTuple):
+    """How a flat profile writes one layer: CubaLIF fields, the Affine bias, the graph's time step."""
+
+    cuba: dict[str, float]
+    bias: float
+    dt: float
+
+
+NORSE_R = 2.0 ** -24  # below float32 resolution: the initial-potential deficit v_leak r / (1 + r) is invisible
+
+
+def norse_code(c: LIFConstants) -> LayerCode:
+    r"""``norse.torch.from_nir`` (Norse 1.1.0): its CubaLIF is a leaky box synapse ``s`` that relaxes to
+    the node's ``v_leak`` and starts there, feeding ``r s`` to a box LIF with the same ``v_leak``,
+    reset to 0 (``v_reset`` is dropped), started at ``v_leak``, integrated with the ``dt`` it is given.
+
+    Potentials are measured from ``v_reset`` (``L' = v_leak - v_reset``); with ``V = L' / (1 + r)``
+    and ``w_in = tau_syn / (r dt)`` the synapse is ``s = V + i / r`` (``i`` the Norse current) and the
+    neuron sees ``V + r s = L' + i``: the Norse step, for any ``r``; the only trace of ``r`` is the
+    initial potential ``V = L' - L' r / (1 + r)`` instead of ``L'``, which ``r = 2^-24`` puts below
+    float32 resolution (the importer computes in float32).
+    """
+    r = NORSE_R
+    rest = c.v_leak - c.v_reset
+    return LayerCode({"tau_syn": c.tau_syn, "tau_mem": c.tau_mem, "r": r, "v_leak": rest / (1 + r),
+                      "v_threshold": c.v_th - c.v_reset, "v_reset": 0.0, "w_in": c.tau_syn / (r * c.dt)},
+                     0.0, c.dt)
+
+
+SNNTORCH_DT = 1e-4  # snntorch.import_nir fixes dt = 1e-4 s
+
+
+def snntorch_code(c: LIFConstants) -> LayerCode:
+    r"""``snntorch.import_nir.import_from_nir`` (snnTorch 1.0): ``snn.Synaptic`` with ``alpha = 1 - dt'/tau_syn``,
+    ``beta = 1 - dt'/tau_mem`` (``dt' = 1e-4`` fixed), threshold ``v_threshold / (w_in dt'/tau_syn)``, reset
+    to zero, state from 0; it requires ``v_leak = 0`` and ``r = tau_mem / dt'``.
+
+    Time is rescaled by ``dt' / dt`` (taus written as ``tau dt' / dt``, so the decays are the Norse
+    ones) and potentials are ``(v - v_reset) / b`` with ``b = dt / tau_mem`` (``w_in = b / a``,
+    ``a = dt / tau_syn``); then ``mem <- beta mem + syn`` is the Norse voltage step and ``syn`` the
+    Norse current plus the leak drive ``L' = v_leak - v_reset``, which the Affine bias ``L' a`` feeds
+    (steady value ``L'``).  **Not exact**: snnTorch starts ``syn`` and ``mem`` at 0, so the leak drive
+    rises as ``L' (1 - (1 - a)^t)`` and the potential starts at ``v_reset`` instead of ``v_leak``; the
+    first ``~ tau_mem / dt`` steps differ (measured by ``deploy --target snntorch-nir``).
+    """
+    a, b = c.dt / c.tau_syn, c.dt / c.tau_mem
+    k = SNNTORCH_DT / c.dt
+    return LayerCode({"tau_syn": c.tau_syn * k, "tau_mem": c.tau_mem * k, "r": c.tau_mem / c.dt, "v_leak": 0.0,
+                      "v_threshold": c.v_th - c.v_reset, "v_reset": 0.0, "w_in": b / a},
+                     (c.v_leak - c.v_reset) * a, SNNTORCH_DT)
+
+
+def spikingjelly_code(c: LIFConstants) -> LayerCode:
+    r"""``spikingjelly.activation_based.nir_exchange.import_from_nir(graph, dt)`` (SpikingJelly 2.0): a
+    ``CUBALIFNode`` with ``c <- (1 - dt/tau_syn) c + x``, ``v <- (1 - dt/tau_mem) v + c``, spike if
+    ``v >= v_threshold``, reset to ``v_reset``, state from ``c = 0``, ``v = v_reset``; it requires uniform
+    parameters, ``v_leak = 0``, ``r = tau_mem / dt`` and ``w_in = tau_syn / dt``, and has Conv1d.
+
+    Potentials are measured from rest and in units of ``b = dt / tau_mem``: ``(v - v_leak) / b``; then
+    the leak vanishes, ``c`` is the Norse current and ``v`` the Norse voltage step, the threshold is
+    ``(v_th - v_leak) / b`` (written as the next float32 above it: SpikingJelly fires at ``>=``) and the
+    reset ``(v_reset - v_leak) / b``.  **Not exact at the start**: SpikingJelly starts ``v`` at ``v_reset``
+    (the state of a neuron that has just fired) instead of at rest; the leak drive is exact.
+    """
+    b = c.dt / c.tau_mem
+    thr = np.float32((c.v_th - c.v_leak) / b)
+    thr = np.finfo(np.float32).tiny if thr == 0 else np.nextafter(thr, np.float32(np.inf))
+    return LayerCode({"tau_syn": c.tau_syn, "tau_mem": c.tau_mem, "r": c.tau_mem / c.dt, "v_leak": 0.0,
+                      "v_threshold": float(thr), "v_reset": (c.v_reset - c.v_leak) / b,
+                      "w_in": c.tau_syn / c.dt}, 0.0, c.dt)
+
+
+class Profile(NamedTuple):
+    """An export profile: the conventions of one NIR reader."""
+
+    reader: str  # the importer the file is written for
+    code: Callable[[LIFConstants], LayerCode] | None  # None: the native graph (Conv1d, I readout)
+    exact: str  # what the reader reproduces
+    conv: bool = False  # the reader has Conv1d (a cnn keeps it; else every layer is an Affine)
+
+
+PROFILES: dict[str, Profile] = {
+    "native": Profile("spiking-rhm (hardware.nir_graph.from_nir, hardware.loihi)", None, "exact"),
+    "norse": Profile("norse.torch.from_nir (Norse 1.1.0)", norse_code,
+                     "exact equations; initial potential off by v_leak 2^-24; float32"),
+    "snntorch": Profile("snntorch.import_nir.import_from_nir (snnTorch 1.0)", snntorch_code,
+                        "synaptic and membrane state start at 0 instead of the rest state; float32"),
+    "spikingjelly": Profile("spikingjelly.activation_based.nir_exchange.import_from_nir (SpikingJelly 2.0)",
+                            spikingjelly_code, "the potential starts at v_reset instead of the rest state; float32",
+                            conv=True),
+}
+
+
+def _flat_graph(net, profile: str, conv: bool = True):
+    """The graph of a foreign profile: ``Input (C d) -> [Affine -> CubaLIF] * L -> Affine -> Output``.
+
+    Every layer is one Affine on the flattened ``(C, P)`` vector (no Flatten nodes: Norse and snnTorch
+    apply ``Flatten(start_dim=0)`` to the batch dimension too); for a reader with Conv1d a cnn keeps
+    ``Input (C, d) -> [Conv1d -> CubaLIF (H, P)] * L -> Flatten`` (unless ``conv=False``).  The readout
+    Affine ``(W_out / dt, c)`` gives ``logits`` as the mean of its output over the window's steps.
+    """
+    import nir
+
+    spec, params = net.spec, net.params
+    c = lif_constants(params)
+    code = PROFILES[profile].code(c)
+    use_conv = conv and PROFILES[profile].conv and spec.arch == "cnn"
+    C, d = spec.in_channels, spec.positions[0]
+    shape_in = [C, d] if use_conv else [C * d]
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape_in)})}
+    edges: list[tuple[str, str]] = []
+    prev = "input"
+    for l in range(spec.depth):
+        W = net.hidden[l].detach().cpu().double().numpy() * params.gains[l]
+        H, P = spec.widths[l], spec.positions[l + 1]
+        if use_conv:
+            name, shape = f"conv{l + 1}", (H, P)
+            nodes[name] = nir.Conv1d(input_shape=spec.positions[l], weight=conv_weight(W, spec.patch),
+                                     stride=spec.patch, padding=0, dilation=1, groups=1,
+                                     bias=np.full(H, float(code.bias)))
+        else:
+            M = dense_weight(W, spec.positions[l], spec.patch)
+            name, shape = f"affine{l + 1}", (M.shape[0],)
+            nodes[name] = nir.Affine(weight=M, bias=np.full(M.shape[0], float(code.bias)))
+        lif = f"lif{l + 1}"
+        nodes[lif] = nir.CubaLIF(**{k: np.full(shape, float(v)) for k, v in code.cuba.items()})
+        edges += [(prev, name), (name, lif)]
+        prev = lif
+    prev = _flatten_top(nodes, edges, prev, spec) if use_conv else prev
+    nodes["readout"] = _readout_affine(net, params.rho_hidden)  # per step: 1 / (P rho_h)
+    nodes["output"] = nir.Output(output_type={"output": np.array([net.readout_weight.shape[1]])})
+    edges += [(prev, "readout"), ("readout", "output")]
+    layout = "(C, d)" if use_conv else "the (C, d) spike code flattened row-major (c d + q)"
+    meta = {"generator": f"spiking-rhm {__version__}", "profile": profile, "reader": PROFILES[profile].reader,
+            "dt": float(code.dt), "steps": int(net.steps), "time_unit": "s",
+            "input": f"one 0/1 tensor per step: {layout}",
+            "readout": "logits = mean over the window's steps of the output",
+            METADATA_KEY: json.dumps({"config": net.config.to_dict(), "conv": bool(use_conv), "profile": profile})}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -172,15 +356,19 @@ def write_nir(path: str | Path, graph) -> Path:
     return Path(path)
 
 
-def read_nir(path: str | Path):
-    """Read a NIR file; a missing or malformed file gives a :class:`ConfigError` naming it."""
+def read_nir(path: str | Path, type_check: bool = True):
+    """Read a NIR file; a missing or malformed file gives a :class:`ConfigError` naming it.
+
+    ``type_check=False`` skips NIR's check that neighbouring nodes' types match (other tools write
+    graphs that fail it, e.g. Norse 1.1.0's ``to_nir`` keeps the batch dimension in the Input type).
+    """
     import nir
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"NIR file {path} does not exist")
     try:
-        return nir.read(path)
+        return nir.read(path, type_check=type_check)
     except Exception as err:  # h5py / nir raise OSError, KeyError, ValueError, AssertionError
         raise ConfigError(f"{path} is not a readable NIR graph: {type(err).__name__}: {err}") from None
 
@@ -213,7 +401,8 @@ def package_metadata(graph) -> dict:
     raw = (graph.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise ConfigError("this NIR graph was not written by spiking-rhm (no 'spiking_rhm' metadata); "
-                          "hardware.loihi can still run it, from_nir cannot rebuild a Norse network from it")
+                          "run it with `spiking-rhm run-nir GRAPH --v .. --m .. --nc .. --s .. --L ..` "
+                          "(the RHM setting and spike code on the command line)")
     if isinstance(raw, bytes):
         raw = raw.decode("utf8")
     return json.loads(str(raw))
@@ -235,6 +424,10 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
     from spiking_rhm.config import with_legacy_operating_point
 
     meta = package_metadata(graph)
+    profile = meta.get("profile", "native")
+    if profile != "native":
+        raise ConfigError(f"this graph was exported with --profile {profile} (for {PROFILES[profile].reader}); "
+                          "spiking-rhm rebuilds and deploys the native export (spiking-rhm export --profile native)")
     cfg = RunConfig.from_dict(with_legacy_operating_point(meta["config"]))
     encoder, spec, params = build_network(cfg, cfg.rhm.v)
     if dtype == torch.float64:
@@ -274,5 +467,6 @@ def from_nir(graph, dtype: torch.dtype = torch.float64):
                           torch.as_tensor(np.asarray(ro.bias, dtype=np.float64), dtype=dtype), encoder, cfg)
 
 
-__all__ = ["chain", "conv_weight", "dense_weight", "from_nir", "package_metadata", "read_nir", "to_nir",
+__all__ = ["PROFILES", "LIFConstants", "LayerCode", "Profile", "chain", "conv_weight", "dense_weight", "from_nir",
+           "lif_constants", "norse_code", "spikingjelly_code", "package_metadata", "read_nir", "snntorch_code", "to_nir",
            "undense_weight", "unconv_weight", "write_nir"]

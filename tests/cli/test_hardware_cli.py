@@ -51,6 +51,8 @@ def test_export_then_deploy_on_the_reference_engine(nir_file, tmp_path):
     (["export", "{net}", "--out", "x.nir"], "spiking.reset=zero"),  # the default reset by subtraction
     (["deploy", "{nir}", "--target", "loihi-9"], "unknown target"),
     (["deploy", "{nir}", "--out", "no/such/dir/r.json"], "does not exist"),
+    (["export", "{net}", "--out", "x.nir", "--profile", "spyx"], "valid profiles are native, norse"),
+    (["export", "{net}", "--out", "x.nir", "--profile", "norse", "--dense"], "always dense"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(nir_file, args, needle):
     net = nir_file.with_suffix(".npz")
@@ -58,6 +60,22 @@ def test_bad_input_is_one_line_and_exit_code_2(nir_file, args, needle):
     res = _run(args)
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
+
+
+def test_norse_reads_the_export_with_its_own_importer(nir_file, tmp_path):
+    """deploy --target norse,norse-nir: the file exported for Norse, run by norse.torch.from_nir."""
+    pytest.importorskip("norse")
+    report = tmp_path / "report.json"
+    res = _run(["deploy", nir_file, "--P-test", 8, "--target", "norse,norse-nir", "--out", report, "--quiet"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(report.read_text())["targets"]["norse-nir"]
+    assert row["agreement_with_norse"] >= 0.99 and min(row["spike_agreement"]) >= 0.99
+    res = _run(["export", nir_file.with_suffix(".npz"), "--out", tmp_path / "norse.nir", "--profile", "norse",
+                "--option", "spiking.reset=zero"])
+    assert res.exit_code == 0, res.output
+    assert "affine1:Affine -> lif1:CubaLIF" in res.output and "norse.torch.from_nir" in res.output
+    res = _run(["deploy", tmp_path / "norse.nir", "--P-test", 4, "--target", "norse"])
+    assert res.exit_code == 2 and "--profile norse" in res.output
 
 
 @pytest.mark.lava

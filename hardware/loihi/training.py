@@ -1,0 +1,150 @@
+r"""Online three-factor training on Lava's learning engine: many presentations, weights carried across.
+
+:func:`train_online` trains a run config's network by a soma-local three-factor rule (the DFA family)
+with plain online SGD over mini-batches, on one of two engines that see the same presentations:
+
+* ``lava``  -- every mini-batch is one plastic presentation on Lava's float learning engine
+  (:func:`hardware.loihi.learning.three_factor_step`, checked against the Norse learner to 1e-12);
+  the weights it leaves are the next presentation's weights;
+* ``norse`` -- the Norse learner (:class:`~spiking_rhm.backends.norse.learners.ThreeFactorLearner`,
+  per-synapse eligibility, the chip's) on the same spikes: the float reference.
+
+Per mini-batch ``W^l <- W^l - lr grad^l`` (what the chip applied) and, on the host, the delta-rule
+readout ``beta <- beta - lr_out hbar^T (softmax(y) - y*) / (N H)``.  A batch of N samples runs as N
+copies of the network side by side; their N weight changes are summed on the host and written back
+to every copy (a host-side all-reduce: with ``batch = 1`` training is purely on chip).  Loihi has no
+weight sharing, so the chip trains ``lcn`` and ``fcn`` networks (a ``cnn`` is refused).  The test
+error after each epoch is that of the Norse float network with the current weights, which Lava's
+float inference reproduces spike for spike (``tests/hardware``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from spiking_rhm.errors import ConfigError
+
+ENGINES = ("lava", "norse")
+
+
+def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float | None) -> tuple[float, float]:
+    """(hidden, readout) rates: the rule's default ``lr`` (times the width for width-scaled rules) and a
+    readout rate of ``H`` (``lr H`` for width-scaled rules), the conventions of the Norse back end."""
+    scaled = getattr(rule, "width_scaled_lr", False)
+    base = rule.default_lr if lr is None else float(lr)
+    hidden = base * (width if scaled and lr is None else 1.0)
+    out = readout_lr if readout_lr is not None else (base if scaled else 1.0) * H
+    return hidden, float(out)
+
+
+def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr: float | None = None,
+                 readout_lr: float | None = None, scale: str = "none", progress: bool = False) -> dict:
+    """Train ``cfg`` (rule, RHM, P, net, spiking, seed) online on ``engine``; returns the learning record.
+
+    The record holds the test error before training and after every epoch (``curve``), the final
+    weights, the rates used and the wall time.  Initial weights, feedback matrices, the order of the
+    points and every spike train come from ``cfg.seed`` alone, so both engines see the same run.
+    """
+    from hardware.loihi.learning import SCALES, three_factor_step
+    from spiking_rhm.backends.norse.deployed import TrainedNetwork
+    from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner
+    from spiking_rhm.backends.norse.network import (
+        Weights,
+        float64_parameters,
+        forward_features,
+        init_weights,
+        readout_gradient,
+        top_rates,
+    )
+    from spiking_rhm.backends.norse.train import build_network
+    from spiking_rhm.rhm import onehot
+
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if scale not in SCALES:
+        raise ConfigError(f"eligibility scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if cfg.net.arch == "cnn":
+        raise ConfigError("Loihi has no weight sharing: on chip a cnn's synapses learn independently; "
+                          "train an lcn (net.arch = lcn) or an fcn")
+    if not (isinstance(batch, int) and batch >= 1 and isinstance(epochs, int) and epochs >= 0):
+        raise ConfigError(f"batch must be >= 1 and epochs >= 0 (integers), got {batch!r}, {epochs!r}")
+    dtype = torch.float64
+    rhm = cfg.rhm.build()
+    encoder, spec, params = build_network(cfg, rhm.v)
+    params = float64_parameters(params)
+    init_gen = torch.Generator().manual_seed(cfg.seed)
+    w = init_weights(spec, init_gen, dtype)
+    learner = ThreeFactorLearner(cfg.rule, dict(cfg.rule_options), spec, params, init_gen, eligibility="synapse",
+                                 scale=scale, dtype=dtype)
+    rule = learner.rule  # three_factor_step refuses the rules the chip cannot run before Lava starts
+    hidden, beta = [t.clone() for t in w.hidden], w.readout.clone()
+    lr_h, lr_out = learning_rates(rule, spec.widths[0], spec.widths[-1], lr, readout_lr)
+    P, P_test = cfg.sizes()
+    train, test = rhm.split(P, P_test, seed=cfg.seed)
+    spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    size = min(batch, P)
+    steps_per_epoch = -(-P // size)
+
+    def present(sample):
+        x = onehot(sample.inputs, rhm.v, dtype=dtype)
+        target = torch.nn.functional.one_hot(torch.as_tensor(sample.labels), spec.n_out).to(dtype)
+        return encoder(x, spike_gen), target
+
+    def test_error() -> float:
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        wrong = 0
+        for i in range(0, P_test, 512):
+            part = test.take(np.arange(i, min(P_test, i + 512)))
+            _, logits = forward_features(encoder(onehot(part.inputs, rhm.v, dtype=dtype), gen), Weights(hidden, beta),
+                                         spec, params)
+            wrong += int((logits.argmax(1).numpy() != part.labels).sum())
+        return wrong / P_test
+
+    start = time.perf_counter()
+    curve = [{"epoch": 0, "presentations": 0, "test_error": test_error()}]
+    presentations = 0
+    iterator = range(1, epochs + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=f"{engine} {cfg.rule} P={P}", unit="epoch")
+    for epoch in iterator:
+        perm = torch.randperm(P, generator=order_gen).numpy()
+        wrong = 0
+        for k in range(steps_per_epoch):
+            sample = train.take(perm[k * size:(k + 1) * size])
+            spikes, target = present(sample)
+            if engine == "norse":
+                res = learner.step(Weights(hidden, beta), PresentedBatch(spikes, target), lr_h)
+                grads, grad_out, logits = res.grads, res.grad_readout, res.logits
+            else:
+                net = TrainedNetwork(spec, params, hidden, beta / beta.shape[0], torch.zeros(spec.n_out, dtype=dtype),
+                                     encoder, cfg)
+                res = three_factor_step(net, rule, learner.rule_state, spikes, target, lr_h, scale)
+                learner.rule_state = res.rule_state
+                grads = [torch.as_tensor(g, dtype=dtype) for g in res.grads]
+                hbar = top_rates(torch.as_tensor(res.counts[-1], dtype=dtype), spikes.shape[0], params)
+                logits = res.logits
+                grad_out = readout_gradient(hbar, logits, target)
+            hidden = [W - lr_h * g for W, g in zip(hidden, grads)]
+            beta = beta - lr_out * grad_out
+            wrong += int((logits.argmax(1).numpy() != sample.labels).sum())
+            presentations += len(sample.labels)
+        if not all(bool(torch.isfinite(t).all()) for t in [*hidden, beta]):
+            curve.append({"epoch": epoch, "presentations": presentations, "test_error": math.nan,
+                          "train_error": wrong / P, "diverged": True})
+            break
+        curve.append({"epoch": epoch, "presentations": presentations, "test_error": test_error(),
+                      "train_error": wrong / P})
+    return {"engine": engine, "rule": cfg.rule, "P": P, "P_test": P_test, "seed": cfg.seed, "batch": size,
+            "epochs": epochs, "lr": {"hidden": lr_h, "readout": lr_out}, "scale": scale,
+            "test_error": curve[-1]["test_error"], "curve": curve, "wall_time": time.perf_counter() - start,
+            "weights": [W.numpy() for W in hidden], "readout": beta.numpy()}
+
+
+__all__ = ["ENGINES", "learning_rates", "train_online"]

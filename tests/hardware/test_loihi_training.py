@@ -1,0 +1,43 @@
+"""Online training on Lava's learning engine (hardware/loihi/training.py) vs the Norse learner.
+
+Independent check: many presentations with the weights the chip leaves carried to the next one
+give the weights, readout and learning curve of the Norse float learner on the same presentations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nir")
+
+from hardware_helpers import make_config  # noqa: E402
+
+from hardware.loihi.training import train_online  # noqa: E402
+from spiking_rhm.errors import ConfigError  # noqa: E402
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("arch,rule,scale", [("lcn", "dfa", "none"), ("fcn", "drtp", "expected")])
+def test_online_training_on_lava_carries_the_norse_learners_weights(arch, rule, scale):
+    cfg = make_config(arch, width=5, T=12).replace(P=8, P_test=8, rule=rule)
+    lava = train_online(cfg, engine="lava", batch=4, epochs=2, scale=scale)
+    norse = train_online(cfg, engine="norse", batch=4, epochs=2, scale=scale)
+    start = train_online(cfg, engine="norse", epochs=0)["weights"]
+    assert lava["curve"][-1]["presentations"] == 16
+    for w_lava, w_norse, w0 in zip(lava["weights"], norse["weights"], start):
+        assert np.abs(w_norse - w0).max() > 1e-3 * np.abs(w0).max()  # the weights did move
+        assert np.abs(w_lava - w_norse).max() <= 1e-9 * np.abs(w_norse).max()
+    np.testing.assert_allclose(lava["readout"], norse["readout"], rtol=1e-9, atol=1e-12)
+    assert [c["test_error"] for c in lava["curve"]] == [c["test_error"] for c in norse["curve"]]
+
+
+def test_what_the_chip_cannot_train_is_refused_before_lava_starts():
+    with pytest.raises(ConfigError, match="no weight sharing"):
+        train_online(make_config("cnn"), engine="lava")
+    with pytest.raises(ConfigError, match="unknown engine"):
+        train_online(make_config("lcn"), engine="loihi-9")
+    with pytest.raises(ConfigError, match="batch must be"):
+        train_online(make_config("lcn"), batch=0)
+    with pytest.raises(ConfigError, match="positive views"):
+        train_online(make_config("lcn").replace(rule="clapp", rule_options={"pairs": "resample"}), engine="lava", epochs=1)
