@@ -54,11 +54,11 @@ def train_checkpoint(a, path: Path) -> Checkpoint:
 
 def table(path: str) -> None:
     rows = [json.loads(line) for line in open(path)]
-    print("| rule | settings | T | weights | readout | rate error | spiking error | gap | spikes per step (top layer) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| rule | seed | settings | T | weights | readout | rate error | spiking error | gap | spikes per step (top) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         settings = ", ".join(f"{k} = {v}" for k, v in r.get("spiking", {}).items()) or "defaults"
-        print(f"| {r['rule']} | {settings} | {r['T']} | {r['weights']} | {r['readout']} | {r['rate_error']:.3f} | "
+        print(f"| {r['rule']} | {r['seed']} | {settings} | {r['T']} | {r['weights']} | {r['readout']} | {r['rate_error']:.3f} | "
               f"{r['spiking_error']:.3f} | {r['spiking_error'] - r['rate_error']:+.3f} | {r['top_rate']:.3f} |")
 
 
