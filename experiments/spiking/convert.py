@@ -21,12 +21,14 @@ import torch
 
 from spiking_rhm import api
 from spiking_rhm.backends.norse.deployed import (
+    encode,
     from_checkpoint,
+    held_out_error,
     normalise,
     rate_activations,
     refit_readout,
     run_points,
-    test_error,
+    simulate,
 )
 from spiking_rhm.checkpoint import Checkpoint
 from spiking_rhm.config import RunConfig
@@ -105,10 +107,8 @@ def main(argv=None):
             for readout in ("rate",) if a.no_refit else ("rate", "refitted"):
                 t0 = time.perf_counter()
                 scored = refit_readout(net)[0] if readout == "refitted" else net
-                err = test_error(scored, a.n_test)
+                err = held_out_error(scored, a.n_test)
                 _, test = run_points(net.config, 256)
-                from spiking_rhm.backends.norse.deployed import encode, simulate
-
                 counts, _, _ = simulate(net, encode(net, test.inputs, 1))
                 top = float(counts[-1].mean() / T)
                 row = {"rule": a.rule, "spiking": settings, "L": a.L, "P": a.P, "seed": a.seed, "width": a.width, "T": T, "weights": name,

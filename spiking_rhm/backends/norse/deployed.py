@@ -186,7 +186,7 @@ def normalise(net: TrainedNetwork, percentile: float = 99.9, target: float = 1.0
     lam = []
     for h in acts:
         pos = h[h > 0]
-        lam.append(float(torch.quantile(pos.double().cpu(), percentile / 100)) if pos.numel() else 1.0)
+        lam.append(float(np.percentile(pos.double().cpu().numpy(), percentile)) if pos.numel() else 1.0)  # no size cap
     r = target / net.params.rho_hidden
     prev = r  # lambda_0: the one-hot input is h = 1, its unit should fire at r
     hidden, factors = [], []
@@ -199,7 +199,7 @@ def normalise(net: TrainedNetwork, percentile: float = 99.9, target: float = 1.0
                                                                 "target_rate": r, "percentile": percentile}
 
 
-def test_error(net: TrainedNetwork, n_test: int | None = None, seed: int = 1, batch: int = 1024) -> float:
+def held_out_error(net: TrainedNetwork, n_test: int | None = None, seed: int = 1, batch: int = 1024) -> float:
     """Error of ``net`` on the held-out points of its run (the first ``n_test``; all by default), encoded with
     ``seed`` (the readout of ``net`` as it is)."""
     _, test = run_points(net.config, n_test=n_test)
@@ -219,5 +219,5 @@ def encode(net: TrainedNetwork, inputs: np.ndarray, seed: int) -> Tensor:
     return net.encoder(x, torch.Generator().manual_seed(int(seed)))
 
 
-__all__ = ["TrainedNetwork", "encode", "from_checkpoint", "normalise", "rate_activations", "refit_readout",
-           "run_points", "simulate", "test_error"]
+__all__ = ["TrainedNetwork", "encode", "from_checkpoint", "held_out_error", "normalise", "rate_activations",
+           "refit_readout", "run_points", "simulate"]
