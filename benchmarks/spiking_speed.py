@@ -7,6 +7,9 @@ batch 64, T=20, rule dfa):
 * the time of one rate epoch (``rate_models``: forward + local-loss backward + SGD step);
 * ``ratio = spiking epoch time / (T x rate epoch time)`` (aim: <= 2).
 
+``--plasticity online [--update-every k]`` times the per-step form (weights change inside the window);
+``--rule eprop`` the e-prop learner (a learning signal every step).
+
 Prints one line per measurement and ``ratio=<number>`` last.  ``--device cuda`` times the
 spiking epoch on a GPU (the ratio is then still against the rate epoch on the same device).
 """
@@ -27,7 +30,8 @@ def _cfg(args, backend: str):
         "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": 2}, "P": args.P, "P_test": 0, "rule": args.rule,
         "backend": backend, "device": args.device, "net": {"width": args.width},
         "optim": {"epochs": 1, "batch_size": args.batch, "schedule": "constant"},
-        "spiking": {"T": args.T, "eligibility": args.eligibility}})
+        "spiking": {"T": args.T, "eligibility": args.eligibility, "plasticity": args.plasticity,
+                    "update_every": args.update_every}})
 
 
 def _sync(device: str) -> None:
@@ -105,6 +109,9 @@ def main(argv=None) -> float:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--eligibility", default="factored", choices=["factored", "synapse"])
+    parser.add_argument("--plasticity", default="window", choices=["window", "online"],
+                        help="online: weights change every --update-every steps inside the window")
+    parser.add_argument("--update-every", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -113,7 +120,7 @@ def main(argv=None) -> float:
     spk = min(spiking_epoch(args) for _ in range(args.repeats))
     rate = min(rate_epoch(args) for _ in range(args.repeats))
     print(f"config: rule={args.rule} T={args.T} P={args.P} batch={args.batch} width={args.width} "
-          f"eligibility={args.eligibility} device={args.device} threads={args.threads} (best of {args.repeats})")
+          f"eligibility={args.eligibility} plasticity={args.plasticity} update_every={args.update_every} device={args.device} threads={args.threads} (best of {args.repeats})")
     print(f"spiking epoch: {spk:.3f} s  ({args.P / spk:.0f} samples/s)")
     print(f"rate epoch:    {rate:.4f} s  ({args.P / rate:.0f} samples/s)")
     ratio = spk / (args.T * rate)

@@ -33,6 +33,7 @@ SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
 SPIKE_V_INIT = ("rest", "half")
 SPIKE_READOUTS = ("counts", "membrane")
+SPIKE_PLASTICITY = ("window", "online")
 DEFAULT_MAX_TEST = 20_000
 
 
@@ -119,8 +120,12 @@ class SpikingConfig:
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
     neuron: str = "lif"  # lif | cond | adex | two-compartment (brian2; norse: lif only), docs/brian2.md
     neuron_options: Mapping[str, Any] = field(default_factory=dict)  # the model's parameters (docs/brian2.md)
-    modulator_delay: float = 0.0  # s: the learning signal arrives this long after the window (brian2)
+    # s (whole steps): a learning signal arrives this long after it is computed -- brian2: after the window;
+    # norse with plasticity = online: d = modulator_delay / dt steps later inside the window
+    modulator_delay: float = 0.0
     modulator_tau: float = 0.0  # s: time constant of the arriving modulator (0: one step) (brian2)
+    plasticity: str = "window"  # window (one update per window from counts) | online (weights change within it)
+    update_every: int = 1  # online plasticity / e-prop: a learning signal every k steps
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,10 @@ def validate(cfg: RunConfig) -> None:
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     _validate_neuron(cfg)
+    if sp.plasticity not in SPIKE_PLASTICITY:
+        raise ConfigError(f"unknown spiking.plasticity {sp.plasticity!r}; valid: {', '.join(SPIKE_PLASTICITY)}")
+    if isinstance(sp.update_every, bool) or not isinstance(sp.update_every, int) or sp.update_every < 1:
+        raise ConfigError(f"spiking.update_every must be an integer >= 1 step, got {sp.update_every!r}")
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
         raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")
@@ -350,10 +359,12 @@ def _validate_neuron(cfg: "RunConfig") -> None:
         value = getattr(sp, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"spiking.{key} must be a number of seconds >= 0, got {value!r}")
-    detailed = sp.neuron != "lif" or sp.neuron_options or sp.modulator_delay or sp.modulator_tau
+    online = cfg.backend == "norse" and sp.plasticity == "online"  # its signals may arrive modulator_delay later
+    detailed = sp.neuron != "lif" or sp.neuron_options or sp.modulator_tau or (sp.modulator_delay and not online)
     if detailed and cfg.backend != "brian2":
-        raise ConfigError(f"spiking.neuron = {sp.neuron!r} with neuron_options / a modulator needs --backend brian2; "
-                          f"the {cfg.backend} back end simulates the current-based LIF only")
+        raise ConfigError(f"spiking.neuron = {sp.neuron!r} with neuron_options / a modulator needs --backend brian2 "
+                          f"(a modulator_delay alone: also norse with spiking.plasticity = online); the "
+                          f"{cfg.backend} back end simulates the current-based LIF only")
     if cfg.backend == "brian2":  # the model's own checks (equations imports no brian2)
         from spiking_rhm.backends.brian2.equations import check_whole_steps, neuron_model
 
@@ -361,6 +372,9 @@ def _validate_neuron(cfg: "RunConfig") -> None:
         if hasattr(model, "check_rest"):
             model.check_rest(sp.v_th if sp.v_rest is None else sp.v_rest, sp.v_th)
         check_whole_steps(model, sp.modulator_delay, sp.dt)
+    elif abs(sp.modulator_delay / sp.dt - round(sp.modulator_delay / sp.dt)) > 1e-6:
+        raise ConfigError(f"spiking.modulator_delay = {sp.modulator_delay} s is not a whole number of time steps "
+                          f"dt = {sp.dt} s")
 
 
 def _validate_code(sp: "SpikingConfig") -> None:

@@ -32,9 +32,19 @@ from spiking_rhm.errors import ConfigError
 @click.option("--refit-readout", is_flag=True,
               help="refit the readout (linear probe) on the network's spiking features of its P training points "
                    "(calibrates a rate-trained network to its spiking simulation)")
-def export(checkpoint, out, dense, profile, options, refit_readout):
+@click.option("--normalise", "percentile", type=float, metavar="PERCENTILE",
+              help="data-based weight normalisation (Rueckauer et al. 2017): scale each layer by the PERCENTILE "
+                   "(e.g. 99.9) of its rate activations on the run's training points, so that unit fires at "
+                   "--target-rate; applied before --refit-readout")
+@click.option("--target-rate", type=float, default=1.0, show_default=True,
+              help="with --normalise: the percentile unit's rate, a fraction of one spike per step")
+def export(checkpoint, out, dense, profile, options, refit_readout, percentile, target_rate):
     """Write a trained network (an .npz from `train --save-net`) as a NIR graph."""
     writable_path(out, ConfigError, "the NIR file ")  # checked before the model libraries are imported
+    if percentile is not None and not 0 < percentile <= 100:
+        raise ConfigError(f"--normalise takes a percentile in (0, 100], got {percentile:g}")
+    if not 0 < target_rate <= 1:
+        raise ConfigError(f"--target-rate must be a fraction of one spike per step in (0, 1], got {target_rate:g}")
     from hardware.nir_graph import PROFILES
 
     if profile not in PROFILES:
@@ -54,6 +64,12 @@ def export(checkpoint, out, dense, profile, options, refit_readout):
 
     ckpt = Checkpoint.load(checkpoint)
     net = from_checkpoint(ckpt, spiking=spiking)
+    if percentile is not None:
+        from spiking_rhm.backends.norse.deployed import normalise
+
+        net, norm = normalise(net, percentile=percentile, target=target_rate)
+        click.echo(f"weights normalised: layer scales {', '.join(f'{f:.4g}' for f in norm['factors'])} "
+                   f"(p{percentile:g} of the rate activations -> {target_rate:g} spikes per step)")
     if refit_readout:
         from spiking_rhm.backends.norse.deployed import refit_readout as refit
 

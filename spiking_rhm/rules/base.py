@@ -213,7 +213,7 @@ def _load_builtin_rules() -> None:
     # importing the modules registers their rules
     import importlib
 
-    for module in ("reference", "feedback", "selfsupervised", "branch"):
+    for module in ("reference", "feedback", "selfsupervised", "branch", "eprop"):
         try:
             importlib.import_module(f"spiking_rhm.rules.{module}")
         except ModuleNotFoundError as err:  # pragma: no cover - partial checkout

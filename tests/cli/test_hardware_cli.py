@@ -43,6 +43,16 @@ def test_export_then_deploy_on_the_reference_engine(nir_file, tmp_path):
     assert "loihi-fixed (ref)" in res.output
 
 
+def test_export_normalises_the_weights_before_refitting(nir_file, tmp_path):
+    out = tmp_path / "norm.nir"
+    res = _run(["export", nir_file.with_suffix(".npz"), "--out", out, "--option", "spiking.reset=zero",
+                "--normalise", "99.9", "--target-rate", "0.5", "--refit-readout"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("weights normalised: layer scales") and lines[1].startswith("readout refitted")
+    assert out.is_file()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["export", "missing.npz", "--out", "x.nir"], "does not exist"),
     (["deploy", "missing.nir"], "does not exist"),
@@ -53,6 +63,8 @@ def test_export_then_deploy_on_the_reference_engine(nir_file, tmp_path):
     (["deploy", "{nir}", "--out", "no/such/dir/r.json"], "does not exist"),
     (["export", "{net}", "--out", "x.nir", "--profile", "spyx"], "valid profiles are native, norse"),
     (["export", "{net}", "--out", "x.nir", "--profile", "norse", "--dense"], "always dense"),
+    (["export", "{net}", "--out", "x.nir", "--normalise", "0"], "--normalise takes a percentile"),
+    (["export", "{net}", "--out", "x.nir", "--normalise", "99", "--target-rate", "2"], "--target-rate"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(nir_file, args, needle):
     net = nir_file.with_suffix(".npz")

@@ -24,7 +24,8 @@ RHM = RHMConfig(v=8, m=4, n_c=8, s=2, L=2, rule_seed=0)
 SPIKING = dict(code="rate", T=10, dt=1e-3, max_rate=200.0, tau_mem=1e-2, tau_syn=5e-3, tau_pre=1e-2,
                tau_elig=2e-2, v_th=1.0, delay=0, drive=4.0, psi_beta=5.0, eligibility="factored",
                eligibility_scale="expected", v_rest=1.0, reset="zero", v_init="rest", readout="counts",
-               tau_readout=2e-2, population_size=4, latency_window=None)
+               tau_readout=2e-2, population_size=4, latency_window=None, plasticity="window",
+               update_every=1, modulator_delay=0)
 
 RATE_RUNS = {
     "rate-bp": dict(rule="bp"),

@@ -174,3 +174,85 @@ def test_signal_is_zero_mean_over_sites_and_scale_of_batch():
     n = a.shape[0] * a.shape[2]
     expected = 0.5 * a.mean((0, 2)) / n
     torch.testing.assert_close((L_mu - L)[:, :, 0, 0], expected.expand(a.shape[0], -1))
+
+
+# --------------------------------------------------------------------------- sibling-cca-online
+def _batch(seed, B=9):
+    """A context of the test network on a fresh batch (same weights: seed 0)."""
+    spec, params, _ = _net()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.one_hot(torch.randint(0, 5, (B, 8), generator=gen), 5).transpose(1, 2).to(DT)
+    _, act = forward(params, x)
+    return spec, _ctx(spec, params, act)
+
+
+@pytest.mark.parametrize("center", [0.0, 0.3])
+def test_online_signal_without_memory_is_the_batch_signal(center):
+    spec, ctx = _batch(1)
+    batch = get_rule("sibling-cca", dim=4, center=center)
+    online = get_rule("sibling-cca-online", dim=4, center=center, cov_decay=0.0)
+    state = _state(online, spec)
+    state = online.update_state(_batch(2)[1], state, lr=1.0)  # memory of another batch, forgotten at decay 0
+    for a, b in zip(online.learning_signals(ctx, state), batch.learning_signals(ctx, _state(batch, spec))):
+        assert rel_err(a, b) < 1e-12 if b.norm() > 0 else a.norm() == 0
+
+
+def test_online_statistics_are_bias_corrected_running_averages():
+    """After batches A then B (decay d): zbar = (d zbar_A + zbar_B) / (1 + d) and C_kk likewise, with the
+    centring of each batch by the running mean of its time; the signal uses them (checked at one site)."""
+    d = 0.7
+    spec, ctx_a = _batch(1)
+    _, ctx_b = _batch(2, B=1)  # one sample: 1 site at the top layer
+    rule = get_rule("sibling-cca-online", dim=4, center=0.0, cov_decay=d)
+    state = rule.update_state(ctx_a, _state(rule, spec), lr=1.0)
+    R = state["projections"][2]
+
+    def sites(z):
+        return z.permute(2, 0, 3, 1).reshape(z.shape[2], -1, z.shape[1])  # [s, n, H]
+
+    Za, Zb = sites(ctx_a.branches[2]), sites(ctx_b.branches[2])
+    za, zb = Za.mean(1), Zb.mean(1)
+    zbar = (d * za + zb) / (1 + d)
+    auto_a = [((Za[k] - za[k]) @ R[k].T).T @ ((Za[k] - za[k]) @ R[k].T) / Za.shape[1] for k in range(2)]
+    auto_b = [((Zb[k] - zbar[k]) @ R[k].T).T @ ((Zb[k] - zbar[k]) @ R[k].T) / Zb.shape[1] for k in range(2)]
+    auto = [(d * a + b) / (1 + d) for a, b in zip(auto_a, auto_b)]
+    L = rule.learning_signals(ctx_b, state)[2]  # [1, H, 2, 1]
+    y = [(Zb[k, 0] - zbar[k]) @ R[k].T for k in range(2)]
+    lam = rule.options["shrink"]
+    for k in range(2):
+        other = 1 - k
+        expected = (-2 * y[other] + 2 * y[k] @ auto[other]) @ R[k] + 2 * lam * (Zb[k, 0] - zbar[k])
+        torch.testing.assert_close(L[0, :, k, 0], expected, rtol=1e-10, atol=1e-12)
+    new = rule.update_state(ctx_b, state, lr=1.0)
+    torch.testing.assert_close(new["zbar"][2], zbar)
+    torch.testing.assert_close(new["auto"][2], torch.stack(auto))
+
+
+def test_online_lateral_circuit_learns_the_inverse_the_batch_rule_computes():
+    """The anti-Hebbian lateral rule (no inverse) converges to the batch rule's Q = m (C + eps m I)^{-1}."""
+    spec, ctx = _batch(1, B=64)
+    batch = get_rule("sibling-cca", dim=4, whiten=0.1, cov_decay=0.0)
+    expected = batch.presynaptic_transforms(batch.update_state(ctx, _state(batch, spec), lr=1.0))[1]
+    online = get_rule("sibling-cca-online", dim=4, whiten=0.1, cov_decay=0.0, lateral_lr=1.0)
+    state = _state(online, spec)
+    assert online.presynaptic_transforms(state) == [None, None, None]
+    first = online.presynaptic_transforms(online.update_state(ctx, state, lr=1.0))[1][0]
+    assert rel_err(first, expected[0]) > 0.1  # one step is not the inverse
+    for _ in range(4000):
+        state = online.update_state(ctx, state, lr=1.0)
+    got = online.presynaptic_transforms(state)[1]
+    for g, e in zip(got, expected):
+        assert rel_err(g, e) < 1e-6
+
+
+def test_online_rule_accepts_one_sample_and_refuses_autograd_and_bad_options():
+    spec, ctx = _batch(3, B=1)
+    rule = get_rule("sibling-cca-online", dim=4)
+    state = rule.update_state(ctx, _state(rule, spec), lr=1.0)
+    for L in rule.learning_signals(ctx, state):
+        assert torch.isfinite(L).all()
+    with pytest.raises(ConfigError, match="no batch loss"):
+        rule.local_losses(ctx, state)
+    for bad in (0, 3, "x", True):
+        with pytest.raises(ConfigError, match="lateral_lr"):
+            get_rule("sibling-cca-online", lateral_lr=bad)

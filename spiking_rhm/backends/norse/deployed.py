@@ -10,6 +10,14 @@ by this same map (the LIF rate with ``v_leak = v_th`` is a smoothed ReLU of the 
 pre-activation, ``docs/spiking.md``); ``spiking`` overrides (e.g. ``T``, ``max_rate``) change the
 simulation, not the weights.  :mod:`hardware.nir_graph` writes it as NIR and :mod:`hardware.loihi`
 runs it on Lava; :func:`simulate` is what both are compared with.
+
+**Data-based weight normalisation** (:func:`normalise`; Diehl et al. 2015, Rueckauer et al. 2017): a rate
+network's ReLU activations ``h^l`` have no natural scale, a LIF's rate lies between its rheobase and one
+spike per step.  With ``lambda_l`` the p-th percentile of layer l's positive rate activations on the
+training points and ``r`` the target rate (a fraction of the largest rate ``1 / rho_h``, in the units of
+``h``), ``W^l <- W^l lambda_{l-1} / lambda_l`` (``lambda_0 = r``: the one-hot input is ``h = 1``) and
+``R <- R lambda_L / r``: by the ReLU's homogeneity the normalised network's activations are ``r h^l /
+lambda_l`` and its logits those of the rate network, while the percentile unit fires at ``r``.
 """
 
 from __future__ import annotations
@@ -119,6 +127,18 @@ def simulate(net: TrainedNetwork, spikes: Tensor, record: bool = False) -> tuple
     return res.counts, logits, out
 
 
+def run_points(cfg, n_test: int | None = None):
+    """``(train, test)`` of the run of ``cfg``: its P training points and the first ``n_test`` of its held-out
+    points (all by default).  The training points follow the run's ``P_test`` held-out ones
+    (:meth:`~spiking_rhm.rhm.RHM.split`), so they are drawn with the run's own ``P_test``."""
+    P, P_test = cfg.sizes()
+    rhm = cfg.rhm.build()
+    train, test = rhm.split(P, P_test, seed=cfg.seed)
+    if n_test is not None and n_test < P_test:
+        test = rhm.points(np.arange(max(0, int(n_test))), cfg.seed)
+    return train, test
+
+
 def refit_readout(net: TrainedNetwork, seed: int | None = None, batch: int = 1024) -> tuple[TrainedNetwork, dict]:
     """The network with its readout refitted on its own spiking features of the run's P training points.
 
@@ -131,8 +151,7 @@ def refit_readout(net: TrainedNetwork, seed: int | None = None, batch: int = 102
     from spiking_rhm.metrics import fit_linear_probe
 
     cfg = net.config
-    P, P_test = cfg.sizes()
-    train, test = cfg.rhm.build().split(P, min(P_test, 2048), seed=cfg.seed)
+    train, test = run_points(cfg, n_test=2048)
     seed = cfg.seed + 2 if seed is None else int(seed)
 
     def features(sample, offset):
@@ -149,6 +168,64 @@ def refit_readout(net: TrainedNetwork, seed: int | None = None, batch: int = 102
     return net._replace(readout_weight=weight, readout_bias=bias), fit.metrics
 
 
+def rate_activations(net: TrainedNetwork, inputs: np.ndarray) -> list[Tensor]:
+    """The rate network's ReLU activations ``h^l = relu(W^l . patch / sqrt(K_l))`` ``[N, P_l, H]`` on RHM
+    ``inputs`` (one-hot, the layout of ``rate_models.networks`` without bias: the weights of ``net``)."""
+    from spiking_rhm.backends.norse.neurons import patches
+    from spiking_rhm.rhm import onehot
+
+    like = net.readout_weight
+    x = onehot(inputs, net.config.rhm.v, dtype=like.dtype, device=like.device).transpose(1, 2)  # [N, d, v]
+    out = []
+    for W, K in zip(net.hidden, net.spec.fan_in):
+        x = torch.relu(net.spec.connectivity.apply(patches(x, net.spec.patch), W) / K**0.5)
+        out.append(x)
+    return out
+
+
+def normalise(net: TrainedNetwork, percentile: float = 99.9, target: float = 1.0, n_points: int = 2048
+              ) -> tuple[TrainedNetwork, dict]:
+    """Data-based weight normalisation of a converted rate network (module docstring; Rueckauer et al. 2017).
+
+    ``lambda_l`` = the ``percentile`` of layer l's positive rate activations on the first ``n_points`` training
+    points of ``net.config``; ``target`` = the rate the percentile unit fires at, as a fraction of one spike
+    per step.  Returns ``(network, {"lambda": [...], "factors": [...], "target_rate": r})``.
+    """
+    if not (0 < percentile <= 100):
+        raise ConfigError(f"percentile must be in (0, 100], got {percentile}")
+    if not (0 < target <= 1):
+        raise ConfigError(f"target must be a fraction of the largest rate in (0, 1], got {target}")
+    if int(n_points) < 1:
+        raise ConfigError(f"n_points must be >= 1, got {n_points}")
+    train, _ = run_points(net.config, n_test=0)
+    acts = rate_activations(net, train.inputs[:n_points])
+    lam = []
+    for h in acts:
+        pos = h[h > 0]
+        lam.append(float(np.percentile(pos.double().cpu().numpy(), percentile)) if pos.numel() else 1.0)  # no size cap
+    r = target / net.params.rho_hidden
+    prev = r  # lambda_0: the one-hot input is h = 1, its unit should fire at r
+    hidden, factors = [], []
+    for W, lam_l in zip(net.hidden, lam):
+        factors.append(prev / lam_l)
+        hidden.append(W * (prev / lam_l))
+        prev = lam_l
+    weight = net.readout_weight * (lam[-1] / r)
+    return net._replace(hidden=hidden, readout_weight=weight), {"lambda": lam, "factors": factors,
+                                                                "target_rate": r, "percentile": percentile}
+
+
+def held_out_error(net: TrainedNetwork, n_test: int | None = None, seed: int = 1, batch: int = 1024) -> float:
+    """Error of ``net`` on the held-out points of its run (the first ``n_test``; all by default), encoded with
+    ``seed`` (the readout of ``net`` as it is)."""
+    _, test = run_points(net.config, n_test=n_test)
+    wrong = 0
+    for k, i in enumerate(range(0, len(test.labels), batch)):
+        _, logits, _ = simulate(net, encode(net, test.inputs[i:i + batch], seed + k))
+        wrong += int((logits.argmax(1).cpu().numpy() != test.labels[i:i + batch]).sum())
+    return wrong / max(1, len(test.labels))
+
+
 def encode(net: TrainedNetwork, inputs: np.ndarray, seed: int) -> Tensor:
     """Spikes ``[T, N, C, d]`` of RHM ``inputs [N, d]`` under the network's code, seeded."""
     from spiking_rhm.rhm import onehot
@@ -158,4 +235,5 @@ def encode(net: TrainedNetwork, inputs: np.ndarray, seed: int) -> Tensor:
     return net.encoder(x, torch.Generator().manual_seed(int(seed)))
 
 
-__all__ = ["TrainedNetwork", "encode", "from_checkpoint", "refit_readout", "simulate"]
+__all__ = ["TrainedNetwork", "encode", "from_checkpoint", "held_out_error", "normalise", "rate_activations",
+           "refit_readout", "run_points", "simulate"]

@@ -21,12 +21,29 @@ r"""How the Norse back end turns a presented batch into weight gradients.
   first view has decayed by ``exp(-(delay + T) dt / tau_elig)`` by then.  When the rule asks
   for positive views at several resampling levels (one per layer), each level is a separate
   continuation of the same network state after the delay (a batch of branches).
+  ``plasticity = "online"`` (:meth:`ThreeFactorLearner._stream`): the rule's signal is formed every
+  ``update_every`` = k steps from the network's running state (rates of the steps so far, the running
+  readout), delivered ``modulator_delay`` = d steps later, and multiplied with the eligibility *then*
+  (``e(s + d)``: the trace bridges the delay; after the window the network runs silent, non-plastic
+  steps until the last signal has arrived)::
+
+      g(s) = (1 / n_u) c^l(s + d) contract(L^l(s), e^l(s + d)) / sqrt(K_l),     n_u = ceil(T / k)
+      W <- W - eta v,   v <- mu v + g(s) + lambda W                      (at step s + d, inside the window)
+
+  ``1 / n_u`` makes the window's updates sum to one window update, so learning rates carry over; the
+  momentum ``mu`` and weight decay ``lambda`` are ``cfg.optim``'s, so with ``k >= T`` and ``d = 0`` the
+  online form is the window form exactly (tested).  The readout still learns once per window.
+* :class:`EpropLearner` -- rule ``eprop`` (Bellec et al. 2020, :mod:`spiking_rhm.rules.eprop`): the same
+  stream with a learning signal at every k-th step from a leaky readout, summed over the window
+  (``plasticity = "window"``) or applied as it arrives (``"online"``).
 * :class:`BPTTLearner` -- rule ``bp``: surrogate-gradient backprop through time of the
   readout cross-entropy (Norse ``method="super"``), the non-local reference.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -43,10 +60,11 @@ from spiking_rhm.backends.norse.network import (
     run_window,
     tap_inputs,
 )
-from spiking_rhm.backends.norse.traces import make_eligibility
+from spiking_rhm.backends.norse.traces import EligibilityParameters, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.plasticity import (
     active_fraction,
+    combine,
     eligibility_scale,
     learning_context,
     non_local_needs,
@@ -72,6 +90,7 @@ class StepResult(NamedTuple):
     signals: list[Tensor] | None  # L^l [N, H, P] (None for BPTT)
     loss: float  # readout cross-entropy
     context: LearningContext | None = None  # what the rule saw (None for BPTT)
+    applied: bool = False  # True: ``grads`` were already applied to the hidden weights within the window
 
 
 class Learner:
@@ -83,13 +102,22 @@ class Learner:
     def __init__(self, rule_name: str, options: dict[str, Any], spec: NetworkSpec, params: NorseParameters,
                  generator: torch.Generator, delay: int = 0, eligibility: str = "factored",
                  scale: str = "expected", dtype: torch.dtype = torch.float32,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", plasticity: str = "window", update_every: int = 1,
+                 modulator_delay: int = 0, momentum: float = 0.0, weight_decay: float = 0.0):
         self.rule_name, self.spec, self.params = rule_name, spec, params
         self.delay, self.eligibility, self.dtype, self.device = int(delay), eligibility, dtype, device
         eligibility_scale(scale)  # an unknown name: a clear error now
         self.scale = scale
         if self.delay < 0:
             raise ConfigError(f"spiking.delay must be >= 0 steps, got {delay}")
+        if plasticity not in ("window", "online"):
+            raise ConfigError(f"unknown spiking.plasticity {plasticity!r}; valid: window, online")
+        if int(update_every) < 1 or int(modulator_delay) < 0:
+            raise ConfigError(f"spiking.update_every must be >= 1 and spiking.modulator_delay >= 0, got "
+                              f"{update_every}, {modulator_delay}")
+        self.plasticity, self.update_every, self.modulator_delay = plasticity, int(update_every), int(modulator_delay)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.velocity: list[Tensor] | None = None  # online plasticity: the momentum buffers of the hidden weights
 
     @classmethod
     def accepts(cls, rule_name: str) -> bool:
@@ -129,6 +157,19 @@ class ThreeFactorLearner(Learner):
         taps = {"taps": spec.patch or 1} if self.branch else {}  # dense: one patch; the rule rejects < 2
         self.rule_state = self.rule.init_state(spec.layer_shapes(), spec.n_out, generator, dtype=self.dtype,
                                                device=self.device, **taps)
+        if self.streams and (self.branch or self.rule.capabilities.second_view):
+            raise ConfigError(f"rule {rule_name!r} has no online form here (spiking.plasticity = online takes rules "
+                              f"with one view and a signal on the soma; branch rules and pair sequences learn per "
+                              f"window)")
+
+    @property
+    def streams(self) -> bool:
+        """True when the window is run step by step with learning signals inside it (:meth:`_stream`)."""
+        return self.plasticity == "online"
+
+    def trace_parameters(self) -> EligibilityParameters:
+        """The eligibility filter of the streamed form (``tau_elig``)."""
+        return self.params.elig
 
     def positive_view_levels(self):
         return self.rule.positive_view_levels(self.spec.depth)
@@ -137,6 +178,8 @@ class ThreeFactorLearner(Learner):
         return self.rule.data_use(self.spec.depth)
 
     def step(self, weights, batch, lr, recorder=None):
+        if self.streams:
+            return self._stream(weights, batch, lr, recorder)
         spec, p = self.spec, self.params
         N = batch.spikes.shape[1]
         traces = [make_eligibility(self.eligibility, p.elig, p.dt, p.pre) for _ in range(spec.depth)]
@@ -159,6 +202,80 @@ class ThreeFactorLearner(Learner):
             self.rule_state, signals, grads = update.state, update.signals, update.grads
             grad_out = readout_gradient(hbar, logits, batch.target)
         return StepResult(grads, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx)
+
+    # ----------------------------------------------------------------- streamed (online) form
+    def _stream(self, weights, batch, lr, recorder=None) -> StepResult:
+        """Step by step: a learning signal every ``update_every`` steps from the running state, delivered
+        ``modulator_delay`` steps later and multiplied with the eligibility then (module docstring)."""
+        spec, p = self.spec, self.params
+        T, N = batch.spikes.shape[:2]
+        k_every, d = self.update_every, self.modulator_delay
+        apply = self.plasticity == "online"
+        traces = [make_eligibility("synapse", self.trace_parameters(), p.dt, p.pre) for _ in range(spec.depth)]
+        state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
+        counts = [torch.zeros_like(s.v) for s in state.lif]
+        v_sum = [torch.zeros_like(s.v) for s in state.lif]
+        zero_in = batch.spikes.new_zeros(1, *batch.spikes.shape[1:])
+        n_updates = math.ceil(T / k_every)
+        points = {t for t in range(T) if (t + 1) % k_every == 0 or t == T - 1}
+        pending: deque = deque()
+        total = [torch.zeros_like(w) for w in weights.hidden]
+        signals = ctx = logits = hbar = None
+        u = None
+        with torch.no_grad():
+            t = 0
+            while t < T or pending:
+                x = batch.spikes[t:t + 1] if t < T else zero_in
+                rec = None if recorder is None else (lambda _t, l, v, t=t: recorder(t, l, v))
+                res, state = run_window(x, weights.hidden, spec, p, state, traces, t < T, rec)
+                if t < T:
+                    counts = [c + z for c, z in zip(counts, res.counts)]
+                    v_sum = [a + v for a, v in zip(v_sum, res.v_mean)]
+                    top, u = self.stream_readout(res.counts[-1], counts[-1], u, t + 1)
+                    if t in points:
+                        layers = [rates(c, t + 1, p) for c in counts]
+                        hbar, logits = readout(top, t + 1, weights.readout, p)
+                        ctx = learning_context(self.rule, layers, logits, batch.target,
+                                               pre_activations=[(v / (t + 1) - p.psi.v_th).transpose(1, 2)
+                                                                for v in v_sum],
+                                               weights=list(weights.hidden))
+                        signals = self.rule.learning_signals(ctx, self.rule_state)
+                        self.rule_state = self.rule.update_state(ctx, self.rule_state, lr / n_updates)
+                        pending.append((t + d, signals, [active_fraction(c) for c in counts]))
+                while pending and pending[0][0] == t:
+                    _, sig, active = pending.popleft()
+                    g = combine(sig, traces, spec.fan_in, spec.connectivity.shared, self.scale, active)
+                    g = [gi / n_updates for gi in g]
+                    total = [a + gi for a, gi in zip(total, g)]
+                    if apply:
+                        self._apply(weights, g, lr)
+                t += 1
+            grad_out = readout_gradient(hbar, logits, batch.target)
+        layers = list(ctx.layers)
+        return StepResult(total, grad_out, logits, layers, signals, _cross_entropy(logits, batch.target), ctx,
+                          applied=apply)
+
+    def stream_readout(self, z_top: Tensor, counts_top: Tensor, u: Tensor | None, steps: int
+                       ) -> tuple[Tensor, Tensor | None]:
+        """The readout's input after ``steps`` steps in count units ``[N, P, H]`` and the leaky state: the
+        counts so far (``spiking.readout = counts``) or the membrane readout ``u <- k u + (1 - k) z`` read as
+        ``steps u / (1 - k^steps)`` (``membrane``, as :func:`~.network.run_window` reads it at the end)."""
+        if self.params.readout != "membrane":
+            return counts_top, None
+        return leaky_readout(z_top, u, steps, self.params.dt, self.params.tau_readout_inv)
+
+    def _apply(self, weights: Weights, grads: list[Tensor], lr: float) -> None:
+        """``v <- mu v + g + lambda W; W <- W - eta v`` in place (torch's SGD, first buffer = g)."""
+        if self.velocity is None:
+            self.velocity = [None] * len(grads)
+        for i, (w, g) in enumerate(zip(weights.hidden, grads)):
+            if self.weight_decay:
+                g = g + self.weight_decay * w
+            if self.momentum:
+                v = self.velocity[i]
+                self.velocity[i] = g.clone() if v is None else v.mul_(self.momentum).add_(g)
+                g = self.velocity[i]
+            w.sub_(lr * g)
 
     def _branch_step(self, weights, batch, ctx, first, lr, hbar, logits) -> StepResult:
         x = tap_inputs(batch.spikes, ctx.layers, first.steps, self.params, self.spec.patch)
@@ -187,6 +304,41 @@ class ThreeFactorLearner(Learner):
         return [rates(second[level].counts[l], second[level].steps, p) for l, level in enumerate(levels)]
 
 
+def leaky_readout(z: Tensor, u: Tensor | None, steps: int, dt: float, tau_inv: float) -> tuple[Tensor, Tensor]:
+    """``u <- k u + (1 - k) z`` (``k = exp(-dt / tau)``, from ``u = 0``) and its count-equivalent
+    ``steps u / (1 - k^steps)`` after ``steps`` steps."""
+    k = math.exp(-dt * tau_inv)
+    u = (1 - k) * z if u is None else k * u + (1 - k) * z
+    return u * (steps / (1 - k ** steps)), u
+
+
+class EpropLearner(ThreeFactorLearner):
+    """e-prop (Bellec et al. 2020) on the feed-forward LIF hierarchy (rule ``eprop``)::
+
+        zbar_i(t) = a zbar_i(t-1) + (1 - a) z_i(t)               (the pre trace, a = exp(-dt / tau_pre))
+        e_ji(t)   = psi_j(t) zbar_i(t);   ebar_ji(t) = kappa ebar_ji(t-1) + (1 - kappa) e_ji(t)
+        y(t)      = leaky readout of the top layer (kappa = exp(-dt / tau_readout)), logits = hbar(t) beta / H
+        L^l_j(t)  = sum_k B^l_jk (softmax(y(t)) - y*)_k / (H B)
+        grad W^l  = (1 / n_u) sum_{t every k steps} c^l(t) sum_{b,p} L^l_bpj(t) ebar_bpjk(t + d) / sqrt(K_l)
+
+    ``kappa`` filters both the readout and the eligibility, as in the paper (``spiking.tau_elig`` is not
+    used).  ``plasticity = "window"`` sums the window's terms into one update (the paper's protocol);
+    ``"online"`` applies each as it arrives.
+    """
+
+    rules = ("eprop",)
+
+    @property
+    def streams(self) -> bool:
+        return True
+
+    def trace_parameters(self) -> EligibilityParameters:
+        return EligibilityParameters(self.params.tau_readout_inv)
+
+    def stream_readout(self, z_top, counts_top, u, steps):
+        return leaky_readout(z_top, u, steps, self.params.dt, self.params.tau_readout_inv)
+
+
 class BPTTLearner(Learner):
     """Surrogate-gradient BPTT of the readout cross-entropy through all T steps (rule ``bp``)."""
 
@@ -196,6 +348,9 @@ class BPTTLearner(Learner):
         super().__init__(rule_name, options, spec, params, generator, **kw)
         if options:
             raise ConfigError(f"rule 'bp' on the norse back end takes no options, got {sorted(options)}")
+        if self.plasticity != "window":
+            raise ConfigError("rule 'bp' (surrogate-gradient BPTT) learns once per window: spiking.plasticity "
+                              "must be 'window'")
         self.rule = get_rule("bp")  # what it computes (its signals are BPTT's here); its lr conventions
         self.default_lr = self.rule.default_lr
 
@@ -212,7 +367,7 @@ class BPTTLearner(Learner):
         return StepResult(list(grads[:-1]), grads[-1], logits.detach(), layers, None, float(loss.detach()))
 
 
-LEARNERS: tuple[type[Learner], ...] = (BPTTLearner, ThreeFactorLearner)
+LEARNERS: tuple[type[Learner], ...] = (BPTTLearner, EpropLearner, ThreeFactorLearner)
 
 
 def make_learner(rule_name: str, options: dict[str, Any], spec: NetworkSpec, params: NorseParameters,

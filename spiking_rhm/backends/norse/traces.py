@@ -156,36 +156,50 @@ class Eligibility:
 
 
 class SynapseEligibility(Eligibility):
-    """The trace itself, one number per (sample, position, post, pre), updated online."""
+    """The trace itself, one number per (sample, position, post, pre), updated online.
+
+    Stored post-major, ``[H, B, P, K]``, and stepped in place (:func:`eligibility_step`'s equation in one
+    pass), so that the per-step contraction with a learning signal is a batched matmul without copies
+    (the streamed, per-step plasticity of the learners contracts at every step)."""
 
     name = "synapse"
 
     def __init__(self, p, dt, pre=None):
         super().__init__(p, dt, pre)
-        self.state: EligibilityState | None = None
+        self._e: Tensor | None = None  # [H, B, P, K]
+
+    @property
+    def state(self) -> EligibilityState | None:
+        return None if self._e is None else EligibilityState(self.value())
 
     def step(self, psi, pre, plastic=True):
-        if self.state is None:
-            zero = psi.new_zeros(*psi.shape, pre.shape[-1])
-            self.state = EligibilityState(zero)
-        _, self.state = eligibility_step(psi, pre, self.state, self.p, self.dt, plastic)
+        if self._e is None:
+            B, P, H = psi.shape
+            self._e = psi.new_zeros(H, B, P, pre.shape[-1])
+        k = decay_factor(self.p.tau_elig_inv, self.dt)
+        self._e.mul_(k)
+        if plastic:  # e <- k e + (1 - k) psi (x) xbar
+            self._e.addcmul_(psi.permute(2, 0, 1).unsqueeze(-1), pre.unsqueeze(0), value=1 - k)
         super().step(psi, pre, plastic)
 
     def decay(self, steps):
-        if self.state is not None:
-            self.state = eligibility_decay(self.state, self.p, self.dt, steps)
+        if self._e is not None:
+            self._e.mul_(decay_factor(self.p.tau_elig_inv, self.dt) ** steps)
         self.n_steps += int(steps)
 
     def value(self):
-        if self.state is None:
+        if self._e is None:
             raise ConfigError("eligibility trace read before any step")
-        return self.state.e
+        return self._e.permute(1, 2, 0, 3)
 
     def contract(self, L, shared):
-        e = self.value()
+        if self._e is None:
+            raise ConfigError("eligibility trace read before any step")
+        H, B, P, K = self._e.shape
         if shared:
-            return torch.einsum("bph,bphk->hk", L, e)
-        return torch.einsum("bph,bphk->phk", L, e)
+            Lh = L.permute(2, 0, 1).reshape(H, 1, B * P)
+            return torch.bmm(Lh, self._e.reshape(H, B * P, K)).squeeze(1)
+        return torch.einsum("bph,hbpk->phk", L, self._e)
 
 
 class FactoredEligibility(Eligibility):

@@ -89,7 +89,10 @@ class NorseSetup:
         self.learner: Learner = make_learner(cfg.rule, rule_opts, self.spec, self.params, init_gen,
                                              delay=sp.delay, eligibility=self.backend["eligibility"],
                                              scale=self.backend["eligibility_scale"],
-                                             dtype=dtype, device=self.device)
+                                             dtype=dtype, device=self.device, plasticity=sp.plasticity,
+                                             update_every=sp.update_every,
+                                             modulator_delay=round(sp.modulator_delay / sp.dt),
+                                             momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
         self.levels = self.learner.positive_view_levels()
         self.spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
         self.view_rng = np.random.default_rng([cfg.seed, 2])
@@ -216,7 +219,8 @@ class NorseBackend:
         result = setup.learner.step(setup.weights, batch, lr)
         cosine = alignment_with_bptt(setup, batch, result.grads) if align else None
         wrong = int((result.logits.argmax(1).cpu().numpy() != sample.labels).sum())
-        return StepOutput([*result.grads, result.grad_readout], result.loss, wrong, len(idx), generated, cosine)
+        hidden = [None] * len(result.grads) if result.applied else result.grads  # applied within the window
+        return StepOutput([*hidden, result.grad_readout], result.loss, wrong, len(idx), generated, cosine)
 
     def test_error(self):
         return evaluate(self.setup, self.test, torch.Generator().manual_seed(self.cfg.seed + 1))[0]

@@ -17,11 +17,11 @@ pytestmark = pytest.mark.norse
 OPTIONS = {"first_layer": True, "dim": 8}
 
 
-def rate_branch_update(x, weights):
+def rate_branch_update(x, weights, name="sibling-cca"):
     spec = make_spec("cnn", V, S**L, S, L, WIDTH, NC)
     params = NetParams(spec, tuple(weights.hidden), (None,) * L, weights.readout)
     _, act = forward(params, x)
-    rule = get_rule("sibling-cca", **OPTIONS)
+    rule = get_rule(name, **OPTIONS)
     state = rule.init_state(spec.layer_shapes(), NC, torch.Generator().manual_seed(1), taps=S)
     ctx = LearningContext(layers=act.post, branches=branch_pre_activations(params, act),
                           branch_inputs=branch_inputs(act, spec))
@@ -41,13 +41,15 @@ def test_tap_inputs_are_the_patches_of_the_presynaptic_rates():
             torch.testing.assert_close(layer_in.transpose(1, 2), ctx.layers[l - 1])
 
 
-def test_spiking_branch_update_converges_to_rate_update():
+@pytest.mark.parametrize("name", ["sibling-cca", "sibling-cca-online"])
+def test_spiking_branch_update_converges_to_rate_update(name):
+    """(The online rule's first update uses the batch's own statistics, as the batch rule does.)"""
     _, _, x, target = small_batch(64)
     cos = {}
     for T in (10, 300):
-        res, _, weights, *_ = spiking_update("sibling-cca", T, x, target, **OPTIONS)
-        ref = rate_branch_update(x, weights)
+        res, _, weights, *_ = spiking_update(name, T, x, target, **OPTIONS)
+        ref = rate_branch_update(x, weights, name)
         cos[T] = [cosine(g, r) for g, r in zip(res.grads, ref)]
-    print(f"sibling-cca cosine spiking vs rate update, T=10: {cos[10]}, T=300: {cos[300]}")
+    print(f"{name} cosine spiking vs rate update, T=10: {cos[10]}, T=300: {cos[300]}")
     assert cos[300][0] > 0.97 and cos[300][1] > 0.9, cos
     assert sum(cos[300]) > sum(cos[10]), cos

@@ -1,0 +1,126 @@
+"""A rate-trained network converted to spikes: test error vs T, as is or weight-normalised, readout kept or refitted.
+
+Trains (or loads) a rate network, simulates it on the Norse back end's defaults (regular 200 Hz code, rest v_th / 2,
+reset by subtraction, g = 6) at each T, with the weights as trained or after data-based normalisation
+(``deployed.normalise``: each layer scaled by the p-th percentile of its rate activations on the training points),
+with the rate network's readout or one refitted on the spiking features of the training points.  The rate
+error is measured on the same held-out points.  One JSON line per (T, normalisation, readout).
+
+    OMP_NUM_THREADS=1 nice -n 5 python experiments/spiking/convert.py --out results/convert_scca.jsonl
+    python experiments/spiking/convert.py --table results/convert_scca.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from spiking_rhm import api
+from spiking_rhm.backends.norse.deployed import (
+    encode,
+    from_checkpoint,
+    held_out_error,
+    normalise,
+    rate_activations,
+    refit_readout,
+    run_points,
+    simulate,
+)
+from spiking_rhm.checkpoint import Checkpoint
+from spiking_rhm.config import RunConfig
+
+
+def rate_error(net, n_test: int) -> float:
+    """The rate network's error on the first ``n_test`` held-out points (ReLU, the checkpoint's readout)."""
+    _, test = run_points(net.config, n_test)
+    top = rate_activations(net, test.inputs)[-1].mean(1)
+    logits = top @ net.readout_weight + net.readout_bias
+    return float((logits.argmax(1).numpy() != test.labels).mean())
+
+
+def train_checkpoint(a, path: Path) -> Checkpoint:
+    if not path.exists():
+        import rate_models  # noqa: F401  (registers the rate back end)
+
+        cfg = RunConfig.from_dict({"rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": a.L}, "P": a.P, "P_test": a.P_test,
+                                   "rule": a.rule, "backend": "rate", "seed": a.seed, "net": {"width": a.width},
+                                   "optim": {"epochs": 30, "batch_size": 32}})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        api.train(cfg, progress=False, checkpoint=str(path))
+    return Checkpoint.load(path)
+
+
+def table(path: str) -> None:
+    rows = [json.loads(line) for line in open(path)]
+    print("| rule | seed | settings | T | weights | readout | rate error | spiking error | gap | spikes per step (top) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        settings = ", ".join(f"{k} = {v}" for k, v in r.get("spiking", {}).items()) or "defaults"
+        print(f"| {r['rule']} | {r['seed']} | {settings} | {r['T']} | {r['weights']} | {r['readout']} | {r['rate_error']:.3f} | "
+              f"{r['spiking_error']:.3f} | {r['spiking_error'] - r['rate_error']:+.3f} | {r['top_rate']:.3f} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rule", default="sibling-cca")
+    ap.add_argument("--L", type=int, default=3)
+    ap.add_argument("--P", type=int, default=1536)
+    ap.add_argument("--P-test", type=int, default=4000)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--T", default="30,100", help="comma list of window lengths")
+    ap.add_argument("--percentile", default="99.9,99", help="comma list of normalisation percentiles")
+    ap.add_argument("--target", type=float, default=1.0, help="rate of the percentile unit (spikes per step)")
+    ap.add_argument("--n-test", type=int, default=1000, help="held-out points scored")
+    ap.add_argument("--checkpoint", help="rate checkpoint [runs/convert/<rule>_L<L>_P<P>_s<seed>.npz, trained if "
+                                         "missing]")
+    ap.add_argument("--spiking", action="append", default=[], metavar="K=V",
+                    help="simulation setting of the converted network, e.g. v_rest=1.0 (repeatable)")
+    ap.add_argument("--no-refit", action="store_true", help="only the rate network's readout")
+    ap.add_argument("--out", help="append JSON lines here")
+    ap.add_argument("--table", help="print the Markdown table of a results file and stop")
+    a = ap.parse_args(argv)
+    if a.table:
+        return table(a.table)
+    path = Path(a.checkpoint or f"runs/convert/{a.rule}_L{a.L}_P{a.P}_s{a.seed}.npz")
+    ckpt = train_checkpoint(a, path)
+    settings = {}
+    for text in a.spiking:
+        key, _, value = text.partition("=")
+        try:
+            settings[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            settings[key] = value
+    base = from_checkpoint(ckpt, spiking=settings)
+    r_err = rate_error(base, a.n_test)
+    print(f"{a.rule} rate network: error {r_err:.4f} on {a.n_test} held-out points (record: {ckpt.test_error})")
+    variants = [("as trained", None)] + [(f"normalised p{p}", float(p)) for p in a.percentile.split(",") if p]
+    for T in (int(t) for t in a.T.split(",")):
+        for name, p in variants:
+            net = from_checkpoint(ckpt, spiking={**settings, "T": T})
+            if p is not None:
+                net, _ = normalise(net, percentile=p, target=a.target)
+            for readout in ("rate",) if a.no_refit else ("rate", "refitted"):
+                t0 = time.perf_counter()
+                scored = refit_readout(net)[0] if readout == "refitted" else net
+                err = held_out_error(scored, a.n_test)
+                _, test = run_points(net.config, 256)
+                counts, _, _ = simulate(net, encode(net, test.inputs, 1))
+                top = float(counts[-1].mean() / T)
+                row = {"rule": a.rule, "spiking": settings, "L": a.L, "P": a.P, "seed": a.seed, "width": a.width, "T": T, "weights": name,
+                       "percentile": p, "target": a.target if p else None, "readout": readout,
+                       "rate_error": r_err, "spiking_error": err, "n_test": a.n_test, "top_rate": top,
+                       "wall_s": time.perf_counter() - t0}
+                print(json.dumps(row), flush=True)
+                if a.out:
+                    with open(a.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
