@@ -178,7 +178,7 @@ plt.show()
 # **For real results** one seed and 128 test points are far too few: the test error of a single run moves by
 # several points from seed to seed here. Use at least two seeds (three for a claim), a denser P grid and more
 # steps per run: `experiments/spiking/defaults.toml` (12 runs, about 5 minutes on 2 cores; at least 400 steps per
-# run) and the sweeps of `experiments/spiking/` behind [the rate-vs-spiking results](../results_spiking.md).
+# run) and the sweeps of `experiments/spiking/` behind `docs/results_spiking.md` (Results, "Rate vs spiking").
 # The operating point (code, `T`, resting potential, reset, drive) changes the spiking curves a lot; that page
 # also shows how the defaults were chosen. `spiking-rhm response` draws the LIF rate-to-spike curve of any
 # operating point.
