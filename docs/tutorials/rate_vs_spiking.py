@@ -58,6 +58,7 @@ fig, ax = plt.subplots(figsize=(8, 3))
 ax.scatter((t + 0.5) * spiking.dt * 1e3, j * C + c, c=j, cmap="tab10", vmin=0, vmax=9, marker="|", s=60)
 for pos in range(1, d):
     ax.axhline(pos * C - 0.5, color="0.85", lw=0.5)
+ax.set_ylim(-0.5, C * d - 0.5)
 ax.set_xlabel("time (ms)")
 ax.set_ylabel("position x symbol channel")
 ax.set_title(f"input {sample.inputs[0].tolist()} as spikes: {int(spikes.sum())} spikes in {T} ms")
@@ -142,9 +143,10 @@ from IPython.display import Markdown, display
 largest = max(r["P"] for r in records)
 norse = {r["rule"]: r for r in records if r["backend"] == "norse" and r["P"] == largest}
 shape = next(iter(norse.values()))["metrics"]["spiking"]
-# layer l: H_l units at each of its positions (positions[0] is the input's), each with fan-in K_l
-macs = sum(h * p * k for h, p, k in zip(shape["widths"], shape["positions"][1:], shape["fan_in"])) \
-    + shape["widths"][-1] * setting["n_c"]
+# into layer l: H_l units at each of its positions (positions[0] is the input's), fan-in K_l; then the readout
+macs_into = [h * p * k for h, p, k in zip(shape["widths"], shape["positions"][1:], shape["fan_in"])] \
+    + [shape["widths"][-1] * setting["n_c"]]
+macs = sum(macs_into)
 rows = ["| rule | layer | spikes | synops out | rate (Hz) | active units |", "|---|---|---|---|---|---|"]
 for rule, record in norse.items():
     energy = record["metrics"]["energy"]
@@ -152,7 +154,8 @@ for rule, record in norse.items():
                                               energy["rate_hz"], energy["active"]):
         rows.append(f"| {rule} | {layer} | {spk:.1f} | {syn:.0f} | {rate:.1f} | {active:.0%} |")
 display(Markdown("\n".join(rows)))
-print(f"MACs of one inference of the rate network: {macs}")
+print(f"MACs of one inference of the rate network: {macs} ({' + '.join(map(str, macs_into))} into the layers "
+      "and the readout)")
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 width = 0.8 / len(norse)
@@ -161,10 +164,13 @@ for i, (rule, record) in enumerate(norse.items()):
     x = np.arange(len(energy["layers"])) + i * width
     axes[0].bar(x, energy["spikes"], width, label=rule)
     axes[1].bar(x, energy["synops"], width, label=rule)
-for ax, what in zip(axes, ["spikes per inference", "synaptic operations per inference"]):
-    ax.set_xticks(np.arange(len(energy["layers"])) + width * (len(norse) - 1) / 2, energy["layers"])
-    ax.set_title(what)
-axes[1].axhline(macs, color="k", ls="--", lw=1, label="MACs of the rate network")
+centre = np.arange(len(energy["layers"])) + width * (len(norse) - 1) / 2
+axes[1].bar(centre, macs_into, width * len(norse), fill=False, edgecolor="k", label="MACs of the rate network")
+targets = [*energy["layers"][1:], "readout"]
+axes[0].set_xticks(centre, energy["layers"])
+axes[1].set_xticks(centre, [f"{a}->{b}" for a, b in zip(energy["layers"], targets)])
+axes[0].set_title("spikes per inference")
+axes[1].set_title("synaptic operations per inference")
 axes[1].legend(fontsize=8)
 fig.suptitle(f"Norse runs at P = {largest}, after training")
 fig.tight_layout()
