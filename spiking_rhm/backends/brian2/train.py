@@ -28,6 +28,7 @@ import torch
 
 from spiking_rhm import training
 from spiking_rhm.backends.brian2 import equations as eq
+from spiking_rhm.backends.norse.train import SetupParameters
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.training import StepOutput
 
@@ -60,7 +61,7 @@ def codegen_target(choice: str) -> str:
         return "numpy"
 
 
-class Brian2Backend:
+class Brian2Backend(SetupParameters):
     """The Brian2 network as a :class:`spiking_rhm.training.Backend` (module docstring)."""
 
     name = "brian2"
@@ -105,13 +106,6 @@ class Brian2Backend:
                                  modulator=self.modulator, **dict(network_options or {}))  # e.g. monitors
 
     # ----------------------------------------------------------------- the Backend protocol
-    def trainable(self):
-        w = self.setup.weights
-        return list(w.hidden), [w.readout]
-
-    def learning_rates(self):
-        return self.setup.learning_rates()
-
     def step(self, idx, lr, align):
         from spiking_rhm.backends.brian2.learning import _IndexedEligibility
         from spiking_rhm.backends.norse.learners import _cross_entropy

@@ -183,7 +183,21 @@ def train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
         return _train_norse(cfg, progress, check_checkpoint_path(checkpoint))
 
 
-class NorseBackend:
+class SetupParameters:
+    """The Backend protocol's parameter half for back ends built on a :class:`NorseSetup` (Norse, Brian2):
+    hidden weights and readout from ``self.setup``, and its learning rates."""
+
+    setup: NorseSetup
+
+    def trainable(self):
+        w = self.setup.weights
+        return list(w.hidden), [w.readout]
+
+    def learning_rates(self):
+        return self.setup.learning_rates()
+
+
+class NorseBackend(SetupParameters):
     """The Norse network as a :class:`spiking_rhm.training.Backend`."""
 
     name = "norse"
@@ -202,13 +216,6 @@ class NorseBackend:
         self.rule = learner.rule
         self.supervised = self.rule.supervised
         self.n_alignment_points = 0 if isinstance(learner, BPTTLearner) else N_ALIGNMENT_POINTS
-
-    def trainable(self):
-        w = self.setup.weights
-        return list(w.hidden), [w.readout]
-
-    def learning_rates(self):
-        return self.setup.learning_rates()
 
     def step(self, idx, lr, align):
         setup = self.setup
