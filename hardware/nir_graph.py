@@ -132,10 +132,11 @@ def to_nir(net, conv: bool = True, profile: str = "native"):
     if profile not in PROFILES:
         raise ConfigError(f"unknown export profile {profile!r}; valid: {', '.join(PROFILES)}")
     params = net.params
-    if getattr(params, "reset", "zero") != "zero" or getattr(params, "v_init", None) is not None:
-        raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network uses reset "
-                          f"{params.reset!r} and starts at v = {params.v_init}: export it with "
-                          f"--option spiking.reset=zero --option spiking.v_init=rest")
+    wrong = [*([f"resets by {params.reset!r}"] if getattr(params, "reset", "zero") != "zero" else []),
+             *([f"starts at v = {float(params.v_init):g}, not at rest"] if getattr(params, "v_init", None) is not None else [])]
+    if wrong:
+        raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network {' and '.join(wrong)}: "
+                          f"export it with --option spiking.reset=zero --option spiking.v_init=rest")
     if getattr(params, "readout", "counts") != "counts":
         raise ConfigError(f"the NIR readout integrates spike counts; this network uses the {params.readout!r} "
                           f"readout: export it with --option spiking.readout=counts")
