@@ -208,7 +208,7 @@ class SynapseEligibility(Eligibility):
             raise ConfigError("eligibility trace read before any step")
         H, B, P, K = self._e.shape
         if shared:
-            Lh = L.permute(2, 0, 1).reshape(H, 1, B * P)
+            Lh = L.permute(2, 0, 1).reshape(H, 1, B * P).contiguous()  # a strided Lh (P = 1) sends bmm down a per-batch loop
             return torch.bmm(Lh, self._e.reshape(H, B * P, K)).squeeze(1) * self._scale
         return torch.einsum("bph,hbpk->phk", L, self._e) * self._scale
 
