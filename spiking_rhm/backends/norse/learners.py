@@ -54,6 +54,7 @@ from spiking_rhm.backends.norse.network import (
     Recorder,
     Weights,
     initial_state,
+    network_step,
     rates,
     readout,
     readout_gradient,
@@ -213,9 +214,10 @@ class ThreeFactorLearner(Learner):
         apply = self.plasticity == "online"
         traces = [make_eligibility("synapse", self.trace_parameters(), p.dt, p.pre) for _ in range(spec.depth)]
         state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
-        counts = [torch.zeros_like(s.v) for s in state.lif]
-        v_sum = [torch.zeros_like(s.v) for s in state.lif]
-        zero_in = batch.spikes.new_zeros(1, *batch.spikes.shape[1:])
+        lif, pre = list(state.lif), list(state.pre)  # advanced in place by network_step
+        counts = [torch.zeros_like(s.v) for s in lif]  # running sums, accumulated in place
+        v_sum = [torch.zeros_like(s.v) for s in lif]
+        zero_in = batch.spikes.new_zeros(batch.spikes.shape[1:])
         n_updates = math.ceil(T / k_every)
         points = {t for t in range(T) if (t + 1) % k_every == 0 or t == T - 1}
         pending: deque = deque()
@@ -225,13 +227,13 @@ class ThreeFactorLearner(Learner):
         with torch.no_grad():
             t = 0
             while t < T or pending:
-                x = batch.spikes[t:t + 1] if t < T else zero_in
-                rec = None if recorder is None else (lambda _t, l, v, t=t: recorder(t, l, v))
-                res, state = run_window(x, weights.hidden, spec, p, state, traces, t < T, rec)
+                x = batch.spikes[t] if t < T else zero_in
+                zs, vs = network_step(x, weights.hidden, spec, p, lif, pre, traces, t < T, recorder, t)
                 if t < T:
-                    counts = [c + z for c, z in zip(counts, res.counts)]
-                    v_sum = [a + v for a, v in zip(v_sum, res.v_mean)]
-                    top, u = self.stream_readout(res.counts[-1], counts[-1], u, t + 1)
+                    for c, z, a, v in zip(counts, zs, v_sum, vs):
+                        c.add_(z)
+                        a.add_(v)
+                    top, u = self.stream_readout(zs[-1], counts[-1], u, t + 1)
                     if t in points:
                         layers = [rates(c, t + 1, p) for c in counts]
                         hbar, logits = readout(top, t + 1, weights.readout, p)
@@ -246,7 +248,8 @@ class ThreeFactorLearner(Learner):
                     _, sig, active = pending.popleft()
                     g = combine(sig, traces, spec.fan_in, spec.connectivity.shared, self.scale, active)
                     g = [gi / n_updates for gi in g]
-                    total = [a + gi for a, gi in zip(total, g)]
+                    for a, gi in zip(total, g):
+                        a.add_(gi)
                     if apply:
                         self._apply(weights, g, lr)
                 t += 1

@@ -211,32 +211,47 @@ def run_window(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, par
     membrane = params.readout == "membrane"
     k_out = math.exp(-params.dt * params.tau_readout_inv)
     u = torch.zeros_like(lif[-1].v) if membrane else None
-    need_pre = traces is not None or recorder is not None
-    dt = params.dt
     for t in range(T):
-        x = spikes[t].transpose(1, 2)  # channel-last [N, d, C]
+        zs, vs = network_step(spikes[t], weights, spec, params, lif, pre, traces, plastic, recorder, t)
         for l in range(spec.depth):
-            pat = patches(x, spec.patch)
-            current = params.gains[l] * spec.connectivity.apply(pat, weights[l])
-            z, v_pre, lif[l] = lif_layer_step(current, lif[l], params.lif, dt, params.reset)
-            if need_pre:
-                xbar, pre[l] = pre_trace_step(pat, pre[l], params.pre, dt)
-            if traces is not None:
-                psi = surrogate_derivative(v_pre, params.psi)
-                traces[l].step(psi, xbar / params.rho_in[l], plastic)
-            if recorder is not None:
-                values = {"z": z, "v_pre": v_pre, "current": current, "xbar": xbar}
-                if traces is not None:
-                    values["psi"] = psi
-                recorder(t, l, values)
-            counts[l] = counts[l] + z
-            v_sum[l] = v_sum[l] + v_pre
-            x = z
+            counts[l] = counts[l] + zs[l]
+            v_sum[l] = v_sum[l] + vs[l]
         if membrane:
-            u = k_out * u + (1 - k_out) * x  # x: the top layer's spikes of this step
+            u = k_out * u + (1 - k_out) * zs[-1]  # the top layer's spikes of this step
     readout_in = None if not membrane else u * (T / (1 - k_out ** T)) if T else u
     result = WindowResult(counts, [v / max(T, 1) for v in v_sum], T, readout_in)
     return result, NetState(tuple(lif), tuple(pre))
+
+
+def network_step(spikes: Tensor, weights: Sequence[Tensor], spec: NetworkSpec, params: NorseParameters,
+                 lif: list[LIFFeedForwardState], pre: list[PreTraceState],
+                 traces: Sequence[Eligibility] | None = None, plastic: bool = True,
+                 recorder: Recorder | None = None, t: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+    """One time step of :func:`run_window` for the input spikes ``[N, C, d]`` of step ``t``: advances the
+    states ``lif`` and ``pre`` (lists, replaced in place) and the ``traces``; returns every layer's spikes
+    ``z`` and pre-reset potential ``v_pre`` (``[N, P, H]``)."""
+    need_pre = traces is not None or recorder is not None
+    dt = params.dt
+    x = spikes.transpose(1, 2)  # channel-last [N, d, C]
+    zs, vs = [], []
+    for l in range(spec.depth):
+        pat = patches(x, spec.patch)
+        current = params.gains[l] * spec.connectivity.apply(pat, weights[l])
+        z, v_pre, lif[l] = lif_layer_step(current, lif[l], params.lif, dt, params.reset)
+        if need_pre:
+            xbar, pre[l] = pre_trace_step(pat, pre[l], params.pre, dt)
+        if traces is not None:
+            psi = surrogate_derivative(v_pre, params.psi)
+            traces[l].step(psi, xbar / params.rho_in[l], plastic)
+        if recorder is not None:
+            values = {"z": z, "v_pre": v_pre, "current": current, "xbar": xbar}
+            if traces is not None:
+                values["psi"] = psi
+            recorder(t, l, values)
+        zs.append(z)
+        vs.append(v_pre)
+        x = z
+    return zs, vs
 
 
 def rates(counts: Tensor, steps: int, params: NorseParameters) -> Tensor:

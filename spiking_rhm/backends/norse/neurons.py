@@ -65,8 +65,11 @@ def lif_layer_step(current: Tensor, state: LIFFeedForwardState, p: LIFParameters
 
     Norse returns only the post-reset potential; ``v_pre`` repeats its Euler update of v in the
     same order of operations (``tests/backends/norse/test_neurons.py`` checks it against Norse where
-    no spike resets it).  ``reset="subtract"`` replaces Norse's reset by :func:`reset_by_subtraction`.
+    no spike resets it).  Without autograd the SuperSpike threshold is evaluated as the Heaviside step it
+    is in the forward pass (no ``autograd.Function`` call per step).  ``reset="subtract"`` replaces Norse's reset by :func:`reset_by_subtraction`.
     """
+    if p.method == "super" and not torch.is_grad_enabled():
+        p = p._replace(method="heaviside")  # the same forward (SuperSpike's is the Heaviside) without autograd
     z, new = lif_feed_forward_step(current, state, p, dt)
     v_pre = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + (state.i + current))
     if reset != "zero":

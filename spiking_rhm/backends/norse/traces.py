@@ -158,48 +158,59 @@ class Eligibility:
 class SynapseEligibility(Eligibility):
     """The trace itself, one number per (sample, position, post, pre), updated online.
 
-    Stored post-major, ``[H, B, P, K]``, and stepped in place (:func:`eligibility_step`'s equation in one
-    pass), so that the per-step contraction with a learning signal is a batched matmul without copies
-    (the streamed, per-step plasticity of the learners contracts at every step)."""
+    Stored post-major, ``[H, B, P, K]``, so that the per-step contraction with a learning signal is a
+    batched matmul without copies (the streamed, per-step plasticity of the learners contracts at every
+    step).  The decay is kept out of the stored tensor: it holds ``u = e / k^n`` (``n`` steps since the
+    trace started) and a scalar ``k^n``, so a step is one in-place pass,
+    ``u <- u + ((1 - k) / k^n) psi (x) xbar`` (same ``e`` as :func:`eligibility_step`, up to rounding),
+    and a decay only multiplies the scalar; ``k^n`` is folded back into ``u`` before it gets small."""
 
     name = "synapse"
+    RESCALE_BELOW: ClassVar[float] = 1e-6  # fold k^n into u below this (u stays ~1 / RESCALE_BELOW at most)
 
     def __init__(self, p, dt, pre=None):
         super().__init__(p, dt, pre)
-        self._e: Tensor | None = None  # [H, B, P, K]
+        self._e: Tensor | None = None  # u = e / k^n, [H, B, P, K]
+        self._scale = 1.0  # k^n
 
     @property
     def state(self) -> EligibilityState | None:
         return None if self._e is None else EligibilityState(self.value())
+
+    def _decay_by(self, factor: float) -> None:
+        self._scale *= factor
+        if self._scale < self.RESCALE_BELOW and self._e is not None:
+            self._e.mul_(self._scale)
+            self._scale = 1.0
 
     def step(self, psi, pre, plastic=True):
         if self._e is None:
             B, P, H = psi.shape
             self._e = psi.new_zeros(H, B, P, pre.shape[-1])
         k = decay_factor(self.p.tau_elig_inv, self.dt)
-        self._e.mul_(k)
-        if plastic:  # e <- k e + (1 - k) psi (x) xbar
-            self._e.addcmul_(psi.permute(2, 0, 1).unsqueeze(-1), pre.unsqueeze(0), value=1 - k)
+        self._decay_by(k)
+        if plastic:  # e <- k e + (1 - k) psi (x) xbar, as u <- u + (1 - k) / k^n psi (x) xbar
+            self._e.addcmul_(psi.permute(2, 0, 1).unsqueeze(-1), pre.unsqueeze(0), value=(1 - k) / self._scale)
         super().step(psi, pre, plastic)
 
     def decay(self, steps):
         if self._e is not None:
-            self._e.mul_(decay_factor(self.p.tau_elig_inv, self.dt) ** steps)
+            self._decay_by(decay_factor(self.p.tau_elig_inv, self.dt) ** steps)
         self.n_steps += int(steps)
 
     def value(self):
         if self._e is None:
             raise ConfigError("eligibility trace read before any step")
-        return self._e.permute(1, 2, 0, 3)
+        return self._e.permute(1, 2, 0, 3) * self._scale
 
     def contract(self, L, shared):
         if self._e is None:
             raise ConfigError("eligibility trace read before any step")
         H, B, P, K = self._e.shape
         if shared:
-            Lh = L.permute(2, 0, 1).reshape(H, 1, B * P)
-            return torch.bmm(Lh, self._e.reshape(H, B * P, K)).squeeze(1)
-        return torch.einsum("bph,hbpk->phk", L, self._e)
+            Lh = L.permute(2, 0, 1).reshape(H, 1, B * P).contiguous()  # a strided Lh (P = 1) sends bmm down a per-batch loop
+            return torch.bmm(Lh, self._e.reshape(H, B * P, K)).squeeze(1) * self._scale
+        return torch.einsum("bph,hbpk->phk", L, self._e) * self._scale
 
 
 class FactoredEligibility(Eligibility):

@@ -180,3 +180,26 @@ def float64_lif(params):
     from spiking_rhm.backends.norse.network import float64_parameters
 
     return float64_parameters(params).lif
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_lif_layer_step_without_autograd_is_the_same_step(gen, reset):
+    """Under no_grad the SuperSpike threshold is evaluated as the Heaviside step: same spikes and states
+    as the autograd path, whose surrogate gradient still flows."""
+    from norse.torch.functional.lif import LIFParameters
+
+    p = LIFParameters(v_th=torch.as_tensor(1.0))
+    assert p.method == "super"
+    current = torch.rand((6, 3, 5), generator=gen) * 0.8
+    state = initial_lif_state((6, 3, 5), p, torch.float32, "cpu", v0=0.5)
+    grad_state = state
+    x = current.clone().requires_grad_(True)
+    for _ in range(12):
+        with torch.no_grad():
+            z, v_pre, state = lif_layer_step(current, state, p, 1e-3, reset)
+        zg, vg, grad_state = lif_layer_step(x, grad_state, p, 1e-3, reset)
+        assert torch.equal(z, zg.detach()) and torch.equal(v_pre, vg.detach())
+        assert torch.equal(state.v, grad_state.v.detach()) and torch.equal(state.i, grad_state.i.detach())
+    assert z.sum() > 0 and z.sum() < z.numel()  # some fire, some do not
+    (g,) = torch.autograd.grad(zg.sum(), x)
+    assert g.abs().sum() > 0

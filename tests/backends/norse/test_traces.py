@@ -13,8 +13,11 @@ from spiking_rhm.backends.norse.traces import (  # noqa: E402
     PreTraceParameters,
     PreTraceState,
     SurrogateParameters,
+    EligibilityState,
     SynapseEligibility,
+    decay_factor,
     eligibility_scale,
+    eligibility_step,
     pre_trace_step,
     surrogate_derivative,
 )
@@ -85,6 +88,38 @@ def test_factored_equals_synapse_trace(gen, shared):
     assert torch.allclose(a.contract(L, shared), expected.sum(0) if shared else expected)
     if shared:  # summing e over positions before the signal arrives would give another number
         assert not torch.allclose(expected.sum(0), torch.einsum("bh,bhk->hk", L.mean(1), a.value().sum(1)))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_synapse_trace_equals_stepped_equation_across_rescaling(gen, dtype, rtol):
+    """SynapseEligibility keeps e / k^n and k^n: it equals e stepped by eligibility_step (k e + (1-k) psi xbar),
+    also across delays long enough that k^n is folded back into the stored tensor, and contracts the same."""
+    B, P, H, K = 3, 2, 5, 4
+    p = EligibilityParameters(1 / 8e-3)
+    elig = SynapseEligibility(p, DT)
+    state = EligibilityState(torch.zeros(B, P, H, K, dtype=dtype))
+    k = decay_factor(p.tau_elig_inv, DT)
+    folds = 0
+    for t in range(260):
+        scale = elig._scale
+        if t in (40, 150):  # silent stretches: k^n passes RESCALE_BELOW (k^120 ~ 3e-7)
+            elig.decay(120)
+            state = EligibilityState(state.e * k**120)
+            torch.testing.assert_close(elig.value(), state.e, rtol=rtol, atol=0)
+        psi = torch.rand((B, P, H), generator=gen, dtype=torch.float64).to(dtype)
+        pre = torch.rand((B, P, K), generator=gen, dtype=torch.float64).to(dtype)
+        plastic = t % 5 != 2
+        elig.step(psi, pre, plastic)
+        _, state = eligibility_step(psi, pre, state, p, DT, plastic)
+        folds += elig._scale > scale  # k^n only shrinks unless folded back
+        if t % 37 == 0 or t == 259:
+            torch.testing.assert_close(elig.value(), state.e, rtol=rtol, atol=0)
+            L = torch.randn((B, P, H), generator=gen, dtype=torch.float64).to(dtype)
+            for shared in (True, False):
+                want = torch.einsum("bph,bphk->phk", L, state.e)
+                torch.testing.assert_close(elig.contract(L, shared), want.sum(0) if shared else want,
+                                           rtol=10 * rtol, atol=0)
+    assert folds >= 2  # the fold-back path ran
 
 
 @pytest.mark.parametrize("cls", [SynapseEligibility, FactoredEligibility])
