@@ -29,12 +29,12 @@ Equations, defaults and deviations: ``docs/rules.md``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 import torch
 
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.rules.base import LearningContext, Rule, inner_product_losses, register
+from spiking_rhm.rules.base import LearningContext, Rule, field_by_name, inner_product_losses, register
 
 Tensor = torch.Tensor
 
@@ -84,14 +84,35 @@ def constant_mask(a: Tensor, kind: str) -> Tensor:
     return torch.full_like(a[:1], 0.5 if kind == "half" else 1.0)
 
 
-def tree_feedback(state: dict, ctx: LearningContext) -> list[Tensor]:
+class TreeFeedbackState(NamedTuple):
+    """The seed of the tree feedback ``B^2..B^L`` and the matrices once drawn: ``B_tree`` is filled at the
+    first step (:func:`tree_feedback`; their shapes come from the weights)."""
+
+    feedback_seed: int
+    B_tree: list[Tensor]
+    __getitem__ = field_by_name
+
+
+class MaskedDFAState(NamedTuple):
+    """``dfa-masked``: the top projection ``G^out [H_L P_L, n_out]``, the tree feedback as in
+    :class:`TreeFeedbackState`, and the layer shapes ``(H_l, P_l)``."""
+
+    G_out: Tensor
+    feedback_seed: int
+    B_tree: list[Tensor]
+    layer_shapes: list[tuple[int, int]]
+    __getitem__ = field_by_name
+
+
+def tree_feedback(state: TreeFeedbackState | MaskedDFAState, ctx: LearningContext) -> list[Tensor]:
     """The fixed random feedback weights ``B^2..B^L`` in the layouts of ``W^2..W^L``, ~ N(0, 1), drawn at the
-    first call from ``state['feedback_seed']`` (the shapes come from ``ctx.weights``) and kept in ``state``."""
-    if state.get("B_tree") is None:
+    first call from ``state.feedback_seed`` (the shapes come from ``ctx.weights``) into ``state.B_tree``."""
+    if not state.B_tree:
         weights = _require(ctx, "weights", "tree feedback")
-        gen = torch.Generator().manual_seed(int(state["feedback_seed"]))
-        state["B_tree"] = [torch.randn(tuple(W.shape), generator=gen, dtype=W.dtype).to(W.device) for W in weights[1:]]
-    return state["B_tree"]
+        gen = torch.Generator().manual_seed(int(state.feedback_seed))
+        state.B_tree.extend(torch.randn(tuple(W.shape), generator=gen, dtype=W.dtype).to(W.device)
+                            for W in weights[1:])
+    return state.B_tree
 
 
 def route_down(top: Tensor, ctx: LearningContext, feedback: list[Tensor], masks) -> list[Tensor]:
@@ -148,7 +169,7 @@ class FeedbackAlignment(Rule):
     masked: ClassVar[bool] = True
 
     def init_state(self, layer_shapes, n_out, generator, dtype=torch.float32, device="cpu"):
-        return {"feedback_seed": _seed(generator), "B_tree": None}
+        return TreeFeedbackState(_seed(generator), [])
 
     def masks(self, a: Tensor) -> Tensor:
         return (a.detach() > 0).to(a.dtype)
@@ -191,17 +212,16 @@ class MaskedDFA(Rule):
         """``G^out [H_L P_L, n_out]`` ~ N(0, 1); ``G^l`` ~ N(0, 1) in the layout of ``W^l`` (drawn at the first step)."""
         H, P = layer_shapes[-1]
         top = torch.randn(H * P, n_out, generator=generator, dtype=dtype).to(device)
-        return {"G_out": top, "feedback_seed": _seed(generator), "B_tree": None,
-                "layer_shapes": [tuple(s) for s in layer_shapes]}
+        return MaskedDFAState(top, _seed(generator), [], [tuple(s) for s in layer_shapes])
 
     def learning_signals(self, ctx, state):
         e = ctx.error.detach()
         batch = e.shape[0]
-        H, P = state["layer_shapes"][-1]
-        top = (e @ state["G_out"].t() / (H * batch)).reshape(batch, H, P)
+        H, P = state.layer_shapes[-1]
+        top = (e @ state.G_out.t() / (H * batch)).reshape(batch, H, P)
         masks = (lambda a: (a.detach() > 0).to(a.dtype)) if self.options["masked"] else (lambda a: 1.0)
         return route_down(top, ctx, tree_feedback(state, ctx), masks)
 
 
-__all__ = ["Backprop", "FeedbackAlignment", "MASK_CONSTANTS", "MaskedDFA", "RandomFeatures", "UnmaskedBackprop",
+__all__ = ["Backprop", "FeedbackAlignment", "MASK_CONSTANTS", "MaskedDFA", "MaskedDFAState", "TreeFeedbackState", "RandomFeatures", "UnmaskedBackprop",
            "UnmaskedFeedbackAlignment", "constant_mask", "inner_product_losses", "route_down", "tree_feedback"]

@@ -7,6 +7,7 @@ import torch
 from rate_models.networks import explicit_update
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rules import get_rule
+from spiking_rhm.rules.reference import MaskedDFAState, TreeFeedbackState
 
 from rate_helpers import DT, context, end_to_end_bp, rel_err, small_net
 
@@ -77,13 +78,13 @@ def test_bp_unmasked_half_scales_each_level_by_one_half():
 def _tree_feedback_from_weights(params, top=None):
     """Rule state whose tree feedback B^l are the true forward weights W^l (and, for dfa-masked, whose top
     projection G_out is BP's: beta / P_L at every top position)."""
-    state = {"feedback_seed": 0, "B_tree": [w.detach().clone() for w in params.weights[1:]],
-             "layer_shapes": params.spec.layer_shapes()}
-    if top == "beta":
-        H, P = params.spec.layer_shapes()[-1]
-        beta = params.readout.detach()
-        state["G_out"] = (beta[:, None, :] / P).expand(H, P, beta.shape[1]).reshape(H * P, -1).clone()
-    return state
+    B_tree = [w.detach().clone() for w in params.weights[1:]]
+    if top != "beta":
+        return TreeFeedbackState(0, B_tree)
+    H, P = params.spec.layer_shapes()[-1]
+    beta = params.readout.detach()
+    G_out = (beta[:, None, :] / P).expand(H, P, beta.shape[1]).reshape(H * P, -1).clone()
+    return MaskedDFAState(G_out, 0, B_tree, params.spec.layer_shapes())
 
 
 @pytest.mark.parametrize("arch", ["cnn", "lcn", "fcn"])
