@@ -25,6 +25,7 @@ SWEEPS = {
                                                                                          "rules": ["sdfa"]})],
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
+    "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
 }
@@ -63,15 +64,23 @@ def test_every_committed_summary_has_its_config():
     assert found == set(SWEEPS)
 
 
-def test_the_fair_run_tables_in_results_md_are_the_committed_summaries():
+# docs/results.md section heading -> the committed results directory whose report tables it shows
+FAIR_SECTIONS = {
+    "## Reduced fair-protocol run: claim 2": "fair_claim2_reduced",
+    "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
+}
+
+
+@pytest.mark.parametrize("heading", sorted(FAIR_SECTIONS))
+def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
     """docs/results.md's reduced fair-protocol tables (report --scoring online) carry the committed CSVs' numbers,
     not hand-copied ones: every P* row and every per-P row (test error mean [min, max], train error, both scorings)."""
     from experiments.report import _num, _size
 
     text = (ROOT / "docs" / "results.md").read_text()
-    start = text.index("## Reduced fair-protocol run")
+    start = text.index(heading)
     section = text[start:text.index("\n## ", start + 1)]
-    directory = ROOT / "experiments" / "results" / "fair_claim2_reduced"
+    directory = ROOT / "experiments" / "results" / FAIR_SECTIONS[heading]
     for row in read_csv(directory / "pstar.csv"):
         interval = f"[{_size(float(row['pstar_low']))}, {_size(float(row['pstar_high']))}]"
         assert f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {_size(float(row['pstar']))} | {interval} |" in section
