@@ -28,7 +28,7 @@ import torch
 
 from spiking_rhm import training
 from spiking_rhm.backends.brian2 import equations as eq
-from spiking_rhm.backends.norse.train import SetupParameters
+from spiking_rhm.backends.norse.train import SetupParameters, final_scores
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.training import StepOutput
 
@@ -157,17 +157,8 @@ class Brian2Backend(SetupParameters):
         return self.evaluate(self.test_set, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        from spiking_rhm.backends.norse.train import final_scores
-
         return final_scores(self.evaluate, self.train_set, self.test_set, self.setup.spec.n_out, self.cfg.seed,
                             diverged, self.val_set)
-
-    def data_use(self):
-        return self.setup.learner.data_use() or {"pairs": None}
-
-    def checkpoint_weights(self):
-        w = self.setup.weights
-        return w.hidden, w.readout
 
     def record(self):
         from spiking_rhm.backends.norse.network import describe

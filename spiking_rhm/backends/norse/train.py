@@ -184,8 +184,8 @@ def train_norse(cfg, progress: bool = False, checkpoint=None) -> dict:
 
 
 class SetupParameters:
-    """The Backend protocol's parameter half for back ends built on a :class:`NorseSetup` (Norse, Brian2):
-    hidden weights and readout from ``self.setup``, and its learning rates."""
+    """The Backend protocol's methods that only read a :class:`NorseSetup` (Norse, Brian2): the trainable
+    hidden weights and readout, their learning rates, the data use of pair rules and the checkpoint weights."""
 
     setup: NorseSetup
 
@@ -195,6 +195,13 @@ class SetupParameters:
 
     def learning_rates(self):
         return self.setup.learning_rates()
+
+    def data_use(self):
+        return self.setup.learner.data_use() or {"pairs": None}
+
+    def checkpoint_weights(self):
+        w = self.setup.weights
+        return w.hidden, w.readout
 
 
 class NorseBackend(SetupParameters):
@@ -235,13 +242,6 @@ class NorseBackend(SetupParameters):
     def final(self, diverged):
         return final_scores(lambda part, gen: evaluate(self.setup, part, gen), self.train, self.test,
                             self.setup.spec.n_out, self.cfg.seed, diverged, self.val)
-
-    def data_use(self):
-        return self.setup.learner.data_use() or {"pairs": None}
-
-    def checkpoint_weights(self):
-        w = self.setup.weights
-        return w.hidden, w.readout
 
     def energy(self):
         """Energy proxy: spikes and synaptic operations per inference, per layer (test points, at most 256)."""
