@@ -32,6 +32,23 @@ def test_online_training_on_lava_carries_the_norse_learners_weights(arch, rule, 
     assert [c["test_error"] for c in lava["curve"]] == [c["test_error"] for c in norse["curve"]]
 
 
+@pytest.mark.parametrize("arch,rule,scale", [("lcn", "dfa", "none"), ("fcn", "drtp", "expected")])
+def test_online_training_in_loihi_integers_follows_the_float_learner(arch, rule, scale):
+    cfg = make_config(arch, width=5, T=12).replace(P=8, P_test=8, rule=rule)
+    kw = dict(batch=4, epochs=2, scale=scale, lr=30.0, readout_lr=30.0)
+    fixed = train_online(cfg, engine="loihi-fixed", **kw)
+    norse = train_online(cfg, engine="norse", **kw)
+    start = train_online(cfg, engine="norse", epochs=0)["weights"]
+    assert fixed["curve"][-1]["presentations"] == 16 and len(fixed["curve"]) == 3
+    summary = fixed["fixed"]
+    assert summary["mean"]["y2_clipped"] < 0.05 and max(summary["weights_at_bounds"]) < 0.05
+    for w_fixed, w_norse, w0 in zip(fixed["weights"], norse["weights"], start):
+        d_fixed, d_norse = (w_fixed - w0).ravel(), (w_norse - w0).ravel()
+        cos = d_fixed @ d_norse / np.linalg.norm(d_fixed) / np.linalg.norm(d_norse)
+        assert cos > 0.7, cos  # 4 presentations of 8-bit stochastic rounding (measured 0.84-0.98)
+        assert 0.6 < np.linalg.norm(d_fixed) / np.linalg.norm(d_norse) < 1.6
+
+
 def test_what_the_chip_cannot_train_is_refused_before_lava_starts():
     with pytest.raises(ConfigError, match="no weight sharing"):
         train_online(make_config("cnn"), engine="lava")
