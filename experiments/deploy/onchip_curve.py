@@ -49,10 +49,12 @@ def table(out: Path, args) -> str:
             parts = []
             for l, w in enumerate(w0):
                 a, b = (mine[f"arr_{l}"] - w).ravel(), (ref[f"arr_{l}"] - w).ravel()
-                parts.append(f"{a @ b / np.linalg.norm(a) / np.linalg.norm(b):.2f}, {np.linalg.norm(a) / np.linalg.norm(b):.2f}")
+                norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+                parts.append(f"{a @ b / norm_a / norm_b:.2f}, {norm_a / norm_b:.2f}")
             compare = "; ".join(parts)
         curve = " ".join(f"{c['test_error']:.3f}".lstrip("0") for c in r["curve"])
-        rows.append(f"| {P} | {seed} | {engine} | {curve} | {r['test_error']:.3f} | {compare} | {r['wall_time']:.0f} s |")
+        rows.append(f"| {P} | {seed} | {engine} | {curve} | {r['test_error']:.3f} | {compare} "
+                    f"| {r['wall_time']:.0f} s |")
     return "\n".join(rows)
 
 

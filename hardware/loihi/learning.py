@@ -108,6 +108,21 @@ def host_signals(net, rule, rule_state, raw: list[np.ndarray], v_sums: list[np.n
     return HostSignals(counts, list(signals), ctx.output, rule_state, y2)
 
 
+def _wire(lv, prev, syn, neuron, steps: int, synapses: list, neurons: list, taps: list):
+    """Connect ``prev -> syn -> neuron`` (with the neuron's learning ports into the synapse) and a spike
+    tap of ``steps`` steps; append them to the lists; returns the neuron's spike port."""
+    prev.connect(syn.s_in)
+    syn.a_out.connect(neuron.a_in)
+    for port in ("bap", "y1", "y2", "y3"):
+        getattr(neuron, f"s_out_{port}").connect(getattr(syn, f"s_in_{port}"))
+    tap = lv.Extractor(shape=neuron.s_out.shape, buffer_size=steps)
+    neuron.s_out.connect(tap.in_port)
+    synapses.append(syn)
+    neurons.append(neuron)
+    taps.append(tap)
+    return neuron.s_out
+
+
 def three_factor_step(net, rule, rule_state, spikes: torch.Tensor, target: torch.Tensor, lr: float,
                       scale: str = "none") -> LavaStep:
     """One plastic presentation of ``spikes [T, N, C, d]`` on Lava (float), then the rule's update.
@@ -147,16 +162,7 @@ def three_factor_step(net, rule, rule_state, spikes: torch.Tensor, target: torch
                                 psi_vth=float(params.psi.v_th - params.lif.v_reset), psi_beta=float(params.psi.beta),
                                 plastic_start=l + 2, plastic_stop=T + l + 2, y1_scale=(1 - k) * c / a, tag_decay=k,
                                 pre_decay=a)
-        prev.connect(syn.s_in)
-        syn.a_out.connect(neuron.a_in)
-        for port in ("bap", "y1", "y2", "y3"):
-            getattr(neuron, f"s_out_{port}").connect(getattr(syn, f"s_in_{port}"))
-        tap = lv.Extractor(shape=(n,), buffer_size=steps)
-        neuron.s_out.connect(tap.in_port)
-        synapses.append(syn)
-        neurons.append(neuron)
-        taps.append(tap)
-        prev = neuron.s_out
+        prev = _wire(lv, prev, syn, neuron, steps, synapses, neurons, taps)
     cfg = lv.run_cfg("float")
     with lava_session(source):
         before = [np.asarray(syn.weights.get()) for syn in synapses]
@@ -321,7 +327,8 @@ def fixed_three_factor_step(chip: FixedChip, net, rule, rule_state, spikes: torc
 
     if engine == "numpy":
         copies = [np.broadcast_to(W, (N, *W.shape)) for W in chip.weights]
-        layers = [BitApproxLayer(block, neuron, chip.rules[l], chip.random[l] if continuous else LavaRandom(chip.rng_seed),
+        streams = chip.random if continuous else [LavaRandom(chip.rng_seed) for _ in chip.rules]
+        layers = [BitApproxLayer(block, neuron, chip.rules[l], streams[l],
                                  psi_vth, psi_beta, v_scales[l], (l + 2, T + l + 2), k, a, truncate=not continuous)
                   for l, (block, neuron) in enumerate(zip(copies, chip.neurons))]
         before = [layer.weight.copy() for layer in layers]
@@ -367,16 +374,7 @@ def fixed_three_factor_step(chip: FixedChip, net, rule, rule_state, spikes: torc
                                  bias_exp=np.tile(neuron.bias_exp, reps), vth=neuron.vth, psi_vth=psi_vth,
                                  psi_beta=psi_beta, plastic_start=l + 2, plastic_stop=T + l + 2, y1_scale=0.0,
                                  tag_decay=k, pre_decay=a, v_scale=v_scales[l], y3=r.y3)
-            prev.connect(syn.s_in)
-            syn.a_out.connect(nrn.a_in)
-            for port in ("bap", "y1", "y2", "y3"):
-                getattr(nrn, f"s_out_{port}").connect(getattr(syn, f"s_in_{port}"))
-            tap = lv.Extractor(shape=(n,), buffer_size=steps)
-            nrn.s_out.connect(tap.in_port)
-            synapses.append(syn)
-            neurons.append(nrn)
-            taps.append(tap)
-            prev = nrn.s_out
+            prev = _wire(lv, prev, syn, nrn, steps, synapses, neurons, taps)
         cfg = lv.run_cfg("fixed")
         with lava_session(source):
             before = [(block >> 1) << 1 for block in blocks]  # Lava truncates the weights on its first step
@@ -391,9 +389,10 @@ def fixed_three_factor_step(chip: FixedChip, net, rule, rule_state, spikes: torc
             run_steps(source, 1, cfg)
             after = [np.asarray(syn.weights.get()).astype(np.int64) for syn in synapses]
             tags = [np.asarray(syn.tag_1.get()).astype(np.int64) for syn in synapses]
-        diagonal = lambda M, l: np.stack([M[b * chip.weights[l].shape[0]:(b + 1) * chip.weights[l].shape[0],  # noqa: E731
-                                            b * chip.weights[l].shape[1]:(b + 1) * chip.weights[l].shape[1]]
-                                          for b in range(N)])
+        def diagonal(M, l):  # copy b's block of a block-diagonal matrix
+            n_out, n_in = chip.weights[l].shape
+            return np.stack([M[b * n_out:(b + 1) * n_out, b * n_in:(b + 1) * n_in] for b in range(N)])
+
         deltas = [diagonal(w1 - w0, l) for l, (w0, w1) in enumerate(zip(before, after))]
         after = [diagonal(w1, l) for l, w1 in enumerate(after)]
         tags = [diagonal(tag, l) for l, tag in enumerate(tags)]

@@ -24,10 +24,25 @@ from hardware.loihi.process import ThreeFactorLIF  # noqa: E402
 Y_DECAY = float(np.exp(-1.0 / np.iinfo(np.uint16).max))
 
 
+class ThreeFactorVars:
+    """The Vars both ProcessModels read the same way (the host-set factor and ``v_sum`` differ in type)."""
+
+    ebar: np.ndarray = LavaPyType(np.ndarray, float)
+    psi_vth: float = LavaPyType(float, float)
+    psi_beta: float = LavaPyType(float, float)
+    plastic_start: int = LavaPyType(int, int)
+    plastic_stop: int = LavaPyType(int, int)
+    y1_scale: float = LavaPyType(float, float)
+    tag_decay: float = LavaPyType(float, float)
+    pre_decay: float = LavaPyType(float, float)
+    v_scale: float = LavaPyType(float, float)  # the fixed-point model's 1 / S
+    y3: int = LavaPyType(int, int)  # the fixed-point model's integer y3
+
+
 @implements(proc=ThreeFactorLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyThreeFactorLIFModelFloat(LearningNeuronModelFloat):
+class PyThreeFactorLIFModelFloat(ThreeFactorVars, LearningNeuronModelFloat):
     """Float LIF dynamics of Lava's ``PyLifModelFloat`` plus the three factors of the module docstring."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -40,17 +55,7 @@ class PyThreeFactorLIFModelFloat(LearningNeuronModelFloat):
     dv: float = LavaPyType(float, float)
     vth: float = LavaPyType(float, float)
     factor: np.ndarray = LavaPyType(np.ndarray, float)
-    ebar: np.ndarray = LavaPyType(np.ndarray, float)
     v_sum: np.ndarray = LavaPyType(np.ndarray, float)
-    psi_vth: float = LavaPyType(float, float)
-    psi_beta: float = LavaPyType(float, float)
-    plastic_start: int = LavaPyType(int, int)
-    plastic_stop: int = LavaPyType(int, int)
-    y1_scale: float = LavaPyType(float, float)
-    tag_decay: float = LavaPyType(float, float)
-    pre_decay: float = LavaPyType(float, float)
-    v_scale: float = LavaPyType(float, float)  # used by the fixed-point model only
-    y3: int = LavaPyType(int, int)
 
     def run_spk(self) -> None:
         a = self.a_in.recv()
@@ -75,7 +80,7 @@ class PyThreeFactorLIFModelFloat(LearningNeuronModelFloat):
 @implements(proc=ThreeFactorLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyThreeFactorLIFModelFixed(LearningNeuronModelFixed, AbstractPyLifModelFixed):
+class PyThreeFactorLIFModelFixed(ThreeFactorVars, LearningNeuronModelFixed, AbstractPyLifModelFixed):
     """Lava's bit-accurate LIF (``PyLifModelBitAcc``) plus the integer factors: ``y1 = round(127 psi)``
     of the pre-reset potential (real units ``v_scale v``) in the plastic window, ``y2 = factor``,
     ``y3``; no back-propagating spikes.  :class:`hardware.loihi.fixed_learning.BitApproxLayer` is the
@@ -84,17 +89,7 @@ class PyThreeFactorLIFModelFixed(LearningNeuronModelFixed, AbstractPyLifModelFix
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
     factor: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
-    ebar: np.ndarray = LavaPyType(np.ndarray, float)
     v_sum: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    psi_vth: float = LavaPyType(float, float)
-    psi_beta: float = LavaPyType(float, float)
-    plastic_start: int = LavaPyType(int, int)
-    plastic_stop: int = LavaPyType(int, int)
-    y1_scale: float = LavaPyType(float, float)
-    tag_decay: float = LavaPyType(float, float)
-    pre_decay: float = LavaPyType(float, float)
-    v_scale: float = LavaPyType(float, float)
-    y3: int = LavaPyType(int, int)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)

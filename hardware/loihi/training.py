@@ -150,7 +150,7 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
                 res = fixed_three_factor_step(chip, trained(hidden), rule, learner.rule_state, spikes, target, lr_h,
                                               scale, continuous=not restart)
                 learner.rule_state = res.rule_state
-                base = [(W >> 1) << 1 for W in chip.weights] if restart else chip.weights  # what the process started from
+                base = [(W >> 1) << 1 for W in chip.weights] if restart else chip.weights  # where the process started
                 chip.weights = [np.clip(W + d.sum(0), *WEIGHT_RANGE) for W, d in zip(base, res.deltas)]
                 chip_stats.append(res.stats)
                 hbar = top_rates(torch.as_tensor(res.counts[-1], dtype=dtype), spikes.shape[0], params)

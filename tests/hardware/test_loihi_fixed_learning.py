@@ -14,33 +14,23 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("nir")
 
-from hardware_helpers import input_spikes, make_network  # noqa: E402
+from hardware_helpers import plastic_setup  # noqa: E402
 
 from hardware.loihi import fixed_learning as fl  # noqa: E402
 from hardware.loihi.fixed_point import FixedLIF  # noqa: E402
 from hardware.loihi.learning import FixedChip, fixed_three_factor_step  # noqa: E402
-from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner  # noqa: E402
+from spiking_rhm.backends.norse.learners import PresentedBatch  # noqa: E402
 from spiking_rhm.backends.norse.network import Weights  # noqa: E402
 from spiking_rhm.errors import ConfigError  # noqa: E402
 
 LR = 300.0
 
 
-def _setup(arch: str, rule: str = "dfa", N: int = 2):
-    net = make_network(arch, width=5, T=12)
-    beta = torch.randn(net.spec.widths[-1], net.spec.n_out, generator=torch.Generator().manual_seed(5),
-                       dtype=torch.float64)
-    net = net._replace(readout_weight=beta / beta.shape[0], readout_bias=torch.zeros(net.spec.n_out,
-                                                                                      dtype=torch.float64))
-    spikes = input_spikes(net, N=N)
-    target = torch.nn.functional.one_hot(torch.arange(N) % net.spec.n_out, net.spec.n_out).double()
-    learner = ThreeFactorLearner(rule, {}, net.spec, net.params, torch.Generator().manual_seed(3),
-                                 eligibility="synapse", scale="none", dtype=torch.float64)
-    return net, beta, learner, spikes, target
+def _setup(arch: str, rule: str = "dfa"):
+    return plastic_setup(arch, rule)
 
 
 @pytest.mark.lava

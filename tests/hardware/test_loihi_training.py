@@ -57,4 +57,5 @@ def test_what_the_chip_cannot_train_is_refused_before_lava_starts():
     with pytest.raises(ConfigError, match="batch must be"):
         train_online(make_config("lcn"), batch=0)
     with pytest.raises(ConfigError, match="positive views"):
-        train_online(make_config("lcn").replace(rule="clapp", rule_options={"pairs": "resample"}), engine="lava", epochs=1)
+        train_online(make_config("lcn").replace(rule="clapp", rule_options={"pairs": "resample"}), engine="lava",
+                     epochs=1)
