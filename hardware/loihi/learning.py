@@ -31,6 +31,7 @@ multiplies its sparse tags with ``*``, a matrix product for scipy matrices, and 
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -288,12 +289,15 @@ def fixed_three_factor_step(chip: FixedChip, net, rule, rule_state, spikes: torc
     ``ThreeFactorLIF``; ``engine="numpy"`` runs :class:`~hardware.loihi.fixed_learning.BitApproxLayer`.
     ``continuous`` (numpy only) continues the chip's random streams and keeps odd weights; without it
     the numpy engine starts as a new Lava process does (fresh streams, weights truncated to even).
+    While the chip's learning-signal scaling is unset, the Lava engine first runs the presentation
+    once without learning to fix it (the numpy engine fixes it within the presentation: the same).
     ``net`` supplies the readout and the rule's context, as in :func:`three_factor_step`.
     """
     from hardware.loihi.fixed_learning import (
         TAG_RANGE,
         BitApproxLayer,
         LavaRandom,
+        Scaling,
         with_weight_scaling,
     )
 
@@ -352,43 +356,52 @@ def fixed_three_factor_step(chip: FixedChip, net, rule, rule_state, spikes: torc
         tags = [layer.tag for layer in layers]
     else:
         blocks = [np.kron(np.eye(N, dtype=np.int64), W) for W in chip.weights]
-        if any(r.weight is None for r in chip.rules):
-            raise ConfigError("the Lava engine needs the rule's weight scaling: run one presentation on the numpy "
-                              "engine first, or set FixedChip.rules")
         lv = lava()
         from hardware.loihi import models  # noqa: F401  (registers the ThreeFactorLIF ProcessModels)
         from hardware.loihi.process import ThreeFactorLIF
 
-        source = lv.Source(data=np.ascontiguousarray(x[:steps].T.astype(np.int32)))
-        prev, synapses, neurons, taps = source.s_out, [], [], []
-        for l, (block, neuron, r) in enumerate(zip(blocks, chip.neurons, chip.rules)):
-            rule_l = lv.Loihi3FLearningRule(dw=r.dw_rule(), dt=r.dt_rule(), x1_impulse=float(r.impulse),
-                                             x1_tau=r.pre_tau, t_epoch=1, rng_seed=chip.rng_seed)
-            syn = lv.LearningDense(weights=block.astype(np.int32), weight_exp=neuron.weight_exp, num_weight_bits=8,
-                                   sign_mode=lv.SignMode.MIXED, learning_rule=rule_l,
-                                   tag_1=np.zeros(block.shape, dtype=np.int32))
-            n = block.shape[0]
-            reps = n // neuron.v_init.shape[0]
-            nrn = ThreeFactorLIF(shape=(n,), learning_rule=rule_l, u=0, v=np.tile(neuron.v_init, reps), du=neuron.du,
-                                 dv=neuron.dv, bias_mant=np.tile(neuron.bias_mant, reps),
-                                 bias_exp=np.tile(neuron.bias_exp, reps), vth=neuron.vth, psi_vth=psi_vth,
-                                 psi_beta=psi_beta, plastic_start=l + 2, plastic_stop=T + l + 2, y1_scale=0.0,
-                                 tag_decay=k, pre_decay=a, v_scale=v_scales[l], y3=r.y3)
-            prev = _wire(lv, prev, syn, nrn, steps, synapses, neurons, taps)
-        cfg = lv.run_cfg("fixed")
-        with lava_session(source):
-            before = [(block >> 1) << 1 for block in blocks]  # Lava truncates the weights on its first step
-            run_steps(source, steps, cfg)
-            raw = [np.stack([tap.receive() for _ in range(steps)]) for tap in taps]
-            v_sums = [np.asarray(nrn.v_sum.get()) * s for nrn, s in zip(neurons, v_scales)]
-            ebars = [float(np.asarray(nrn.ebar.get()).mean()) for nrn in neurons]
-            host = host_signals(net, rule, rule_state, raw, v_sums, ebars, target, lr, scale, chip.layers, T)
-            Y2, stats = quantise_y2(host)
-            for nrn, Y in zip(neurons, Y2):
-                nrn.factor.set(Y)
-            run_steps(source, 1, cfg)
-            after = [np.asarray(syn.weights.get()).astype(np.int64) for syn in synapses]
-            tags = [np.asarray(syn.tag_1.get()).astype(np.int64) for syn in synapses]
+        def run_lava(update: bool):
+            """One Lava run; without ``update`` only the window (a calibration: no learning signal is sent)."""
+            source = lv.Source(data=np.ascontiguousarray(x[:steps].T.astype(np.int32)))
+            prev, synapses, neurons, taps = source.s_out, [], [], []
+            for l, (block, neuron, r) in enumerate(zip(blocks, chip.neurons, chip.rules)):
+                r = r if r.weight is not None else r._replace(weight=Scaling(1, -7))  # (y2 = 0 in a calibration)
+                rule_l = lv.Loihi3FLearningRule(dw=r.dw_rule(), dt=r.dt_rule(), x1_impulse=float(r.impulse),
+                                                 x1_tau=r.pre_tau, t_epoch=1, rng_seed=chip.rng_seed)
+                syn = lv.LearningDense(weights=block.astype(np.int32), weight_exp=neuron.weight_exp,
+                                       num_weight_bits=8, sign_mode=lv.SignMode.MIXED, learning_rule=rule_l,
+                                       tag_1=np.zeros(block.shape, dtype=np.int32))
+                n = block.shape[0]
+                reps = n // neuron.v_init.shape[0]
+                nrn = ThreeFactorLIF(shape=(n,), learning_rule=rule_l, u=0, v=np.tile(neuron.v_init, reps),
+                                     du=neuron.du, dv=neuron.dv, bias_mant=np.tile(neuron.bias_mant, reps),
+                                     bias_exp=np.tile(neuron.bias_exp, reps), vth=neuron.vth, psi_vth=psi_vth,
+                                     psi_beta=psi_beta, plastic_start=l + 2, plastic_stop=T + l + 2, y1_scale=0.0,
+                                     tag_decay=k, pre_decay=a, v_scale=v_scales[l], y3=r.y3)
+                prev = _wire(lv, prev, syn, nrn, steps, synapses, neurons, taps)
+            cfg = lv.run_cfg("fixed")
+            with lava_session(source):
+                run_steps(source, steps, cfg)
+                raw = [np.stack([tap.receive() for _ in range(steps)]) for tap in taps]
+                v_sums = [np.asarray(nrn.v_sum.get()) * s for nrn, s in zip(neurons, v_scales)]
+                ebars = [float(np.asarray(nrn.ebar.get()).mean()) for nrn in neurons]
+                host = host_signals(net, rule, rule_state if update else copy.deepcopy(rule_state), raw, v_sums,
+                                    ebars, target, lr, scale, chip.layers, T)
+                if not update:
+                    return host, None, None, None
+                Y2, stats = quantise_y2(host)
+                for nrn, Y in zip(neurons, Y2):
+                    nrn.factor.set(Y)
+                run_steps(source, 1, cfg)
+                after = [np.asarray(syn.weights.get()).astype(np.int64) for syn in synapses]
+                tags = [np.asarray(syn.tag_1.get()).astype(np.int64) for syn in synapses]
+            return host, stats, after, tags
+
+        if any(r.weight is None for r in chip.rules):  # the first presentation fixes the signal's scaling
+            quantise_y2(run_lava(update=False)[0])
+        host, stats, after, tags = run_lava(update=True)
+        before = [(block >> 1) << 1 for block in blocks]  # Lava truncates the weights on its first step
+
         def diagonal(M, l):  # copy b's block of a block-diagonal matrix
             n_out, n_in = chip.weights[l].shape
             return np.stack([M[b * n_out:(b + 1) * n_out, b * n_in:(b + 1) * n_in] for b in range(N)])

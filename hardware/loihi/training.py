@@ -50,7 +50,7 @@ def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float
 
 def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr: float | None = None,
                  readout_lr: float | None = None, scale: str = "none", progress: bool = False,
-                 headroom: float = 2.0, restart: bool = False) -> dict:
+                 headroom: float = 2.0, restart: bool = False, fixed_engine: str = "numpy") -> dict:
     """Train ``cfg`` (rule, RHM, P, net, spiking, seed) online on ``engine``; returns the learning record.
 
     The record holds the test error before training and after every epoch (``curve``), the final
@@ -58,7 +58,9 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
     points and every spike train come from ``cfg.seed`` alone, so the engines see the same run.
     ``headroom`` (``loihi-fixed``): the initial weights use ``1 / headroom`` of the 8-bit range;
     ``restart``: every presentation starts as a new Lava process does (random streams from their
-    seeds again, weights truncated to even mantissas) instead of a chip that keeps running.
+    seeds again, weights truncated to even mantissas) instead of a chip that keeps running;
+    ``fixed_engine="lava"`` runs every presentation on Lava's bit-approximate engine itself (as new
+    processes: needs ``restart``; the numpy model computes the same integers, ~100x faster).
     """
     from hardware.loihi.learning import SCALES, FixedChip, fixed_three_factor_step, three_factor_step
     from spiking_rhm.backends.norse.deployed import TrainedNetwork
@@ -81,6 +83,8 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
     if cfg.net.arch == "cnn":
         raise ConfigError("Loihi has no weight sharing: on chip a cnn's synapses learn independently; "
                           "train an lcn (net.arch = lcn) or an fcn")
+    if engine == "loihi-fixed" and fixed_engine == "lava" and not restart:
+        raise ConfigError("Lava runs every presentation as a new process: fixed_engine='lava' needs restart=True")
     if not (isinstance(batch, int) and batch >= 1 and isinstance(epochs, int) and epochs >= 0):
         raise ConfigError(f"batch must be >= 1 and epochs >= 0 (integers), got {batch!r}, {epochs!r}")
     dtype = torch.float64
@@ -148,7 +152,7 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
                 grads, grad_out, logits = res.grads, res.grad_readout, res.logits
             elif engine == "loihi-fixed":
                 res = fixed_three_factor_step(chip, trained(hidden), rule, learner.rule_state, spikes, target, lr_h,
-                                              scale, continuous=not restart)
+                                              scale, engine=fixed_engine, continuous=not restart)
                 learner.rule_state = res.rule_state
                 base = [(W >> 1) << 1 for W in chip.weights] if restart else chip.weights  # where the process started
                 chip.weights = [np.clip(W + d.sum(0), *WEIGHT_RANGE) for W, d in zip(base, res.deltas)]
@@ -183,7 +187,7 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
               "test_error": curve[-1]["test_error"], "curve": curve, "wall_time": time.perf_counter() - start,
               "weights": [W.numpy() for W in hidden], "readout": beta.numpy()}
     if chip is not None:
-        record["fixed"] = fixed_summary(chip, chip_stats, headroom) | {"restart": restart}
+        record["fixed"] = fixed_summary(chip, chip_stats, headroom) | {"restart": restart, "engine": fixed_engine}
     return record
 
 

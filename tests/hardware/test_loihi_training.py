@@ -49,6 +49,23 @@ def test_online_training_in_loihi_integers_follows_the_float_learner(arch, rule,
         assert 0.6 < np.linalg.norm(d_fixed) / np.linalg.norm(d_norse) < 1.6
 
 
+@pytest.mark.lava
+def test_online_training_on_lavas_bit_approximate_engine_equals_the_numpy_model():
+    cfg = make_config("lcn", width=5, T=12).replace(P=8, P_test=8)
+    kw = dict(batch=4, epochs=1, lr=30.0, readout_lr=30.0, restart=True)
+    lava = train_online(cfg, engine="loihi-fixed", fixed_engine="lava", **kw)
+    ours = train_online(cfg, engine="loihi-fixed", **kw)
+    start = train_online(cfg, engine="loihi-fixed", epochs=0)["weights"]
+    assert lava["curve"][-1]["presentations"] == 8
+    for w_lava, w_ours, w0 in zip(lava["weights"], ours["weights"], start):
+        assert np.abs(w_ours - w0).max() > 0
+        np.testing.assert_array_equal(w_lava, w_ours)  # the same integers, dequantised the same way
+    np.testing.assert_array_equal(lava["readout"], ours["readout"])
+    assert lava["curve"] == ours["curve"]
+    with pytest.raises(ConfigError, match="needs restart"):
+        train_online(cfg, engine="loihi-fixed", fixed_engine="lava")
+
+
 def test_what_the_chip_cannot_train_is_refused_before_lava_starts():
     with pytest.raises(ConfigError, match="no weight sharing"):
         train_online(make_config("cnn"), engine="lava")
