@@ -63,11 +63,13 @@ CONN_SEED = 2  # Lava's ConnVarRandom default seed (the rule's rng_seed is not u
 
 
 class LavaRandom:
-    """Lava's per-process random streams (``TraceRandom`` for x and y, ``ConnVarRandom``), same draws."""
+    """Lava's per-process random streams (``TraceRandom`` for x and y, ``ConnVarRandom``), same draws.
 
-    def __init__(self, rng_seed: int) -> None:
+    ``conn_seed`` is the rounding stream's seed (Lava: always 2)."""
+
+    def __init__(self, rng_seed: int, conn_seed: int = CONN_SEED) -> None:
         self._gens = [np.random.default_rng(s) for s in (rng_seed, rng_seed + 1, rng_seed + 2, rng_seed + 3)]
-        self._conn = np.random.default_rng(CONN_SEED)
+        self._conn = np.random.default_rng(conn_seed)
         self._draw_traces()
         self.r_conn = self._conn.random(1)[0]
 
@@ -130,7 +132,7 @@ class FixedRule(NamedTuple):
     now: Scaling  # m2 (e = -7): removes the current pre spike
     decay: Scaling  # m3 2^e3, with y3
     y3: int
-    weight: Scaling  # m_w 2^e_w
+    weight: Scaling | None  # m_w 2^e_w (None: not fixed yet)
     tag_unit: float  # q_t: Norse eligibility per tag unit
 
     def dt_rule(self) -> str:

@@ -73,8 +73,7 @@ def test_integer_tag_follows_the_float_eligibility(rate, steps):
     rng = np.random.default_rng(0)
     ratios = []
     for seed in range(12):  # the engine's rounding numbers are shared by all synapses: average over streams
-        random = fl.LavaRandom(seed)
-        random._conn = np.random.default_rng(1000 + seed)
+        random = fl.LavaRandom(seed, conn_seed=1000 + seed)
         layer = fl.BitApproxLayer(np.zeros((1, n_out, n_in)), neuron, rule, random, 1.0, 5.0, 1 / S, (1, 10**6), k, a)
         x, e = np.zeros(n_in), np.zeros((n_out, n_in))
         for _ in range(steps):
