@@ -108,14 +108,17 @@ def _bias(b_real: float, dv: int, v_target: int, vth_eff: int, never_above: bool
     return mant, exp, rest
 
 
-def quantise(layer: FloatLIF, scale: float | None = None) -> FixedLIF:
+def quantise(layer: FloatLIF, scale: float | None = None, headroom: float = 1.0) -> FixedLIF:
     """Loihi integers for a float layer.
 
     ``scale=None`` picks, over the weight exponents ``e``, the largest scale ``S`` that fits the
-    widths with the weights filling the 8-bit range (``max |w_real| S / 64 = 254 * 2^e``); ``S`` is
+    widths with the weights filling the 8-bit range (``max |w_real| S / 64 = 254 * 2^e / headroom``;
+    ``headroom > 1`` leaves room for weights that learning makes larger); ``S`` is
     then no power of two, and the threshold ``round(vth S / 64)`` carries a relative rounding below
     ``1 / vth_int`` (reported by :func:`threshold_error`).  A given ``scale`` is used as it is.
     """
+    if not headroom >= 1:
+        raise ConfigError(f"weight headroom must be >= 1, got {headroom}")
     W = np.asarray(layer.weight, dtype=np.float64)
     if not (0 < layer.du <= 1 and 0 <= layer.dv <= 1):
         raise ConfigError(f"decays must be in (0, 1], got du = {layer.du}, dv = {layer.dv}")
@@ -130,7 +133,7 @@ def quantise(layer: FloatLIF, scale: float | None = None) -> FixedLIF:
     if scale is not None:
         candidates = [(float(scale), math.ceil(math.log2(w_abs * scale / 2**ACT_SHIFT / WEIGHT_MAX)) if w_abs else 0)]
     elif w_abs > 0:  # S = 254 * 2^e * 64 / max|w|: the weights use the whole 8-bit range
-        candidates = [(WEIGHT_MAX * 2.0**e * 2**ACT_SHIFT / w_abs, e) for e in range(24, -25, -1)]
+        candidates = [(WEIGHT_MAX * 2.0**e * 2**ACT_SHIFT / (w_abs * headroom), e) for e in range(24, -25, -1)]
     else:
         candidates = [(2.0**k, 0) for k in range(30, 0, -1)]
     for S, e in candidates:
@@ -161,6 +164,16 @@ def threshold_error(layer: FloatLIF, fixed: FixedLIF) -> float:
     return abs(fixed.vth * 2**ACT_SHIFT / fixed.scale - layer.vth) / layer.vth
 
 
+def lif_step(u: np.ndarray, v: np.ndarray, a_in: np.ndarray, layer: FixedLIF,
+             bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of Lava's bit-accurate LIF: ``(u, v before the reset, spikes)`` (int64; reset ``v`` where spiking)."""
+    cur = _decay(u, layer.du + 1) + (a_in << ACT_SHIFT)
+    cur = np.where(cur > MAX_UV, cur - 2 * MAX_UV, cur)
+    cur = np.where(cur <= -MAX_UV, cur + 2 * MAX_UV, cur)
+    volt = np.clip(_decay(v, layer.dv) + cur + bias, -MAX_UV + 1, MAX_UV - 1)
+    return cur, volt, volt > (layer.vth << ACT_SHIFT)
+
+
 def simulate_fixed(layers: Sequence[FixedLIF], spikes: np.ndarray) -> list[np.ndarray]:
     """Integer reference of a chain of layers: input ``spikes [steps, N, n_in]`` (0/1) -> trains ``[steps, N, n_l]``.
 
@@ -181,16 +194,11 @@ def simulate_fixed(layers: Sequence[FixedLIF], spikes: np.ndarray) -> list[np.nd
             a_in = a_buf[l]
             acc = pre @ weights_t[l]
             a_buf[l] = acc << L.weight_exp if L.weight_exp >= 0 else acc >> -L.weight_exp
-            cur = _decay(u[l], L.du + 1) + (a_in << ACT_SHIFT)
-            cur = np.where(cur > MAX_UV, cur - 2 * MAX_UV, cur)
-            cur = np.where(cur <= -MAX_UV, cur + 2 * MAX_UV, cur)
-            u[l] = cur
-            volt = np.clip(_decay(v[l], L.dv) + u[l] + bias[l], -MAX_UV + 1, MAX_UV - 1)
-            z = volt > (L.vth << ACT_SHIFT)
+            u[l], volt, z = lif_step(u[l], v[l], a_in, L, bias[l])
             v[l] = np.where(z, 0, volt)
             out[l][t] = z
             pre = z.astype(np.int64)
     return out
 
 
-__all__ = ["FixedLIF", "FloatLIF", "quantise", "rest_potential", "simulate_fixed", "threshold_error"]
+__all__ = ["FixedLIF", "FloatLIF", "lif_step", "quantise", "rest_potential", "simulate_fixed", "threshold_error"]

@@ -11,7 +11,11 @@ r"""Lava Process of the three-factor learning neuron (its ProcessModels are in :
 
 and accumulates, over its plastic window, the expected eligibility ``ebar`` (the Norse ``expected``
 scale: ``ebar <- k ebar + (1-k) psi (1 - pre_decay^(n+1))``) and the sum of its potentials ``v_sum``.
-Lava decays neuron-computed traces by ``exp(-1/65535)`` per epoch; the models send ``y / that``.
+Lava decays neuron-computed traces by ``exp(-1/65535)`` per epoch; the float model sends ``y / that``.
+
+The fixed-point model (Loihi integers, :mod:`hardware.loihi.fixed_learning`) sends the 7-bit
+``y1 = round(127 psi)`` of the real potential ``v_scale v``, ``y2 = factor`` (an integer) and
+``y3`` (an integer), and no back-propagating spikes (the rule does not use them).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class ThreeFactorLIF(LearningNeuronProcess, LIF):
 
     def __init__(self, *, shape: tuple[int, ...], learning_rule, psi_vth: float, psi_beta: float,
                  plastic_start: int, plastic_stop: int, y1_scale: float, tag_decay: float, pre_decay: float,
-                 **lif_params) -> None:
+                 v_scale: float = 1.0, y3: int = 0, **lif_params) -> None:
         super().__init__(shape=shape, learning_rule=learning_rule, **lif_params)
         self.factor = Var(shape=shape, init=0.0)
         self.ebar = Var(shape=shape, init=0.0)
@@ -42,3 +46,5 @@ class ThreeFactorLIF(LearningNeuronProcess, LIF):
         self.y1_scale = Var(shape=(1,), init=y1_scale)
         self.tag_decay = Var(shape=(1,), init=tag_decay)
         self.pre_decay = Var(shape=(1,), init=pre_decay)
+        self.v_scale = Var(shape=(1,), init=v_scale)
+        self.y3 = Var(shape=(1,), init=y3)

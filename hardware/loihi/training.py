@@ -7,7 +7,13 @@ with plain online SGD over mini-batches, on one of two engines that see the same
   (:func:`hardware.loihi.learning.three_factor_step`, checked against the Norse learner to 1e-12);
   the weights it leaves are the next presentation's weights;
 * ``norse`` -- the Norse learner (:class:`~spiking_rhm.backends.norse.learners.ThreeFactorLearner`,
-  per-synapse eligibility, the chip's) on the same spikes: the float reference.
+  per-synapse eligibility, the chip's) on the same spikes: the float reference;
+* ``loihi-fixed`` -- Loihi's bit-approximate learning engine in integers (8-bit weights, 7-bit
+  traces and ``y`` factors, 8-bit tags, stochastic rounding as Lava implements it;
+  :mod:`hardware.loihi.fixed_learning`, its numpy model checked against Lava's engine integer for
+  integer), on the integer network (Lava's bit-accurate LIF): the chip keeps its integer weights
+  and random streams from presentation to presentation.  Its test error is that of the integer
+  network (inference in the same integers).
 
 Per mini-batch ``W^l <- W^l - lr grad^l`` (what the chip applied) and, on the host, the delta-rule
 readout ``beta <- beta - lr_out hbar^T (softmax(y) - y*) / (N H)``.  A batch of N samples runs as N
@@ -26,9 +32,10 @@ import time
 import numpy as np
 import torch
 
+from hardware.loihi.fixed_learning import WEIGHT_RANGE
 from spiking_rhm.errors import ConfigError
 
-ENGINES = ("lava", "norse")
+ENGINES = ("lava", "norse", "loihi-fixed")
 
 
 def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float | None) -> tuple[float, float]:
@@ -42,14 +49,20 @@ def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float
 
 
 def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr: float | None = None,
-                 readout_lr: float | None = None, scale: str = "none", progress: bool = False) -> dict:
+                 readout_lr: float | None = None, scale: str = "none", progress: bool = False,
+                 headroom: float = 2.0, restart: bool = False, fixed_engine: str = "numpy") -> dict:
     """Train ``cfg`` (rule, RHM, P, net, spiking, seed) online on ``engine``; returns the learning record.
 
     The record holds the test error before training and after every epoch (``curve``), the final
     weights, the rates used and the wall time.  Initial weights, feedback matrices, the order of the
-    points and every spike train come from ``cfg.seed`` alone, so both engines see the same run.
+    points and every spike train come from ``cfg.seed`` alone, so the engines see the same run.
+    ``headroom`` (``loihi-fixed``): the initial weights use ``1 / headroom`` of the 8-bit range;
+    ``restart``: every presentation starts as a new Lava process does (random streams from their
+    seeds again, weights truncated to even mantissas) instead of a chip that keeps running;
+    ``fixed_engine="lava"`` runs every presentation on Lava's bit-approximate engine itself (as new
+    processes: needs ``restart``; the numpy model computes the same integers, ~100x faster).
     """
-    from hardware.loihi.learning import SCALES, three_factor_step
+    from hardware.loihi.learning import SCALES, FixedChip, fixed_three_factor_step, three_factor_step
     from spiking_rhm.backends.norse.deployed import TrainedNetwork
     from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner
     from spiking_rhm.backends.norse.network import (
@@ -70,6 +83,8 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
     if cfg.net.arch == "cnn":
         raise ConfigError("Loihi has no weight sharing: on chip a cnn's synapses learn independently; "
                           "train an lcn (net.arch = lcn) or an fcn")
+    if engine == "loihi-fixed" and fixed_engine == "lava" and not restart:
+        raise ConfigError("Lava runs every presentation as a new process: fixed_engine='lava' needs restart=True")
     if not (isinstance(batch, int) and batch >= 1 and isinstance(epochs, int) and epochs >= 0):
         raise ConfigError(f"batch must be >= 1 and epochs >= 0 (integers), got {batch!r}, {epochs!r}")
     dtype = torch.float64
@@ -82,6 +97,15 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
                                  scale=scale, dtype=dtype)
     rule = learner.rule  # three_factor_step refuses the rules the chip cannot run before Lava starts
     hidden, beta = [t.clone() for t in w.hidden], w.readout.clone()
+    chip, chip_stats = None, []
+
+    def trained(hidden_weights):
+        return TrainedNetwork(spec, params, hidden_weights, beta / beta.shape[0], torch.zeros(spec.n_out, dtype=dtype),
+                              encoder, cfg)
+
+    if engine == "loihi-fixed":
+        chip = FixedChip(trained(hidden), headroom=headroom, rng_seed=cfg.seed)
+        hidden = [W.to(dtype) for W in chip.hidden()]
     lr_h, lr_out = learning_rates(rule, spec.widths[0], spec.widths[-1], lr, readout_lr)
     P, P_test = cfg.sizes()
     train, test = rhm.split(P, P_test, seed=cfg.seed)
@@ -100,8 +124,12 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
         wrong = 0
         for i in range(0, P_test, 512):
             part = test.take(np.arange(i, min(P_test, i + 512)))
-            _, logits = forward_features(encoder(onehot(part.inputs, rhm.v, dtype=dtype), gen), Weights(hidden, beta),
-                                         spec, params)
+            spikes = encoder(onehot(part.inputs, rhm.v, dtype=dtype), gen)
+            if chip is not None:  # the integer network
+                top = torch.as_tensor(chip.counts(spikes.numpy())[-1], dtype=dtype)
+                logits = trained(hidden).readout(top, spikes.shape[0])
+            else:
+                _, logits = forward_features(spikes, Weights(hidden, beta), spec, params)
             wrong += int((logits.argmax(1).numpy() != part.labels).sum())
         return wrong / P_test
 
@@ -122,6 +150,16 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
             if engine == "norse":
                 res = learner.step(Weights(hidden, beta), PresentedBatch(spikes, target), lr_h)
                 grads, grad_out, logits = res.grads, res.grad_readout, res.logits
+            elif engine == "loihi-fixed":
+                res = fixed_three_factor_step(chip, trained(hidden), rule, learner.rule_state, spikes, target, lr_h,
+                                              scale, engine=fixed_engine, continuous=not restart)
+                learner.rule_state = res.rule_state
+                base = [(W >> 1) << 1 for W in chip.weights] if restart else chip.weights  # where the process started
+                chip.weights = [np.clip(W + d.sum(0), *WEIGHT_RANGE) for W, d in zip(base, res.deltas)]
+                chip_stats.append(res.stats)
+                hbar = top_rates(torch.as_tensor(res.counts[-1], dtype=dtype), spikes.shape[0], params)
+                logits = res.logits
+                grad_out = readout_gradient(hbar, logits, target)
             else:
                 net = TrainedNetwork(spec, params, hidden, beta / beta.shape[0], torch.zeros(spec.n_out, dtype=dtype),
                                      encoder, cfg)
@@ -131,7 +169,10 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
                 hbar = top_rates(torch.as_tensor(res.counts[-1], dtype=dtype), spikes.shape[0], params)
                 logits = res.logits
                 grad_out = readout_gradient(hbar, logits, target)
-            hidden = [W - lr_h * g for W, g in zip(hidden, grads)]
+            if chip is not None:
+                hidden = [W.to(dtype) for W in chip.hidden()]
+            else:
+                hidden = [W - lr_h * g for W, g in zip(hidden, grads)]
             beta = beta - lr_out * grad_out
             wrong += int((logits.argmax(1).numpy() != sample.labels).sum())
             presentations += len(sample.labels)
@@ -141,10 +182,28 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
             break
         curve.append({"epoch": epoch, "presentations": presentations, "test_error": test_error(),
                       "train_error": wrong / P})
-    return {"engine": engine, "rule": cfg.rule, "P": P, "P_test": P_test, "seed": cfg.seed, "batch": size,
-            "epochs": epochs, "lr": {"hidden": lr_h, "readout": lr_out}, "scale": scale,
-            "test_error": curve[-1]["test_error"], "curve": curve, "wall_time": time.perf_counter() - start,
-            "weights": [W.numpy() for W in hidden], "readout": beta.numpy()}
+    record = {"engine": engine, "rule": cfg.rule, "P": P, "P_test": P_test, "seed": cfg.seed, "batch": size,
+              "epochs": epochs, "lr": {"hidden": lr_h, "readout": lr_out}, "scale": scale,
+              "test_error": curve[-1]["test_error"], "curve": curve, "wall_time": time.perf_counter() - start,
+              "weights": [W.numpy() for W in hidden], "readout": beta.numpy()}
+    if chip is not None:
+        record["fixed"] = fixed_summary(chip, chip_stats, headroom) | {"restart": restart, "engine": fixed_engine}
+    return record
 
 
-__all__ = ["ENGINES", "learning_rates", "train_online"]
+def fixed_summary(chip, stats: list[dict], headroom: float) -> dict:
+    """What the integers did over a run: the rule's integer constants per layer, the mean fractions of
+    learning signals clipped to / rounded to 0 by the 7-bit ``y2``, of tags at their 8-bit bounds, and of
+    weights at the 8-bit bounds at the end."""
+    keys = sorted({k for s in stats for k in s})
+    return {"headroom": headroom,
+            "rules": [{"impulse": r.impulse, "y3": r.y3, "decay": list(r.decay), "pair": list(r.pair),
+                       "weight": list(r.weight) if r.weight is not None else None, "tag_unit": r.tag_unit}
+                      for r in chip.rules],
+            "weight_exp": [int(n.weight_exp) for n in chip.neurons],
+            "mean": {k: float(np.mean([s[k] for s in stats if k in s])) for k in keys},
+            "weights_at_bounds": [float(np.mean(((W <= WEIGHT_RANGE[0]) | (W >= WEIGHT_RANGE[1]))[m]))
+                                  for W, m in zip(chip.weights, chip.masks)]}
+
+
+__all__ = ["ENGINES", "fixed_summary", "learning_rates", "train_online"]

@@ -39,3 +39,20 @@ def input_spikes(net: TrainedNetwork, N: int = 5, seed: int = 1) -> torch.Tensor
     rhm = net.config.rhm.build()
     indices = np.random.default_rng(seed).integers(0, rhm.P_max, size=N)
     return encode(net, rhm.decode(indices).inputs, seed)
+
+
+def plastic_setup(arch: str, rule: str = "dfa", scale: str = "none", N: int = 2):
+    """A small network with the delta readout ``(beta / H, 0)``, N inputs, one-hot targets and the
+    Norse three-factor learner of ``rule``: ``(net, beta, learner, spikes, target)``."""
+    from spiking_rhm.backends.norse.learners import ThreeFactorLearner
+
+    net = make_network(arch, width=5, T=12)
+    beta = torch.randn(net.spec.widths[-1], net.spec.n_out, generator=torch.Generator().manual_seed(5),
+                       dtype=torch.float64)
+    net = net._replace(readout_weight=beta / beta.shape[0], readout_bias=torch.zeros(net.spec.n_out,
+                                                                                      dtype=torch.float64))
+    spikes = input_spikes(net, N=N)
+    target = torch.nn.functional.one_hot(torch.arange(N) % net.spec.n_out, net.spec.n_out).double()
+    learner = ThreeFactorLearner(rule, {}, net.spec, net.params, torch.Generator().manual_seed(3),
+                                 eligibility="synapse", scale=scale, dtype=torch.float64)
+    return net, beta, learner, spikes, target

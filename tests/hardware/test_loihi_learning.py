@@ -17,10 +17,10 @@ import torch
 
 pytest.importorskip("nir")
 
-from hardware_helpers import input_spikes, make_network  # noqa: E402
+from hardware_helpers import input_spikes, make_network, plastic_setup  # noqa: E402
 
 from hardware.loihi.learning import three_factor_step  # noqa: E402
-from spiking_rhm.backends.norse.learners import PresentedBatch, ThreeFactorLearner  # noqa: E402
+from spiking_rhm.backends.norse.learners import PresentedBatch  # noqa: E402
 from spiking_rhm.backends.norse.network import Weights  # noqa: E402
 from spiking_rhm.errors import ConfigError  # noqa: E402
 from spiking_rhm.rules import get_rule  # noqa: E402
@@ -29,15 +29,7 @@ LR = 0.1
 
 
 def _setup(arch: str, rule: str, scale: str, N: int = 2):
-    net = make_network(arch, width=5, T=12)
-    beta = torch.randn(net.spec.widths[-1], net.spec.n_out, generator=torch.Generator().manual_seed(5),
-                       dtype=torch.float64)
-    net = net._replace(readout_weight=beta / beta.shape[0], readout_bias=torch.zeros(net.spec.n_out,
-                                                                                      dtype=torch.float64))
-    spikes = input_spikes(net, N=N)
-    target = torch.nn.functional.one_hot(torch.arange(N) % net.spec.n_out, net.spec.n_out).double()
-    learner = ThreeFactorLearner(rule, {}, net.spec, net.params, torch.Generator().manual_seed(3),
-                                 eligibility="synapse", scale=scale, dtype=torch.float64)
+    net, beta, learner, spikes, target = plastic_setup(arch, rule, scale, N)
     state = copy.deepcopy(learner.rule_state)
     ref = learner.step(Weights(list(net.hidden), beta), PresentedBatch(spikes, target), lr=LR)
     return net, learner.rule, state, spikes, target, ref
