@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fixed-point-aware training (docs/hardware.md): DFA on Norse, (8,4,8,2,2), width 64, P = 384, trained with float
-# weights and with spiking.weight_bits = 8, and BPTT with weight_bits = 8 (its float twin is run.sh's network 1);
-# each deployed to Norse, Lava float and Loihi fixed point (the numpy integer model), then the fixed-point
-# residual taken apart by rounding.  About 4 minutes on 2 shared cores.
+# Fixed-point-aware training (docs/hardware.md): DFA and BPTT on Norse, (8,4,8,2,2), width 64, P = 384, each
+# trained with float weights and with spiking.weight_bits = 8, deployed to Norse, Lava float and Loihi fixed point
+# (the numpy integer model), then the fixed-point residual taken apart by rounding.  About 5 minutes on 2 shared
+# cores.
 #   bash experiments/deploy/weight_bits.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,8 @@ run() {  # name rule [train options]
 }
 run dfa_norse_s8L2 dfa
 run dfa_norse_s8L2_w8 dfa --option spiking.weight_bits=8
+run bp_norse_s8L2_float bp
 run bp_norse_s8L2_w8 bp --option spiking.weight_bits=8
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python experiments/deploy/fixed_point_residual.py \
-    "$work/dfa_norse_s8L2.nir" "$work/dfa_norse_s8L2_w8.nir" "$work/bp_norse_s8L2_w8.nir" --P-test 128 \
+    "$work"/{dfa_norse_s8L2,dfa_norse_s8L2_w8,bp_norse_s8L2_float,bp_norse_s8L2_w8}.nir --P-test 128 \
     --out "$out/weight_bits_residual.json"
