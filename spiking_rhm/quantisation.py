@@ -15,11 +15,13 @@ mantissas there are the even numbers ``2 k`` in ``[-256, 254]`` of Loihi's mixed
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from spiking_rhm.errors import ConfigError
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # no torch at import: spiking_rhm.config imports this module, and the CLI starts without torch
+    from torch import Tensor
+
 WEIGHT_BITS = (2, 16)
 """Smallest and largest ``spiking.weight_bits`` (a sign and at least one magnitude bit; 16 bits leave
 float32 master weights room below the step)."""
@@ -41,9 +43,10 @@ def mantissa_max(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def mantissas(w: Tensor, factor: float, lo: int, hi: int) -> Tensor:
-    """``clip(round(w factor), lo, hi)`` (round half to even), in ``w``'s float dtype."""
-    return torch.clamp(torch.round(w * factor), lo, hi)
+def mantissas(w, factor: float, lo: int, hi: int):
+    """``clip(round(w factor), lo, hi)`` (round half to even), in ``w``'s float dtype; ``w`` a torch tensor or a
+    numpy array (the same methods, the same rounding)."""
+    return (w * factor).round().clip(lo, hi)
 
 
 def fill_factor(w: Tensor, bits: int) -> float:
@@ -54,17 +57,17 @@ def fill_factor(w: Tensor, bits: int) -> float:
 
 def weight_levels(w: Tensor, bits: int) -> Tensor:
     """The integer mantissas ``k`` of ``w`` at ``bits`` bits (float64 tensor of integers)."""
-    w64 = w.detach().to(torch.float64)
+    w64 = w.detach().double()
     m = mantissa_max(bits)
     return mantissas(w64, fill_factor(w64, bits), -m, m)
 
 
 def quantise_weight(w: Tensor, bits: int) -> Tensor:
     """``w_q = k / f``: the real weights the ``bits``-bit mantissas stand for, in ``w``'s dtype (no gradient)."""
-    w64 = w.detach().to(torch.float64)
+    w64 = w.detach().double()
     f = fill_factor(w64, bits)
     if f == 0.0:
-        return torch.zeros_like(w).detach()
+        return w.detach().new_zeros(w.shape)
     m = mantissa_max(bits)
     return (mantissas(w64, f, -m, m) / f).to(w.dtype)
 

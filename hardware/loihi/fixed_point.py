@@ -32,7 +32,6 @@ import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
-import torch
 
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.quantisation import mantissas
@@ -139,8 +138,7 @@ def quantise(layer: FloatLIF, scale: float | None = None) -> FixedLIF:
         if layer.vth * S / 2**ACT_SHIFT > VTH_MAX or drive * S * HEADROOM >= MAX_UV or layer.vth * S / 2**ACT_SHIFT < 1:
             continue
         # even mantissas 2 k: k = round(w S / (64 2^e 2)), the factor is spiking_rhm.quantisation.fill_factor(W, 8)
-        q = 2 * mantissas(torch.from_numpy(W), S / 2**ACT_SHIFT / 2.0**e / 2, WEIGHT_MIN // 2,
-                          WEIGHT_MAX // 2).numpy().astype(np.int32)
+        q = 2 * mantissas(W, S / 2**ACT_SHIFT / 2.0**e / 2, WEIGHT_MIN // 2, WEIGHT_MAX // 2).astype(np.int32)
         if (np.abs(q).sum(1).max(initial=0) * 2.0**e) > ACT_MAX:
             continue
         vth = int(round(layer.vth * S / 2**ACT_SHIFT))
