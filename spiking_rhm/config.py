@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from spiking_rhm.errors import ConfigError, RHMParameterError
 from spiking_rhm.network import ARCHITECTURES as _NETWORK_ARCHITECTURES
+from spiking_rhm.quantisation import check_weight_bits
 
 BACKENDS = ("rate", "norse", "brian2", "lava")
 ARCHITECTURES = tuple(_NETWORK_ARCHITECTURES)  # spiking_rhm.network
@@ -126,6 +127,9 @@ class SpikingConfig:
     modulator_tau: float = 0.0  # s: time constant of the arriving modulator (0: one step) (brian2)
     plasticity: str = "window"  # window (one update per window from counts) | online (weights change within it)
     update_every: int = 1  # online plasticity / e-prop: a learning signal every k steps
+    # norse: train with the hidden weights quantised to this many signed bits in the forward pass, one shared
+    # scale per layer (Loihi's fixed point at 8; straight-through, float master weights); None: float weights
+    weight_bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown spiking.plasticity {sp.plasticity!r}; valid: {', '.join(SPIKE_PLASTICITY)}")
     if isinstance(sp.update_every, bool) or not isinstance(sp.update_every, int) or sp.update_every < 1:
         raise ConfigError(f"spiking.update_every must be an integer >= 1 step, got {sp.update_every!r}")
+    check_weight_bits(sp.weight_bits)
+    if sp.weight_bits is not None and cfg.backend != "norse":
+        raise ConfigError(f"spiking.weight_bits (fixed-point-aware training) is an option of the norse back end, "
+                          f"not {cfg.backend}")
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
         raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")

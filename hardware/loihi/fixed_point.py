@@ -34,6 +34,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.quantisation import mantissas
 
 DECAY_UNITY = 4096  # 12-bit decays
 ACT_SHIFT = 6  # activation and threshold are MSB-aligned by 6 bits
@@ -139,7 +140,8 @@ def quantise(layer: FloatLIF, scale: float | None = None, headroom: float = 1.0)
     for S, e in candidates:
         if layer.vth * S / 2**ACT_SHIFT > VTH_MAX or drive * S * HEADROOM >= MAX_UV or layer.vth * S / 2**ACT_SHIFT < 1:
             continue
-        q = np.clip(np.round(W * S / 2**ACT_SHIFT / 2.0**e / 2) * 2, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32)
+        # even mantissas 2 k: k = round(w S / (64 2^e 2)), the factor is spiking_rhm.quantisation.fill_factor(W, 8)
+        q = 2 * mantissas(W, S / 2**ACT_SHIFT / 2.0**e / 2, WEIGHT_MIN // 2, WEIGHT_MAX // 2).astype(np.int32)
         if (np.abs(q).sum(1).max(initial=0) * 2.0**e) > ACT_MAX:
             continue
         vth = int(round(layer.vth * S / 2**ACT_SHIFT))

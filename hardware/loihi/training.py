@@ -87,6 +87,9 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
         raise ConfigError("Lava runs every presentation as a new process: fixed_engine='lava' needs restart=True")
     if not (isinstance(batch, int) and batch >= 1 and isinstance(epochs, int) and epochs >= 0):
         raise ConfigError(f"batch must be >= 1 and epochs >= 0 (integers), got {batch!r}, {epochs!r}")
+    if cfg.spiking.weight_bits is not None:
+        raise ConfigError("spiking.weight_bits is fixed-point-aware training of the Norse back end, which on-chip "
+                          "training does not use (leave weight_bits unset)")
     dtype = torch.float64
     rhm = cfg.rhm.build()
     encoder, spec, params = build_network(cfg, rhm.v)

@@ -25,7 +25,7 @@ SPIKING = dict(code="rate", T=10, dt=1e-3, max_rate=200.0, tau_mem=1e-2, tau_syn
                tau_elig=2e-2, v_th=1.0, delay=0, drive=4.0, psi_beta=5.0, eligibility="factored",
                eligibility_scale="expected", v_rest=1.0, reset="zero", v_init="rest", readout="counts",
                tau_readout=2e-2, population_size=4, latency_window=None, plasticity="window",
-               update_every=1, modulator_delay=0)
+               update_every=1, modulator_delay=0, weight_bits=None)
 
 RATE_RUNS = {
     "rate-bp": dict(rule="bp"),

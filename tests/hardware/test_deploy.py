@@ -63,3 +63,33 @@ def test_lava_rows_match_norse_exactly_in_float():
     assert rows["lava-float"]["spike_agreement"] == [1.0, 1.0]
     assert rows["lava-float"]["test_error"] == rows["norse"]["test_error"]
     assert np.all(np.array(rows["loihi-fixed"]["spike_agreement"]) > 0.9)
+
+
+def test_fixed_point_aware_training_deploys_without_weight_rounding(tmp_path):
+    """A network trained with spiking.weight_bits = 8 reaches Loihi fixed point with its weights exact (the export
+    finds the training's integers), and its fixed-point spikes follow Norse closer than the same network trained
+    in float; what is left is the rounding of decays, thresholds and the integer potentials."""
+    import dataclasses
+
+    from hardware_helpers import make_config
+
+    from spiking_rhm.api import train
+    from spiking_rhm.backends.norse.deployed import from_checkpoint
+    from spiking_rhm.checkpoint import Checkpoint
+    from spiking_rhm.config import OptimConfig, RHMConfig
+
+    reports = {}
+    for bits in (None, 8):
+        cfg = make_config("cnn", width=6)
+        cfg = cfg.replace(rhm=RHMConfig(v=8, m=4, n_c=8, s=2, L=2), P=64, P_test=128,
+                          spiking=dataclasses.replace(cfg.spiking, weight_bits=bits),
+                          optim=OptimConfig(epochs=2, batch_size=16))
+        train(cfg, checkpoint=tmp_path / f"{bits}.npz")
+        net = from_checkpoint(Checkpoint.load(tmp_path / f"{bits}.npz"))
+        reports[bits] = evaluate_deployment(to_nir(net), P_test=128, targets=["norse", "loihi-fixed"],
+                                            engine="reference", batch=128)
+    assert all(q["relative_weight_error"] < 1e-6 for q in reports[8]["quantisation"])
+    assert all(q["relative_weight_error"] > 1e-3 for q in reports[None]["quantisation"])
+    fixed = {bits: r["targets"]["loihi-fixed"] for bits, r in reports.items()}
+    assert fixed[8]["agreement_with_norse"] == 1.0 and min(fixed[8]["spike_agreement"]) > 0.999
+    assert all(a > b for a, b in zip(fixed[8]["spike_agreement"], fixed[None]["spike_agreement"]))

@@ -115,3 +115,23 @@ def test_quantise_errors():
 def test_potentials_stay_inside_24_bits():
     q = quantise(_layer(n_out=8, n_in=64, scale=0.2))
     assert q.scale * 1.0 * 4 < MAX_UV
+
+
+@pytest.mark.parametrize("n_in, scale, vth", [(10, 0.05, 1.0), (64, 0.2, 1.0), (40, 0.01, 30.0), (10, 3.0, 1.0)])
+def test_export_rounds_weights_as_fixed_point_aware_training_does(n_in, scale, vth):
+    """quantise's 8-bit mantissas are 2 x the training quantiser's levels (spiking.weight_bits = 8), whatever the
+    exponent and scale the layer gets; weights already quantised in training (times a per-layer gain, as the
+    NIR -> Lava map multiplies them) come out as the same integers and lose nothing."""
+    import torch
+
+    from spiking_rhm.quantisation import quantise_weight, weight_levels
+
+    layer = _layer(n_out=8, n_in=n_in, seed=n_in, vth=vth, v_leak=vth, scale=scale)
+    W = torch.from_numpy(layer.weight)
+    q = quantise(layer)
+    np.testing.assert_array_equal(q.weight, 2 * weight_levels(W, 8).numpy().astype(np.int32))
+    trained = quantise_weight(W.float(), 8).double().numpy()  # float32 master weights, as the Norse back end
+    for gain in (1.0, 0.37, 12.5):
+        fixed = quantise(layer._replace(weight=gain * trained))
+        np.testing.assert_array_equal(fixed.weight, q.weight)
+        np.testing.assert_allclose(fixed.dequantised_weight(), gain * trained, rtol=1e-6, atol=0)

@@ -6,6 +6,8 @@ give the weights, readout and learning curve of the Norse float learner on the s
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,9 @@ def test_what_the_chip_cannot_train_is_refused_before_lava_starts():
         train_online(make_config("lcn"), engine="loihi-9")
     with pytest.raises(ConfigError, match="batch must be"):
         train_online(make_config("lcn"), batch=0)
+    with pytest.raises(ConfigError, match="weight_bits"):
+        cfg = make_config("lcn")
+        train_online(cfg.replace(spiking=dataclasses.replace(cfg.spiking, weight_bits=8)), engine="norse")
     with pytest.raises(ConfigError, match="positive views"):
         train_online(make_config("lcn").replace(rule="clapp", rule_options={"pairs": "resample"}), engine="lava",
                      epochs=1)

@@ -86,6 +86,9 @@ def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype:
 
     cfg = checkpoint.config
     spiking = _lif_only(cfg, spiking or {})
+    if "weight_bits" in spiking:
+        raise ConfigError("spiking.weight_bits is a training setting: a checkpoint holds the weights its run was scored "
+                          "with (quantised when it trained with weight_bits), and they are deployed as saved")
     if spiking:
         unknown = sorted(set(spiking) - {f.name for f in dataclasses.fields(cfg.spiking)})
         if unknown:

@@ -119,7 +119,7 @@ def record_dynamics(cfg, steps: int = 20, n_synapses: int = 6) -> DynamicsRecord
         spikes.append(torch.stack(window[l]["z"]).flatten(1).numpy())
         v_pre.append(torch.stack(window[l]["v_pre"]).flatten(1).numpy())
     input_spikes = batch.spikes[:, 0].transpose(1, 2).flatten(1).cpu().numpy()
-    energy = activity(batch.spikes, setup.weights, spec, p)
+    energy = activity(batch.spikes, setup.network_weights(), spec, p)
     return DynamicsRecord(p.dt, float(p.lif.v_th), input_spikes, spikes, v_pre, elig, psi_rec, xbar_rec, synapses,
                           modulator, weights, np.array(losses), cfg.rule, energy)
 

@@ -38,6 +38,11 @@ r"""How the Norse back end turns a presented batch into weight gradients.
   (``plasticity = "window"``) or applied as it arrives (``"online"``).
 * :class:`BPTTLearner` -- rule ``bp``: surrogate-gradient backprop through time of the
   readout cross-entropy (Norse ``method="super"``), the non-local reference.
+
+Fixed-point-aware training (``weight_bits``, :meth:`Learner.forward_weights`): every learner runs the
+network with its hidden weights quantised, ``W_q = Q_b(W)`` (:mod:`spiking_rhm.quantisation`), so the spikes,
+eligibilities, signals and BPTT gradients are those of ``W_q``; the update is applied to the float master
+weights ``W`` (straight-through: ``dW_q / dW = 1``).  Online plasticity re-quantises after every in-window update.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ from spiking_rhm.plasticity import (
     non_local_needs,
     weight_gradients,
 )
+from spiking_rhm.quantisation import check_weight_bits, quantise_weight
 from spiking_rhm.rules.base import LearningContext, Rule, get_rule
 from spiking_rhm.rules.branch import branch_step
 
@@ -104,8 +110,10 @@ class Learner:
                  generator: torch.Generator, delay: int = 0, eligibility: str = "factored",
                  scale: str = "expected", dtype: torch.dtype = torch.float32,
                  device: str | torch.device = "cpu", plasticity: str = "window", update_every: int = 1,
-                 modulator_delay: int = 0, momentum: float = 0.0, weight_decay: float = 0.0):
+                 modulator_delay: int = 0, momentum: float = 0.0, weight_decay: float = 0.0,
+                 weight_bits: int | None = None):
         self.rule_name, self.spec, self.params = rule_name, spec, params
+        self.weight_bits = check_weight_bits(weight_bits)
         self.delay, self.eligibility, self.dtype, self.device = int(delay), eligibility, dtype, device
         eligibility_scale(scale)  # an unknown name: a clear error now
         self.scale = scale
@@ -135,6 +143,15 @@ class Learner:
     def step(self, weights: Weights, batch: PresentedBatch, lr: float, recorder: Recorder | None = None
              ) -> StepResult:
         raise NotImplementedError
+
+    def forward_weights(self, weights: Weights) -> Weights:
+        """The weights the network runs with: ``weights`` themselves, or with ``weight_bits`` their hidden
+        weights quantised (:func:`spiking_rhm.quantisation.quantise_weight`, one scale per layer).  The
+        update computed with them is returned for (or applied to) ``weights``, the float master weights:
+        a straight-through estimator."""
+        if self.weight_bits is None:
+            return weights
+        return Weights([quantise_weight(w, self.weight_bits) for w in weights.hidden], weights.readout)
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> float:
@@ -181,6 +198,7 @@ class ThreeFactorLearner(Learner):
     def step(self, weights, batch, lr, recorder=None):
         if self.streams:
             return self._stream(weights, batch, lr, recorder)
+        weights = self.forward_weights(weights)  # the grads below are returned for the master weights
         spec, p = self.spec, self.params
         N = batch.spikes.shape[1]
         traces = [make_eligibility(self.eligibility, p.elig, p.dt, p.pre) for _ in range(spec.depth)]
@@ -222,6 +240,7 @@ class ThreeFactorLearner(Learner):
         points = {t for t in range(T) if (t + 1) % k_every == 0 or t == T - 1}
         pending: deque = deque()
         total = [torch.zeros_like(w) for w in weights.hidden]
+        master, weights = weights, self.forward_weights(weights)
         signals = ctx = logits = hbar = None
         u = None
         with torch.no_grad():
@@ -251,7 +270,8 @@ class ThreeFactorLearner(Learner):
                     for a, gi in zip(total, g):
                         a.add_(gi)
                     if apply:
-                        self._apply(weights, g, lr)
+                        self._apply(master, g, lr)
+                        weights = self.forward_weights(master)
                 t += 1
             grad_out = readout_gradient(hbar, logits, batch.target)
         layers = list(ctx.layers)
@@ -359,7 +379,8 @@ class BPTTLearner(Learner):
 
     def step(self, weights, batch, lr, recorder=None):
         spec, p = self.spec, self.params
-        params = [w.detach().requires_grad_(True) for w in weights.parameters()]
+        # with weight_bits: the gradient at the quantised weights, for the master weights (straight-through)
+        params = [w.detach().requires_grad_(True) for w in self.forward_weights(weights).parameters()]
         state = initial_state(spec, p, batch.spikes.shape[1], batch.spikes.dtype, batch.spikes.device)
         with torch.enable_grad():
             res, _ = run_window(batch.spikes, params[:-1], spec, p, state, None, True, recorder)

@@ -15,6 +15,9 @@ given with the rule options: ``readout_lr`` (as the rate back end).  The neuron 
 parameters come from ``cfg.spiking``: taus, ``drive`` g, ``psi_beta``, ``eligibility``
 (factored | synapse) and ``eligibility_scale`` (``expected`` (default): the trace normalised to
 the rate eligibility's scale, so the same learning rates apply; ``none``: the raw trace).
+``spiking.weight_bits`` = b: fixed-point-aware training -- the network runs (in training, evaluation and the
+checkpoint) with its hidden weights quantised to b signed bits with one scale per layer, as the Loihi
+fixed-point export quantises them at b = 8; the updates go to float master weights (straight-through).
 The metrics dict has the keys of the rate back end (``test_error``, ``train_error``, ``curve``,
 ``alignment``, ``data``, ``diverged``, ...) plus ``spiking`` (the neuron/trace parameters used).
 """
@@ -92,10 +95,16 @@ class NorseSetup:
                                              dtype=dtype, device=self.device, plasticity=sp.plasticity,
                                              update_every=sp.update_every,
                                              modulator_delay=round(sp.modulator_delay / sp.dt),
-                                             momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+                                             momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
+                                             weight_bits=sp.weight_bits)
         self.levels = self.learner.positive_view_levels()
         self.spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
         self.view_rng = np.random.default_rng([cfg.seed, 2])
+
+    def network_weights(self) -> Weights:
+        """The weights the network runs with: the float weights, or with ``spiking.weight_bits`` the hidden
+        weights quantised (:meth:`~.learners.Learner.forward_weights`); ``self.weights`` are the master weights."""
+        return self.learner.forward_weights(self.weights)
 
     def learning_rates(self) -> tuple[float, float]:
         """(hidden, readout) learning rates, the conventions of the rate back end."""
@@ -124,10 +133,11 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     if n == 0:
         return float("nan"), float("nan"), torch.zeros(0, setup.spec.widths[-1])
     wrong, loss, feats = 0, 0.0, []
+    weights = setup.network_weights()
     with torch.no_grad():
         for i in range(0, n, EVAL_CHUNK):
             part = sample.take(np.arange(i, min(n, i + EVAL_CHUNK)))
-            hbar, logits = forward_features(setup.encode(part.inputs, generator), setup.weights, setup.spec,
+            hbar, logits = forward_features(setup.encode(part.inputs, generator), weights, setup.spec,
                                             setup.params)
             y = torch.as_tensor(part.labels, device=setup.device)
             wrong += int((logits.argmax(1) != y).sum())
@@ -154,9 +164,10 @@ def final_scores(evaluate_part, train, test, n_out: int, seed: int, diverged: bo
 
 
 def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
-    """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch)."""
+    """Per-layer cosine between the rule's update and the surrogate-gradient BPTT gradient (same batch, and
+    the same weights the rule's network ran with)."""
     bptt = BPTTLearner("bp", {}, setup.spec, setup.params, torch.Generator(), dtype=setup.dtype, device=setup.device)
-    ref = bptt.step(setup.weights, batch, 0.0)
+    ref = bptt.step(setup.network_weights(), batch, 0.0)
     return [cosine_similarity(g, r) for g, r in zip(grads, ref.grads)]
 
 
@@ -200,7 +211,7 @@ class SetupParameters:
         return self.setup.learner.data_use() or {"pairs": None}
 
     def checkpoint_weights(self):
-        w = self.setup.weights
+        w = self.setup.network_weights()  # with spiking.weight_bits: the quantised network, what was scored
         return w.hidden, w.readout
 
 
@@ -251,7 +262,7 @@ class NorseBackend(SetupParameters):
             if not part.labels.shape[0]:
                 return None
             gen = torch.Generator().manual_seed(self.cfg.seed + 2)
-            return activity(self.setup.encode(part.inputs, gen), self.setup.weights, self.setup.spec,
+            return activity(self.setup.encode(part.inputs, gen), self.setup.network_weights(), self.setup.spec,
                             self.setup.params)
 
     def record(self):

@@ -72,3 +72,14 @@ def test_bad_normalisation_settings(kw, match):
     _, net = tiny()
     with pytest.raises(ConfigError, match=match):
         normalise(net, **kw)
+
+
+def test_weight_bits_cannot_be_changed_at_export():
+    """A checkpoint deploys the weights its run was scored with; weight_bits given as an export override is refused
+    (not silently ignored)."""
+    cfg = RunConfig.from_dict({"rhm": RHM, "P": 96, "P_test": 64, "rule": "dfa", "backend": "norse", "seed": 3,
+                               "net": {"width": 12}})
+    w = init_weights(build_spec("cnn", 8, 4, 2, 2, 12, 8), torch.Generator().manual_seed(3), torch.float64)
+    checkpoint = make_checkpoint(cfg, w.hidden, w.readout)
+    with pytest.raises(ConfigError, match="training setting"):
+        from_checkpoint(checkpoint, {"weight_bits": 8})
