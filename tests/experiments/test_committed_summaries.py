@@ -24,7 +24,9 @@ SWEEPS = {
                                             ("experiments/claims/claim2_lr_check.toml", {"optim.lr": 0.01,
                                                                                          "rules": ["sdfa"]})],
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
+    "experiments/results/fair_claim1_reduced": [("experiments/claims/fair/claim1_reduced.toml", {})],
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
+    "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
@@ -66,7 +68,9 @@ def test_every_committed_summary_has_its_config():
 
 # docs/results.md section heading -> the committed results directory whose report tables it shows
 FAIR_SECTIONS = {
+    "## Reduced fair-protocol run: claim 1": "fair_claim1_reduced",
     "## Reduced fair-protocol run: claim 2": "fair_claim2_reduced",
+    "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
 }
 
@@ -75,7 +79,7 @@ FAIR_SECTIONS = {
 def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
     """docs/results.md's reduced fair-protocol tables (report --scoring online) carry the committed CSVs' numbers,
     not hand-copied ones: every P* row and every per-P row (test error mean [min, max], train error, both scorings)."""
-    from experiments.report import _num, _size
+    from experiments.report import _num, _setting, _size
 
     text = (ROOT / "docs" / "results.md").read_text()
     start = text.index(heading)
@@ -83,10 +87,11 @@ def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
     directory = ROOT / "experiments" / "results" / FAIR_SECTIONS[heading]
     for row in read_csv(directory / "pstar.csv"):
         interval = f"[{_size(float(row['pstar_low']))}, {_size(float(row['pstar_high']))}]"
-        assert f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {_size(float(row['pstar']))} | {interval} |" in section
+        assert f"| {row['rule']} [rate] | {_setting(row)} | {_size(float(row['pstar']))} | {interval} |" in section
     for row in read_csv(directory / "summary.csv"):
         cells = [f"{_num(float(row['test_error_mean']))} [{_num(float(row['test_error_min']))}, "
                  f"{_num(float(row['test_error_max']))}]", _num(float(row["train_error_mean"]))]
-        line = next(l for l in section.splitlines() if l.startswith(f"| {row['rule']} [rate] | (8,4,8,2,3) g0,1,2 | {row['P']} |"))
+        line = next(l for l in section.splitlines()
+                    if l.startswith(f"| {row['rule']} [rate] | {_setting(row)} | {row['P']} |"))
         assert " | ".join(cells) in line
         assert f"| {_num(float(row['online_test_error_mean']))} | {_num(float(row['probe_test_error_mean']))} |" in line
