@@ -11,11 +11,10 @@ export OMP_NUM_THREADS=1
 nice -n 5 spiking-rhm curve --config experiments/spiking/rate_vs_norse.toml --quiet
 L3=experiments/spiking/rate_vs_norse_L3.toml                         # (8,4,8,2,3): bp, both back ends
 nice -n 5 spiking-rhm curve --config $L3 --quiet
-nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca,dfa,random-features --backend rate
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,sibling-cca,random-features --backend rate
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend rate --P 2048,3072
-nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --seeds 0 --P 1536
-nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 1024
-nice -n 5 spiking-rhm curve --config $L3 --quiet --rule dfa,random-features --backend norse --seeds 0 --P 1024
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 1024,1536
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,random-features --backend norse --seeds 0 --P 1024
 spiking-rhm plot results/rate_vs_norse
 cp results/rate_vs_norse/figures/learning_curves.png docs/figures/spiking/rate_vs_norse.png
 mkdir -p experiments/spiking/rate_vs_norse
