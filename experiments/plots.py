@@ -53,17 +53,31 @@ def _grid(n: int):
 
 
 def _panels(all_curves: list[Curve]) -> dict[tuple, list[Curve]]:
+    """Curves per panel (RHM setting, grammar, back end), panels in that order: a row per setting."""
     panels: dict[tuple, list[Curve]] = {}
     for curve in all_curves:
         panels.setdefault((curve.rhm, curve.rule_seed, curve.backend), []).append(curve)
-    return panels
+    return dict(sorted(panels.items(), key=lambda item: (item[0][0], str(item[0][1]), item[0][2])))
+
+
+def _rule_colours(all_curves: list[Curve]) -> dict[tuple, str]:
+    """One colour per (rule, variant) in every panel (the default cycle, in sorted order)."""
+    keys = sorted({(c.rule, c.variant) for c in all_curves})
+    return {key: f"C{i % 10}" for i, key in enumerate(keys)}
 
 
 def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1):
     plt = _pyplot()
     panels = _panels(all_curves)
+    backends = {key[2] for key in panels}
     rows, cols = _grid(len(panels))
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 5.5 * rows), squeeze=False)
+    if 1 < len(backends) <= 3 and len(panels) > 3:  # a column per back end, a row per setting
+        cols = len(backends)
+        rows = (len(panels) + cols - 1) // cols
+    colours = _rule_colours(all_curves)
+    # each panel's legend hangs below it: rows further apart when there are several
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, (7.5 if rows > 1 else 5.5) * rows), squeeze=False,
+                             gridspec_kw={"hspace": 0.75 if rows > 1 else 0.2})
     for ax, ((rhm, rule_seed, backend), members) in zip(axes.flat, panels.items()):
         floor = None
         for curve in members:
@@ -76,7 +90,8 @@ def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1):
             floor = 0.5 / P_test if P_test else 1e-4  # half a test point: where a zero error is drawn
             mean = np.nanmean(err[:, keep], axis=0)
             low, high = np.nanmin(err[:, keep], axis=0), np.nanmax(err[:, keep], axis=0)
-            (line,) = ax.plot(P[keep], np.maximum(mean, floor), marker="o", ms=3, label=f"{curve.label} (n={len(curve.seeds)})")
+            (line,) = ax.plot(P[keep], np.maximum(mean, floor), marker="o", ms=3, label=f"{curve.label} (n={len(curve.seeds)})",
+                              color=colours[(curve.rule, curve.variant)])
             ax.fill_between(P[keep], np.maximum(low, floor), np.maximum(high, floor), color=line.get_color(), alpha=0.2)
         v, m, n_c, s, L = rhm
         ax.axhline(eps, color="k", ls=":", lw=1, label=f"eps = {eps}")

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Rate vs Norse learning curves (experiments/spiking/rate_vs_norse.toml): the sweep (resumable), its figure
-# docs/figures/spiking/rate_vs_norse.png and the P* table (spiking-rhm report).
+# Rate vs Norse learning curves on two RHM settings, one output directory (results/rate_vs_norse):
+# (8,4,8,2,2) from experiments/spiking/rate_vs_norse.toml and (8,4,8,2,3) from rate_vs_norse_L3.toml.
+# The sweeps (resumable), one figure with a panel per (setting, back end)
+# (docs/figures/spiking/rate_vs_norse.png), the P* table and per-P summary (spiking-rhm report; also as CSV
+# in experiments/spiking/rate_vs_norse/).
 #   bash experiments/spiking/rate_vs_norse.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
 nice -n 5 spiking-rhm curve --config experiments/spiking/rate_vs_norse.toml --quiet
+L3=experiments/spiking/rate_vs_norse_L3.toml                         # (8,4,8,2,3): bp, both back ends
+nice -n 5 spiking-rhm curve --config $L3 --quiet
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,sibling-cca,random-features --backend rate
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend rate --P 2048,3072
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 1024,1536
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,random-features --backend norse --seeds 0 --P 1024
 spiking-rhm plot results/rate_vs_norse
 cp results/rate_vs_norse/figures/learning_curves.png docs/figures/spiking/rate_vs_norse.png
-spiking-rhm report results/rate_vs_norse --out results/rate_vs_norse/report.md
+mkdir -p experiments/spiking/rate_vs_norse
+spiking-rhm report results/rate_vs_norse --out results/rate_vs_norse/report.md \
+    --csv experiments/spiking/rate_vs_norse/summary.csv --pstar-csv experiments/spiking/rate_vs_norse/pstar.csv
 cat results/rate_vs_norse/report.md

@@ -28,6 +28,19 @@ SWEEPS = {
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
+    # experiments/spiking/rate_vs_norse.sh: (8,4,8,2,2); (8,4,8,2,3) with its command-line additions
+    "experiments/spiking/rate_vs_norse": [
+        ("experiments/spiking/rate_vs_norse.toml", {}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["eprop", "dfa", "clapp", "sibling-cca",
+                                                                 "random-features"], "backends": ["rate"]}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["rate"],
+                                                       "P": [2048, 3072]}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["norse"],
+                                                       "P": [1024, 1536]}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["eprop", "dfa", "clapp", "random-features"],
+                                                       "backends": ["norse"], "seeds": [0], "P": [1024]}),
+    ],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
 }

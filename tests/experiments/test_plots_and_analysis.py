@@ -139,3 +139,32 @@ def test_cli_pstar_scoring_rescores_and_says_which(tmp_path):
     assert "scoring: online readout" in online.output and "scoring: linear probe" in probe.output
     assert "inf" in online.output and "NOT CONVERGED" in online.output
     assert "inf" not in probe.output.split("\n")[3]
+
+
+def test_learning_curves_keep_a_rule_colour_across_panels_and_a_row_per_setting(tmp_path, monkeypatch):
+    """Panels sorted by (setting, grammar, back end), a column per back end; a rule's line has the same colour in
+    every panel, also when a panel lacks a rule (the first setting has no bp here: the colour cycle shifted)."""
+    from experiments import plots
+
+    records = [r for r in synthetic(with_layers=False) if not (r["rule"] == "bp" and r["config"]["rhm"]["L"] == 2)]
+    norse = [{**r, "backend": "norse", "run_id": r["run_id"] + "-n", "config": {**r["config"], "backend": "norse"}}
+             for r in records]
+    seen = {}
+
+    def capture(fig, out, name):
+        seen["axes"] = [ax for ax in fig.axes if ax.get_visible()]
+        return []
+
+    monkeypatch.setattr(plots, "_save", capture)
+    plots.plot_learning_curves(curves((records + norse)[::-1]), tmp_path)  # reversed: order must not follow records
+    axes = seen["axes"]
+    assert len(axes) == 4 and axes[0].get_gridspec().ncols == 2
+    assert ["(8,4,8,2,2)" in ax.get_title() for ax in axes] == [True, True, False, False]
+    assert [ax.get_title().split(", ")[-1].split(";")[0] for ax in axes] == ["norse", "rate"] * 2
+    colours = {}
+    for ax in axes:
+        for line in ax.get_lines():
+            rule = line.get_label().split(" [")[0]
+            if rule in ("bp", "dfa"):
+                colours.setdefault(rule, set()).add(line.get_color())
+    assert all(len(c) == 1 for c in colours.values()) and colours["bp"] != colours["dfa"]
