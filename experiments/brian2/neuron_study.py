@@ -7,7 +7,7 @@
 ``--axis neuron``: one panel per rule, test error against P, one line per network (rate, Norse LIF, brian2 with
 each neuron model; seed mean, bars min..max). ``--axis delay``: test error against ``spiking.modulator_delay``
 at each P, one line per (rule, back end, neuron, plasticity) run with a delay (its delay-0 runs may come from
-another directory), every seed drawn. Both print the table they draw
+another directory), every seed drawn, and the linear probe's error dashed. Both print the table they draw
 (seed mean [min, max]). Records are grouped by :func:`experiments.analysis.curves`, as ``spiking-rhm report``
 groups them.
 """
@@ -73,7 +73,9 @@ def _pyplot():
 def plot_neurons(table: dict, chance: float, out: Path, title: str) -> None:
     plt = _pyplot()
     rules = [r for r in RULES if any(rule == r for rule, _ in table)]
-    fig, axes = plt.subplots(1, len(rules), figsize=(3.6 * len(rules), 3.4), sharey=True, squeeze=False)
+    cols = min(2, len(rules))
+    rows = -(-len(rules) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), sharey=True, squeeze=False)
     for ax, rule in zip(axes.flat, rules):
         for i, net in enumerate(NETWORKS):
             by_P = table.get((rule, net))
@@ -85,14 +87,17 @@ def plot_neurons(table: dict, chance: float, out: Path, title: str) -> None:
             lo = mean - np.array([np.nanmin(e) for e in errs])
             hi = np.array([np.nanmax(e) for e in errs]) - mean
             style = "--" if not net.startswith("brian2") else "-"
-            ax.errorbar(P + (i - 2.5) * 3, mean, yerr=[lo, hi], ls=style, marker="o", ms=4, capsize=2,
+            ax.errorbar(P + (i - 2.5) * 4, mean, yerr=[lo, hi], ls=style, marker="o", ms=4, capsize=2,
                         color=f"C{i}", label=net)
         ax.axhline(chance, color="grey", ls=":", lw=1)
         ax.set_title(rule, fontsize=9)
         ax.set_xlabel("training points P")
         ax.set_xticks(sorted({p for (r, _), by in table.items() if r == rule for p in by}))
         ax.set_ylim(0, 1)
-    axes.flat[0].set_ylabel("test error (grey: chance)")
+    for ax in axes.flat[len(rules):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test error (dotted: chance)")
     axes.flat[0].legend(fontsize=7, frameon=False, loc="lower left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -100,15 +105,20 @@ def plot_neurons(table: dict, chance: float, out: Path, title: str) -> None:
     fig.savefig(out, dpi=120)
 
 
-def plot_delays(table: dict, chance: float, out: Path, title: str) -> None:
+def plot_delays(table: dict, probe: dict, chance: float, out: Path, title: str) -> None:
+    """Solid: the recorded test error (the rule's own readout for dfa); dashed: the linear probe."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for i, ((rule, net, P), by_delay) in enumerate(table.items()):
         delays = np.array(list(by_delay), dtype=float)
         mean = np.array([np.nanmean(e) for e in by_delay.values()])
         (line,) = ax.plot(delays, mean, marker="o", color=f"C{i}", label=f"{rule}, {net}, P = {P}")
         for d, errs in by_delay.items():
             ax.plot([d] * len(errs), errs, ".", color=line.get_color(), alpha=0.5)
+        if (rule, net, P) in probe:
+            by = probe[rule, net, P]
+            ax.plot(list(by), [np.nanmean(e) for e in by.values()], ls="--", marker="x", color=line.get_color(),
+                    label=f"{rule}, {net}: linear probe")
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("modulator delay (ms)")
     ax.set_ylabel("test error (line: seed mean, dots: seeds)")
@@ -121,7 +131,7 @@ def plot_delays(table: dict, chance: float, out: Path, title: str) -> None:
 
 
 def main(argv=None) -> None:
-    from experiments.analysis import curves
+    from experiments.analysis import curves, rescore
     from experiments.store import read_results
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,13 +158,17 @@ def main(argv=None) -> None:
             plot_neurons(table, chance, args.out, title)
     else:
         table = delay_table(all_curves)
+        probe = delay_table(curves(rescore(records, "probe")[0]))
         delays = sorted({d for by in table.values() for d in by})
-        print("| rule | network | P | " + " | ".join(f"{d:g} ms" for d in delays) + " |")
-        print("|---|---|---|" + "---|" * len(delays))
-        for (rule, net, P), by in table.items():
-            print(f"| {rule} | {net} | {P} | " + " | ".join(_cell(by.get(d, [])) for d in delays) + " |")
+        print("| rule | network | P | scoring | " + " | ".join(f"{d:g} ms" for d in delays) + " |")
+        print("|---|---|---|---|" + "---|" * len(delays))
+        for key, by in table.items():
+            rule, net, P = key
+            for scoring, values in (("recorded", by), ("linear probe", probe.get(key, {}))):
+                print(f"| {rule} | {net} | {P} | {scoring} | " + " | ".join(_cell(values.get(d, [])) for d in delays)
+                      + " |")
         if args.out:
-            plot_delays(table, chance, args.out, title)
+            plot_delays(table, probe, chance, args.out, title)
     if args.out:
         print(f"wrote {args.out}")
 
