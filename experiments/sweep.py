@@ -30,6 +30,10 @@ three go through the same strict validation.  A sweep file looks like::
     [overrides.sibling-cca.grid]        # merged into the grid of that rule
     shrink = [0.15, 0.2, 0.35]
 
+    [vary]                              # more axes of the grid: a run setting (section.key) -> values,
+    "spiking.neuron" = ["lif", "adex"]  # every run once per combination (over the shared settings and
+    "spiking.modulator_delay" = [0.0, 0.01]   # the overrides); curves are told apart by these settings
+
 :func:`run_sweep` expands the sweep (:meth:`SweepConfig.runs`), skips runs that already
 have a final record in the output directory (see :mod:`experiments.store`), and runs the
 rest with a local process pool (default), serially (``workers = 1``) or on a Dask cluster.
@@ -67,7 +71,7 @@ TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results rec
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
 RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
 SWEEP_KEYS = ("rules", "backends", "rhm", "rule_seeds", "P", "seeds", "out", "workers", "dask", "retry_failed",
-              "overrides", "stack", *RUN_KEYS)
+              "overrides", "stack", "vary", *RUN_KEYS)
 
 
 def default_workers() -> int:
@@ -77,10 +81,12 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """A validated sweep: the grid ``rhm x rules x backends x P x seeds`` and shared run settings.
+    """A validated sweep: the grid ``rhm x rules x backends x vary x P x seeds`` and shared run settings.
 
     ``run`` holds the shared :data:`RUN_KEYS` sections as a plain dict (validated by building
-    a :class:`RunConfig`); ``overrides[rule]`` changes them for one rule.
+    a :class:`RunConfig`); ``overrides[rule]`` changes them for one rule; ``vary`` maps a run setting
+    (``"section.key"``, e.g. ``"spiking.neuron"``, or ``"P_test"``) to the values it takes, one more
+    axis of the grid each (applied over the shared settings and the overrides).
     """
 
     rules: tuple[str, ...]
@@ -95,6 +101,7 @@ class SweepConfig:
     dask: str | None = None
     retry_failed: bool = True
     stack: int | None = None  # runs per stacked group (experiments.stacking); None: the measured default
+    vary: Mapping[str, tuple] = field(default_factory=dict)  # "section.key" -> values: more grid axes
 
     def __post_init__(self):
         self.runs()  # validates every run of the grid
@@ -144,6 +151,7 @@ class SweepConfig:
         if not isinstance(retry, bool):
             raise ConfigError(f"{where}.retry_failed must be true or false, got {retry!r}")
         return cls(
+            vary=_vary_axes(data.get("vary", {}), f"{where}.vary"),
             rules=_str_tuple(data["rules"], f"{where}.rules"),
             P=_size_tuple(data["P"], f"{where}.P"),
             rhm=settings,
@@ -176,6 +184,8 @@ class SweepConfig:
         for key in ("out", "workers", "dask", "stack"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
+        if self.vary:
+            data["vary"] = {k: list(v) for k, v in self.vary.items()}
         return data
 
     def replace(self, **changes) -> "SweepConfig":
@@ -212,11 +222,13 @@ class SweepConfig:
                 raise ConfigError(f"overrides: {err}") from None
         templates = {}
         backend_options = set().union(*(_backend_option_names(b) for b in self.backends))
-        for rule in self.rules:
+        points = vary_points(self.vary)
+        for rule, (i, point) in itertools.product(self.rules, enumerate(points)):
             if is_preset(rule):  # a protocol preset (spiking_rhm.presets): its rule with its settings
                 run = _deep_merge(preset_run(rule, self.run, _deep_merge), self.overrides.get(rule, {}))
             else:
                 run = {**self.run_dict(rule), "rule": rule}
+            run = _deep_merge(run, point)
             cls = rule_class(run["rule"])  # unknown rule -> clear error listing the valid ones
             template = RunConfig.from_dict({**run, "backend": self.backends[0]})  # spiking.neuron
             options = {k: v for k, v in template.rule_options.items() if k not in backend_options}
@@ -228,7 +240,7 @@ class SweepConfig:
                 if backend_options:
                     raise ConfigError(f"{err} (back-end options: {', '.join(sorted(backend_options))})") from None
                 raise
-            templates[rule] = run
+            templates[rule, i] = run
         runs = []
         for setting in self.rhm:
             grammar = setting.build()
@@ -240,16 +252,59 @@ class SweepConfig:
                     raise ConfigError(str(err) if str(err).startswith("P = ") else f"P = {spelling!r}: {err}") from None
                 if size not in sizes:
                     sizes.append(size)
-            for rule, backend, P, seed in itertools.product(self.rules, self.backends, sorted(sizes), self.seeds):
-                cfg = RunConfig.from_dict(
-                    {**templates[rule], "rhm": dataclasses.asdict(setting), "backend": backend, "P": P, "seed": seed}
-                )
+            for rule, backend, i, P, seed in itertools.product(self.rules, self.backends, range(len(points)),
+                                                               sorted(sizes), self.seeds):
+                where = f"run {rule}/{backend}{_point_text(points[i])} P={P} seed={seed}"
                 try:
+                    cfg = RunConfig.from_dict({**templates[rule, i], "rhm": dataclasses.asdict(setting),
+                                               "backend": backend, "P": P, "seed": seed})
                     cfg.sizes()
                 except SpikingRHMError as err:
-                    raise ConfigError(f"run {rule}/{backend} P={P} seed={seed}: {err}") from None
+                    raise ConfigError(f"{where}: {err}") from None
                 runs.append(cfg)
         return runs
+
+
+def _vary_axes(value, where: str) -> dict[str, tuple]:
+    """``vary``: a table of run settings (``"section.key"`` in a :data:`RUN_KEYS` section other than
+    ``grid``, or ``"P_test"``) to non-empty lists of distinct values."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table of \"section.key\" = [values], got {value!r}")
+    axes = {}
+    for key, values in value.items():
+        parts = str(key).split(".")
+        scalar = parts[0] in ("P_test", "device")  # the RUN_KEYS that are values, not sections
+        if parts[0] not in RUN_KEYS or parts[0] == "grid" or not all(parts) or (len(parts) == 1) != scalar:
+            valid = ", ".join(f"{k}.<key>" for k in RUN_KEYS if k not in ("grid", "P_test", "device"))
+            raise ConfigError(f"{where}: cannot vary {key!r}; give a run setting: {valid}, P_test or device "
+                              f"(rules, backends, P and seeds are axes of their own)")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"{where}.{key} must be a non-empty list of values, got {values!r}")
+        if len({repr(v) for v in values}) != len(values):
+            raise ConfigError(f"{where}.{key} lists a value twice: {list(values)!r}")
+        axes[str(key)] = tuple(values)
+    return axes
+
+
+def vary_points(vary: Mapping[str, Sequence]) -> list[dict]:
+    """Every combination of the ``vary`` axes as nested run sections (``[{}]`` without axes), first axis slowest."""
+    points = []
+    for values in itertools.product(*vary.values()):
+        point: dict = {}
+        for key, value in zip(vary, values):
+            *sections, name = key.split(".")
+            target = point
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+        points.append(point)
+    return points
+
+
+def _point_text(point: Mapping, prefix: str = "") -> str:
+    """`` spiking.neuron=adex``: a vary point in an error message."""
+    return "".join(_point_text(v, f"{prefix}{k}.") if isinstance(v, Mapping) else f" {prefix}{k}={v}"
+                   for k, v in point.items())
 
 
 def _grid_rule_options(template: RunConfig, backend_options: set[str]) -> list[dict]:

@@ -40,10 +40,13 @@ from spiking_rhm.errors import ConfigError
 @click.option("--grid", "grids", multiple=True, metavar="K=V1,V2,...",
               help="choose K among the values on validation points, e.g. lr=0.3,1,3 (K: lr, a rule option or "
                    "section.key; needs --validation or optim.validation; repeatable)")
+@click.option("--vary", "varies", multiple=True, metavar="K=V1,V2,...",
+              help="one more axis of the sweep: every run once per value of the run setting K (section.key), "
+                   "e.g. spiking.neuron=lif,adex (repeatable: the axes are crossed)")
 @click.option("--validation", type=float, help="fraction of the P training points held out for --grid selection")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def curve(config_path, rules, backends, neuron, v, m, n_c, s, L, rule_seed, P, P_test, seeds, out, workers, dask, stack, epochs,
-          min_steps, batch_size, lr, width, arch, device, options, grids, validation, quiet):
+          min_steps, batch_size, lr, width, arch, device, options, grids, varies, validation, quiet):
     """Learning curves: one training per (rule, backend, P, seed); resumable."""
     from experiments.sweep import SweepConfig, parse_int_list, parse_size_list, run_sweep
     from spiking_rhm.cli.rule_table import check_rule_names
@@ -79,6 +82,10 @@ def curve(config_path, rules, backends, neuron, v, m, n_c, s, L, rule_seed, P, P
     for text in grids:
         key, values = parse_grid(text)
         set_path(data, ["grid", key], values)
+    for text in varies:
+        key, values = parse_grid(text, "--vary")
+        if isinstance(data.setdefault("vary", {}), dict):  # otherwise SweepConfig says what vary must be
+            data["vary"][key] = values
     if "rules" not in data:
         raise ConfigError("give --rule (or rules = [...] in --config)")
     if "P" not in data:
@@ -96,14 +103,14 @@ def curve(config_path, rules, backends, neuron, v, m, n_c, s, L, rule_seed, P, P
     click.echo(str(summary))
 
 
-def parse_grid(text: str) -> tuple[str, list]:
-    """``k=v1,v2,...`` -> (``k``, values read like ``--option`` values)."""
+def parse_grid(text: str, flag: str = "--grid") -> tuple[str, list]:
+    """``k=v1,v2,...`` -> (``k``, values read like ``--option`` values); ``flag`` names the option in errors."""
     if "=" not in text:
-        raise ConfigError(f"--grid {text!r}: expected key=value1,value2,...")
+        raise ConfigError(f"{flag} {text!r}: expected key=value1,value2,...")
     key, raw = (part.strip() for part in text.split("=", 1))
     values = [parse_option(f"x={part}")[1] for part in raw.split(",") if part.strip()]
     if not key or not values:
-        raise ConfigError(f"--grid {text!r}: expected key=value1,value2,...")
+        raise ConfigError(f"{flag} {text!r}: expected key=value1,value2,...")
     return key, values
 
 

@@ -43,6 +43,16 @@ SWEEPS = {
     ],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
+    # experiments/brian2/neurons.sh
+    "experiments/brian2/neurons": [("experiments/brian2/neurons.toml", {}),
+                                   ("experiments/brian2/neurons_reference.toml", {})],
+    "experiments/brian2/delay": [("experiments/brian2/delay.toml", {}),
+                                 ("experiments/brian2/delay.toml", {"rules": ["clapp"], "vary": {
+                                     "spiking.neuron": ["lif"], "spiking.modulator_delay": [0.01, 0.05]}})],
+    "experiments/brian2/delay_online": [("experiments/brian2/delay_norse_online.toml", {})],
+    "experiments/brian2/delay_lr": [("experiments/brian2/delay.toml", {
+        "vary": {"spiking.neuron": ["lif"], "spiking.modulator_delay": [0.05]}, "optim.lr": 12.182494,
+        "rule_options.readout_lr": 1.0})],
 }
 
 

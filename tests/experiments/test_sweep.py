@@ -370,3 +370,70 @@ def test_preset_curves_are_labelled_by_the_preset():
     sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0], rules=["bp", "reference-bp"]))
     records = [rec(cfg, P, 0) for cfg in sweep.runs() for P in (16, 32)]
     assert sorted(c.label for c in curves(records)) == ["bp [rate]", "reference-bp [rate]"]
+
+
+# -- vary: more axes of the grid -------------------------------------------------
+def test_vary_axes_cross_the_grid_over_the_overrides():
+    sweep = SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0, 1], overrides={"fake": {"optim": {"epochs": 7}}},
+                                             vary={"optim.epochs": [3, 5], "net.width": [8, 16, 24]}))
+    runs = sweep.runs()
+    assert len(runs) == 2 * 3 * 2 and len({cfg.run_id() for cfg in runs}) == len(runs)
+    assert sorted({(cfg.optim.epochs, cfg.net.width, cfg.seed) for cfg in runs}) == [
+        (e, w, s) for e in (3, 5) for w in (8, 16, 24) for s in (0, 1)]  # the axis wins over the override (7)
+    again = SweepConfig.from_dict(sweep.to_dict())  # round trip keeps the axes
+    assert [cfg.run_id() for cfg in again.runs()] == [cfg.run_id() for cfg in runs]
+    assert [cfg.run_id() for cfg in SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0, 1])).runs()] == \
+        [cfg.run_id() for cfg in SweepConfig.from_dict(sweep_dict(P=[32], seeds=[0, 1], vary={})).runs()]
+
+
+def test_vary_neuron_and_modulator_give_one_labelled_curve_each():
+    from experiments.analysis import curves
+
+    sweep = SweepConfig.from_dict(sweep_dict(rules=["dfa"], backends=["brian2"], P=[32, 64], seeds=[0],
+                                             vary={"spiking.neuron": ["lif", "adex"],
+                                                   "spiking.modulator_delay": [0.0, 0.01]}))
+    runs = sweep.runs()
+    assert sorted({(c.spiking.neuron, c.spiking.modulator_delay) for c in runs}) == [
+        ("adex", 0.0), ("adex", 0.01), ("lif", 0.0), ("lif", 0.01)] and len(runs) == 8
+    records = [{"run_id": cfg.run_id(), "rule": cfg.rule, "backend": cfg.backend, "P": cfg.P, "P_test": 10,
+                "seed": cfg.seed, "status": "ok", "test_error": 0.5, "train_error": 0.0, "metrics": {},
+                "config": cfg.to_dict()} for cfg in runs]
+    labels = sorted(c.label for c in curves(records))
+    assert labels == [f"dfa [brian2] spiking.modulator_delay={d} spiking.neuron={n}"
+                      for d, n in [(0.0, "adex"), (0.0, "lif"), (0.01, "adex"), (0.01, "lif")]]
+
+
+@pytest.mark.parametrize("vary, message", [
+    ([1, 2], "vary must be a table"),
+    ({"seeds": [0, 1]}, "cannot vary 'seeds'"),
+    ({"rule": ["dfa"]}, "cannot vary 'rule'"),
+    ({"grid.lr": [1.0]}, "cannot vary 'grid.lr'"),
+    ({"net": [1]}, "cannot vary 'net'"),
+    ({"P_test.x": [1]}, "cannot vary 'P_test.x'"),
+    ({"net.width": []}, "net.width must be a non-empty list"),
+    ({"net.width": 8}, "net.width must be a non-empty list"),
+    ({"net.width": [8, 8]}, "lists a value twice"),
+    ({"net.widht": [8, 16]}, "widht"),
+    ({"spiking.neuron": ["lif", "adex"]}, "needs --backend brian2"),  # the sweep's back end is rate
+])
+def test_bad_vary_axes_are_config_errors(vary, message):
+    with pytest.raises(ConfigError) as info:
+        SweepConfig.from_dict(sweep_dict(vary=vary))
+    assert message in str(info.value)
+
+
+def test_cli_vary_option_adds_an_axis(tmp_path, monkeypatch):
+    from spiking_rhm import api
+    from spiking_rhm.cli import cli
+
+    monkeypatch.setitem(api.BACKEND_TRAINERS, "rate", "sweep_fakes:fake_backend")
+    out = tmp_path / "vary"
+    args = ["curve", "--rule", "fake", "--v", "8", "--m", "4", "--nc", "8", "--s", "2", "--L", "2", "--P", "16",
+            "--seeds", "0", "--out", str(out), "--workers", "1", "--quiet", "--vary", "net.width=8,16",
+            "--vary", "optim.epochs=2,3"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sorted((r["config"]["net"]["width"], r["config"]["optim"]["epochs"]) for r in read_results(out)) == [
+        (8, 2), (8, 3), (16, 2), (16, 3)]
+    bad = CliRunner().invoke(cli, args[:-1] + ["optim.epochs"])
+    assert bad.exit_code == 2 and "--vary 'optim.epochs': expected key=value1,value2" in bad.output

@@ -14,7 +14,8 @@ The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equat
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
 options): ``readout_lr`` and ``codegen`` (``auto``: Cython where it compiles, else numpy; ``numpy``;
 ``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
-views and without non-local needs (``bp``, the pair rules and branch-local rules are refused with one line).
+views and without non-local needs (``bp``, ``eprop`` (a per-step signal), the pair rules and branch-local rules
+are refused with one line).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Brian2Backend(SetupParameters):
         if cfg.rule == "bp":
             raise ConfigError("rule 'bp' (backprop through time) is not available on the brian2 back end; train it "
                               "with --backend norse")
+        if cfg.rule == "eprop":  # its window-count form here would be dfa's update under another name
+            raise ConfigError("rule 'eprop' forms its signal at every step from a leaky readout, which the brian2 "
+                              "back end (one signal per window) does not; train it with --backend norse")
         self.target = codegen_target(own["codegen"]) if target is None else target
         self.cfg = cfg
         # encoder, shapes, parameters, weights, rule and its state: the Norse set-up in float64

@@ -51,6 +51,8 @@ def test_bad_settings_are_one_line_errors():
 
     with pytest.raises(ConfigError, match="backprop through time"):
         Brian2Backend(_cfg(rule="bp"))
+    with pytest.raises(ConfigError, match="'eprop' forms its signal at every step"):
+        Brian2Backend(_cfg(rule="eprop"))
     with pytest.raises(ConfigError, match="unknown codegen"):
         Brian2Backend(_cfg(rule_options={"codegen": "fortran"}))
     with pytest.raises(ConfigError, match="needs --backend brian2"):
