@@ -34,12 +34,14 @@ import torch.nn.functional as F
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from rate_models.networks import NetParams, branch_inputs, explicit_bias_update, forward
+from rate_models.networks import BIAS_SCALE, NetParams, branch_inputs, explicit_bias_update, forward
 from rate_models.train import EVAL_CHUNK, RateBackend, build_rule, rate_update
 from spiking_rhm import training
 from spiking_rhm.epochs import EpochLog
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.memory import PeakMemory
 from spiking_rhm.plasticity import learning_context
+from spiking_rhm.network import patches as layer_patches
 from spiking_rhm.rhm import onehot
 
 Tensor = torch.Tensor
@@ -187,6 +189,62 @@ class _Stack:
             b.head.beta.copy_(self.beta[r])
         b.state = self.unstack_state(r)
 
+    # -- every run at once, batched matmuls (no vmap) --------------------------
+    def stacked_forward(self, trainables: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list]:
+        r"""``x [R, B, v, d]`` -> (logits ``[R, B, n_out]`` of ``readout = top``, per layer ``(patches, h^l)``): the
+        lone :func:`forward` with a leading run axis, each layer's ``a^l = patch^l W^l / sqrt(K)`` one batched
+        matmul over the runs (``[R, B P_l, K] x [R, K, H]`` for shared weights), no autograd."""
+        spec = self.spec
+        n_w, n_b = len(self.weights), len(self.biases)
+        weights, biases, beta = trainables[:n_w], iter(trainables[n_w:n_w + n_b]), trainables[-1]
+        R, B = x.shape[:2]
+        h = x.transpose(-1, -2)  # channel-last [R, B, d, v]
+        tape = []
+        for W, has_bias in zip(weights, self.bias_at):
+            pat = layer_patches(h.reshape(R * B, *h.shape[2:]), spec.patch)  # [R B, P_l, K]
+            P_l, K = pat.shape[1:]
+            pat = pat.reshape(R, B, P_l, K)
+            a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
+            if has_bias:
+                a = a + BIAS_SCALE * next(biases)[:, None]
+            h = torch.relu(a)
+            tape.append((pat, h))
+        return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
+
+    def stacked_gradients(self, trainables: Sequence[Tensor], x: Tensor, y: Tensor
+                          ) -> tuple[list[Tensor], Tensor, Tensor]:
+        r"""Every run's ``dLoss_r/dtheta_r`` (``Loss_r`` its batch's mean cross-entropy), its loss and wrong count:
+        backprop written out (what autograd of the lone forward computes; ``rho'(a) = [h > 0]`` as torch's ReLU)::
+
+            dz = (softmax(z) - y*) / B;   grad beta = mean_p(h^L)^T dz / H;   dh^L_p = dz beta^T / (H P_L)
+            da^l = dh^l [h^l > 0];  grad W^l = da^T patch^l / sqrt(K);  grad b^l = 0.1 sum_b da;
+            d patch^l = da W^l / sqrt(K)  (reshaped: dh^{l-1})
+        """
+        spec = self.spec
+        n_w, n_b = len(self.weights), len(self.biases)
+        weights, beta = trainables[:n_w], trainables[-1]
+        with torch.no_grad():
+            out, tape = self.stacked_forward(trainables, x)
+            R, B, n_out = out.shape
+            loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
+            dz = torch.softmax(out, -1).sub_(F.one_hot(y, n_out).to(out.dtype)).div_(B)
+            H = beta.shape[1]
+            top = tape[-1][1]
+            grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)
+            dh = _bmm(dz, beta.transpose(1, 2), 1.0 / (H * top.shape[2]))[:, :, None, :]  # [R, B, 1, H]
+            grads_w, grads_b = [None] * n_w, []
+            for l in range(n_w - 1, -1, -1):
+                pat, h = tape[l]
+                da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0)  # dh [h > 0], as ReLU's backward
+                scale = 1.0 / math.sqrt(pat.shape[-1])
+                grads_w[l] = _apply_grad_weight(spec.connectivity.shared, da, pat, scale)
+                if self.bias_at[l]:
+                    grads_b.append(BIAS_SCALE * da.sum(1))
+                if l > 0:
+                    prev = tape[l - 1][1]
+                    dh = _apply_grad_input(spec.connectivity.shared, da, weights[l], scale).reshape(prev.shape)
+        return [*grads_w, *grads_b[::-1], grad_beta], loss, (out.argmax(-1) != y).sum(1)
+
     # -- one run's functions (vmapped) ---------------------------------------
     def logits(self, weights, biases, beta, net_readout, x):
         out, act = forward(self.params(weights, biases, beta, net_readout), x)
@@ -194,13 +252,6 @@ class _Stack:
             return out, act
         feats = torch.cat([h.mean(-1) for h in act.post], 1)
         return feats @ beta / beta.shape[0], act
-
-    def gradient_loss(self, trainables, net_readout, x, y):
-        n_w, n_b = len(self.weights), len(self.biases)
-        weights, biases, beta = trainables[:n_w], trainables[n_w:n_w + n_b], trainables[-1]
-        out, _act = self.logits(weights, biases, beta, net_readout, x)
-        loss = F.cross_entropy(out, y)
-        return loss, (loss.detach(), (out.detach().argmax(1) != y).sum())
 
     def three_factor(self, weights, biases, beta, net_readout, state, x, y, target, positive, lr):
         """The lone run's generic step (``RateBackend.step`` without alignment) on one run's slices."""
@@ -223,26 +274,68 @@ class _Stack:
         return [*grads, *bias_grads, grad_beta], loss, (logits.argmax(1) != y).sum(), new_leaves
 
 
+def _bmm(a: Tensor, b: Tensor, alpha: float) -> Tensor:
+    """``alpha a b`` as one batched matmul (``alpha`` applied inside the product, no pass of its own)."""
+    return torch.baddbmm(a.new_empty(()), a, b, beta=0.0, alpha=alpha)
+
+
+def _apply(shared: bool, pat: Tensor, W: Tensor, scale: float) -> Tensor:
+    """``a [R, B, P, H] = scale patch W^T``: ``pat [R, B, P, K]``, ``W [R, H, K]`` (shared) or ``[R, P, H, K]``."""
+    R, B, P, K = pat.shape
+    if shared:
+        return _bmm(pat.reshape(R, B * P, K), W.transpose(1, 2), scale).reshape(R, B, P, -1)
+    return torch.einsum("rnpk,rphk->rnph", pat, W).mul_(scale)
+
+
+def _apply_grad_weight(shared: bool, da: Tensor, pat: Tensor, scale: float) -> Tensor:
+    """``scale sum_{b,p} da pat`` in the layout of ``W`` (``da [R, B, P, H]``)."""
+    R, B, P, K = pat.shape
+    if shared:
+        return _bmm(da.reshape(R, B * P, -1).transpose(1, 2), pat.reshape(R, B * P, K), scale)
+    return torch.einsum("rnph,rnpk->rphk", da, pat).mul_(scale)
+
+
+def _apply_grad_input(shared: bool, da: Tensor, W: Tensor, scale: float) -> Tensor:
+    """``scale da W``: the gradient on the patches, ``[R, B, P, K]``."""
+    R, B, P, H = da.shape
+    if shared:
+        return _bmm(da.reshape(R, B * P, H), W, scale).reshape(R, B, P, -1)
+    return torch.einsum("rnph,rphk->rnpk", da, W).mul_(scale)
+
+
+def _finite_rows(tensors: Sequence[Tensor]) -> Tensor:
+    """``[R]`` bool: every entry of run ``r``'s slices is finite (``min`` and ``max`` of a slice are finite iff
+    all its entries are: NaN propagates through both; one pass, no temporaries of the tensors' size)."""
+    ok = None
+    for t in tensors:
+        lo, hi = t.reshape(t.shape[0], -1).aminmax(dim=1)
+        rows = torch.isfinite(lo) & torch.isfinite(hi)
+        ok = rows if ok is None else ok & rows
+    return ok
+
+
 def _sgd(stack: _Stack, grads: Sequence[Tensor], scale: float, momentum: float, weight_decay: float) -> None:
-    """``torch.optim.SGD``'s update (momentum, weight decay, no dampening) with a learning rate per run."""
+    """``torch.optim.SGD``'s update (momentum, weight decay, no dampening) with a learning rate per run, in place
+    (the stacked tensors are leaves of no graph: the gradient step detaches them)."""
     params = stack.trainables()
     n = len(params)
     first = stack.bufs is None
-    bufs = [] if first else stack.bufs
-    new = []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        lr = (stack.lr_readout if i == n - 1 else stack.lr_hidden) * scale
-        lr = lr.to(p.dtype).reshape(-1, *([1] * (p.dim() - 1)))
-        d = g.add(p, alpha=weight_decay) if weight_decay != 0 else g
-        if momentum != 0:
-            if first:
-                bufs.append(d.clone())
-            else:
-                bufs[i].mul_(momentum).add_(d)
-            d = bufs[i]
-        new.append(p.add(d * -lr))
-    stack.bufs = bufs if momentum != 0 else None
-    stack.set_trainables(new)
+    grads = [g.add(p, alpha=weight_decay) for p, g in zip(params, grads)] if weight_decay != 0 else list(grads)
+    if momentum != 0:
+        if first:
+            stack.bufs = [g.clone() for g in grads]
+        else:
+            torch._foreach_mul_(stack.bufs, momentum)
+            torch._foreach_add_(stack.bufs, grads)
+        grads = stack.bufs
+    for lrs, ps, ds in ((stack.lr_hidden, params[:n - 1], grads[:n - 1]), (stack.lr_readout, params[-1:], grads[-1:])):
+        if not ps:
+            continue
+        if bool((lrs == lrs[0]).all()):  # one learning rate (runs differing in seed only): one fused pass
+            torch._foreach_add_(ps, ds, alpha=-float(lrs[0]) * scale)
+            continue
+        for p, d in zip(ps, ds):
+            p.addcmul_(d, (lrs * scale).to(p.dtype).reshape(-1, *([1] * (p.dim() - 1))), value=-1.0)
 
 
 def _check(cfgs: Sequence) -> None:
@@ -261,9 +354,19 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
 
     Each dict is what :func:`rate_models.train.train_rate` returns for that run alone (to float tolerance),
     plus ``stack`` = ``{"size", "index", "wall_time"}`` (``wall_time``: the whole stack's; the run's own
-    ``wall_time`` is its share, the stack's time over its size). Raises :class:`NotStackable` when the runs
-    cannot be stacked (before any training).
+    ``wall_time`` is its share, the stack's time over its size) and ``memory``: the process's peak resident
+    memory while the whole stack trained (:class:`spiking_rhm.memory.PeakMemory`; ``stack_size`` runs share
+    it). Raises :class:`NotStackable` when the runs cannot be stacked (before any training).
     """
+    with PeakMemory() as memory:
+        results = _train_stack(cfgs, progress)
+    for metrics in results:
+        metrics["memory"] = {**memory.fields, "stack_size": len(results)}
+    return results
+
+
+def _train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
+    """:func:`train_stack` without the memory measurement."""
     start = time.perf_counter()
     cfgs = list(cfgs)
     _check(cfgs)
@@ -283,12 +386,6 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
     n_trainable = len(stack.trainables())
 
-    losses = vmap(stack.gradient_loss)  # autograd outside vmap: the same gradients as vmap(grad), fewer wrappers
-
-    def gradient_step(trainables, net_readout, x, y):
-        leaves = [t.detach().requires_grad_(True) for t in trainables]
-        loss, aux = losses(leaves, net_readout, x, y)
-        return torch.autograd.grad(loss.sum(), leaves), aux
     three_factor = vmap(stack.three_factor)
     evaluate = vmap(lambda w, b, beta, ro, x: stack.logits(w, b, beta, ro, x)[0])
     views = vmap(lambda w, b, beta, ro, x: forward(stack.params(w, b, beta, ro), x)[1].post)
@@ -313,8 +410,7 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
         rows = torch.arange(idx.shape[0])[:, None]
         xb, yb = stack.X[rows, idx], stack.Y[rows, idx]
         if rule.gradient_signal and stack.which == "top":
-            grads, (loss, wrong) = gradient_step(stack.trainables(), stack.net_readout, xb, yb)
-            return list(grads), loss, wrong
+            return stack.stacked_gradients(stack.trainables(), xb, yb)
         positive = []
         if stack.backends[0].levels:
             positive = _positive_views(stack, idx, views, n_generated, active)
@@ -331,8 +427,9 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
         n = stack.X_test.shape[1]
         with torch.no_grad():
             for i in range(0, n, EVAL_CHUNK):
-                logits = evaluate(stack.weights, stack.biases, stack.beta, stack.net_readout,
-                                  stack.X_test[:, i:i + EVAL_CHUNK])
+                x = stack.X_test[:, i:i + EVAL_CHUNK]
+                logits = (stack.stacked_forward(stack.trainables(), x)[0] if stack.which == "top" else
+                          evaluate(stack.weights, stack.biases, stack.beta, stack.net_readout, x))
                 wrong += (logits.argmax(-1) != stack.Y_test[:, i:i + EVAL_CHUNK]).sum(1)
         return [int(w) / n if n else float("nan") for w in wrong]
 
@@ -370,7 +467,7 @@ def train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
             wrong_sum += wrong.long()
             seen += idx.shape[1]
             step += 1
-        finite = [torch.stack([torch.isfinite(t.flatten(1)).all(1) for t in stack.trainables()]).all(0)]
+        finite = [_finite_rows(stack.trainables())]
         cached: list[list[float]] = []
 
         def test_error(row: int) -> float:
