@@ -34,14 +34,14 @@ import torch.nn.functional as F
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from rate_models.networks import BIAS_SCALE, NetParams, branch_inputs, explicit_bias_update, forward
+from rate_models.networks import (NetParams, batched_forward, batched_gradients, branch_inputs,
+                                  explicit_bias_update, forward)
 from rate_models.train import EVAL_CHUNK, RateBackend, build_rule, rate_update
 from spiking_rhm import training
 from spiking_rhm.epochs import EpochLog
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.memory import PeakMemory
 from spiking_rhm.plasticity import learning_context
-from spiking_rhm.network import patches as layer_patches
 from spiking_rhm.rhm import onehot
 
 Tensor = torch.Tensor
@@ -191,59 +191,13 @@ class _Stack:
 
     # -- every run at once, batched matmuls (no vmap) --------------------------
     def stacked_forward(self, trainables: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list]:
-        r"""``x [R, B, v, d]`` -> (logits ``[R, B, n_out]`` of ``readout = top``, per layer ``(patches, h^l)``): the
-        lone :func:`forward` with a leading run axis, each layer's ``a^l = patch^l W^l / sqrt(K)`` one batched
-        matmul over the runs (``[R, B P_l, K] x [R, K, H]`` for shared weights), no autograd."""
-        spec = self.spec
-        n_w, n_b = len(self.weights), len(self.biases)
-        weights, biases, beta = trainables[:n_w], iter(trainables[n_w:n_w + n_b]), trainables[-1]
-        R, B = x.shape[:2]
-        h = x.transpose(-1, -2)  # channel-last [R, B, d, v]
-        tape = []
-        for W, has_bias in zip(weights, self.bias_at):
-            pat = layer_patches(h.reshape(R * B, *h.shape[2:]), spec.patch)  # [R B, P_l, K]
-            P_l, K = pat.shape[1:]
-            pat = pat.reshape(R, B, P_l, K)
-            a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
-            if has_bias:
-                a = a + BIAS_SCALE * next(biases)[:, None]
-            h = torch.relu(a)
-            tape.append((pat, h))
-        return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
+        """:func:`rate_models.networks.batched_forward` of the stacked tensors."""
+        return batched_forward(self.spec, trainables, x)
 
     def stacked_gradients(self, trainables: Sequence[Tensor], x: Tensor, y: Tensor
                           ) -> tuple[list[Tensor], Tensor, Tensor]:
-        r"""Every run's ``dLoss_r/dtheta_r`` (``Loss_r`` its batch's mean cross-entropy), its loss and wrong count:
-        backprop written out (what autograd of the lone forward computes; ``rho'(a) = [h > 0]`` as torch's ReLU)::
-
-            dz = (softmax(z) - y*) / B;   grad beta = mean_p(h^L)^T dz / H;   dh^L_p = dz beta^T / (H P_L)
-            da^l = dh^l [h^l > 0];  grad W^l = da^T patch^l / sqrt(K);  grad b^l = 0.1 sum_b da;
-            d patch^l = da W^l / sqrt(K)  (reshaped: dh^{l-1})
-        """
-        spec = self.spec
-        n_w, n_b = len(self.weights), len(self.biases)
-        weights, beta = trainables[:n_w], trainables[-1]
-        with torch.no_grad():
-            out, tape = self.stacked_forward(trainables, x)
-            R, B, n_out = out.shape
-            loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
-            dz = torch.softmax(out, -1).sub_(F.one_hot(y, n_out).to(out.dtype)).div_(B)
-            H = beta.shape[1]
-            top = tape[-1][1]
-            grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)
-            dh = _bmm(dz, beta.transpose(1, 2), 1.0 / (H * top.shape[2]))[:, :, None, :]  # [R, B, 1, H]
-            grads_w, grads_b = [None] * n_w, []
-            for l in range(n_w - 1, -1, -1):
-                pat, h = tape[l]
-                da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0)  # dh [h > 0], as ReLU's backward
-                scale = 1.0 / math.sqrt(pat.shape[-1])
-                grads_w[l] = _apply_grad_weight(spec.connectivity.shared, da, pat, scale)
-                if self.bias_at[l]:
-                    grads_b.append(BIAS_SCALE * da.sum(1))
-                if l > 0:
-                    prev = tape[l - 1][1]
-                    dh = _apply_grad_input(spec.connectivity.shared, da, weights[l], scale).reshape(prev.shape)
-        return [*grads_w, *grads_b[::-1], grad_beta], loss, (out.argmax(-1) != y).sum(1)
+        """:func:`rate_models.networks.batched_gradients` of the stacked tensors."""
+        return batched_gradients(self.spec, trainables, x, y)
 
     # -- one run's functions (vmapped) ---------------------------------------
     def logits(self, weights, biases, beta, net_readout, x):
@@ -274,42 +228,12 @@ class _Stack:
         return [*grads, *bias_grads, grad_beta], loss, (logits.argmax(1) != y).sum(), new_leaves
 
 
-def _bmm(a: Tensor, b: Tensor, alpha: float) -> Tensor:
-    """``alpha a b`` as one batched matmul (``alpha`` applied inside the product, no pass of its own)."""
-    return torch.baddbmm(a.new_empty(()), a, b, beta=0.0, alpha=alpha)
-
-
-def _apply(shared: bool, pat: Tensor, W: Tensor, scale: float) -> Tensor:
-    """``a [R, B, P, H] = scale patch W^T``: ``pat [R, B, P, K]``, ``W [R, H, K]`` (shared) or ``[R, P, H, K]``."""
-    R, B, P, K = pat.shape
-    if shared:
-        return _bmm(pat.reshape(R, B * P, K), W.transpose(1, 2), scale).reshape(R, B, P, -1)
-    return torch.einsum("rnpk,rphk->rnph", pat, W).mul_(scale)
-
-
-def _apply_grad_weight(shared: bool, da: Tensor, pat: Tensor, scale: float) -> Tensor:
-    """``scale sum_{b,p} da pat`` in the layout of ``W`` (``da [R, B, P, H]``)."""
-    R, B, P, K = pat.shape
-    if shared:
-        return _bmm(da.reshape(R, B * P, -1).transpose(1, 2), pat.reshape(R, B * P, K), scale)
-    return torch.einsum("rnph,rnpk->rphk", da, pat).mul_(scale)
-
-
-def _apply_grad_input(shared: bool, da: Tensor, W: Tensor, scale: float) -> Tensor:
-    """``scale da W``: the gradient on the patches, ``[R, B, P, K]``."""
-    R, B, P, H = da.shape
-    if shared:
-        return _bmm(da.reshape(R, B * P, H), W, scale).reshape(R, B, P, -1)
-    return torch.einsum("rnph,rphk->rnpk", da, W).mul_(scale)
-
-
 def _finite_rows(tensors: Sequence[Tensor]) -> Tensor:
-    """``[R]`` bool: every entry of run ``r``'s slices is finite (``min`` and ``max`` of a slice are finite iff
-    all its entries are: NaN propagates through both; one pass, no temporaries of the tensors' size)."""
+    """``[R]`` bool: every entry of run ``r``'s slices is finite (``max |t|`` of a slice is finite iff all its
+    entries are: ``amax`` propagates NaN; one reduction, ~10x faster than ``isfinite(t).all``)."""
     ok = None
     for t in tensors:
-        lo, hi = t.reshape(t.shape[0], -1).aminmax(dim=1)
-        rows = torch.isfinite(lo) & torch.isfinite(hi)
+        rows = torch.isfinite(t.reshape(t.shape[0], -1).abs().amax(1))
         ok = rows if ok is None else ok & rows
     return ok
 

@@ -120,3 +120,14 @@ def test_stacked_gradients_equal_autograd_of_each_run(arch, bias):
             torch.testing.assert_close(g[r], w, rtol=1e-4, atol=1e-6)
         assert float(loss[r]) == pytest.approx(float(lone_loss.detach()), rel=1e-5)
         assert int(wrong[r]) == int((out.argmax(1) != y).sum())
+
+
+def test_finite_rows_flags_exactly_the_runs_with_a_non_finite_entry():
+    import torch
+
+    from rate_models.stacked import _finite_rows
+
+    w = torch.full((5, 3, 4), 3e38)  # huge but finite: a sum would overflow, max |w| does not
+    b = torch.zeros(5, 2)
+    w[1, 2, 3], w[2, 0, 0], b[3, 1] = float("nan"), float("inf"), -float("inf")
+    assert _finite_rows([w, b]).tolist() == [True, False, False, False, True]
