@@ -248,9 +248,10 @@ def _sgd(stack: _Stack, grads: Sequence[Tensor], scale: float, momentum: float, 
     if momentum != 0:
         if first:
             stack.bufs = [g.clone() for g in grads]
-        else:
-            torch._foreach_mul_(stack.bufs, momentum)
-            torch._foreach_add_(stack.bufs, grads)
+        else:  # buf <- g + momentum buf in one pass, written into the step's own gradient tensors
+            grads = [g if g._base is None and g.is_contiguous() else g.clone() for g in grads]
+            torch._foreach_add_(grads, stack.bufs, alpha=momentum)
+            stack.bufs = grads
         grads = stack.bufs
     for lrs, ps, ds in ((stack.lr_hidden, params[:n - 1], grads[:n - 1]), (stack.lr_readout, params[-1:], grads[-1:])):
         if not ps:
