@@ -2,12 +2,13 @@ r"""Stacked runs: several rate runs of one rule and setting, trained together as
 
 Runs that differ only in their seed or learning rate (:data:`FREE_KEYS`) have the same shapes, so ``R`` of
 them train as one model with a leading run axis: every tensor of a run (weights, biases, readout, momentum
-buffers, rule state, training and test data) is stacked to ``[R, ...]`` and one step runs
-:func:`torch.func.vmap` of the single run's step, whose matmuls become batched ones::
+buffers, rule state, training and test data) is stacked to ``[R, ...]`` and one step's matmuls are batched
+ones::
 
-    rules with a gradient signal (bp):   grads_r = d/dtheta sum_r vmap(loss)(theta_r, x_r, y_r)  (one backward)
+    rules with a gradient signal (bp):   grads_r = dLoss_r/dtheta_r, backprop written out with batched matmuls
+                                         (rate_models.networks.batched_gradients)
     every other rule:                    grads_r = vmap(three-factor step)(theta_r, state_r, x_r, y_r, lr_r)
-    SGD (momentum, weight decay):        theta_r <- theta_r - lr_r s(step) buf_r            (per-run lr)
+    SGD (momentum, weight decay):        theta_r <- theta_r - lr_r s(step) buf_r    (per-run lr, in place)
 
 Each run keeps what it has alone: its :class:`~rate_models.train.RateBackend` (data split, initialisation,
 rule state, resampling generator) is built exactly as for a lone run, its data order comes from its own
