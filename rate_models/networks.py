@@ -345,7 +345,8 @@ def spec_from_config(cfg) -> NetSpec:
     return _spec_from_config(cfg)
 
 
-__all__ = ["ARCHITECTURES", "Activity", "batched_forward", "batched_gradients", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
+__all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
+           "batched_forward", "batched_gradients",
            "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
            "explicit_update", "feedback_vjp", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
            "relu_derivative", "spec_from_config", "trainable"]
