@@ -2,8 +2,10 @@
 
 Reads the records of a sweep directory (``experiments.store.read_results``) and prints, per (rule, P): runs,
 trainings (a run with a selection grid trains every grid point), the summed and mean wall time of the runs
-(``wall_time`` of the record: every grid point, the final scores and the sensitivity included), and the mean
-epochs of the chosen point; then the totals.  Then, for another sweep config, the number of runs and trainings
+(``wall_time`` of the record: every grid point, the final scores and the sensitivity included), the mean
+epochs of the chosen point and the largest per-run memory (``metrics.memory``, :mod:`spiking_rhm.memory`: the
+process's peak resident memory during the run, and what the run added to the resident memory it started
+with; "-" for records written before it was recorded); then the totals.  Then, for another sweep config, the number of runs and trainings
 it expands to, and a rough cost: each of its trainings priced at the measured mean seconds per training of the
 same rule (the rule's mean over P; rules not measured are left out and named) -- rough, because budgets, widths
 and P differ between configs.
@@ -32,19 +34,27 @@ def main() -> None:
 
     from experiments.store import read_results
 
-    rows = defaultdict(lambda: {"runs": 0, "trainings": 0, "wall": 0.0, "epochs": []})
+    rows = defaultdict(lambda: {"runs": 0, "trainings": 0, "wall": 0.0, "epochs": [], "peak": [], "added": []})
     for record in read_results(args.directory):
         rule = record["config"].get("preset") or record["rule"]
         row = rows[(rule, record["P"])]
         row["runs"] += 1
         row["trainings"] += trainings(record)
         row["wall"] += float(record.get("wall_time") or 0.0)
-        row["epochs"].append((record.get("metrics") or {}).get("epochs_run") or 0)
-    print(f"{'rule':<16} {'P':>6} {'runs':>5} {'trainings':>9} {'wall s':>8} {'s/run':>7} {'epochs':>7}")
+        metrics = record.get("metrics") or {}
+        row["epochs"].append(metrics.get("epochs_run") or 0)
+        memory = metrics.get("memory") or {}
+        for key, name in (("peak", "peak_rss_mb"), ("added", "peak_increase_mb")):
+            if memory.get(name) is not None:
+                row[key].append(memory[name])
+    print(f"{'rule':<16} {'P':>6} {'runs':>5} {'trainings':>9} {'wall s':>8} {'s/run':>7} {'epochs':>7} "
+          f"{'peak MB':>8} {'added MB':>8}")
     per_training = defaultdict(lambda: [0.0, 0])
     for (rule, P), row in sorted(rows.items()):
+        peak = f"{max(row['peak']):.0f}" if row["peak"] else "-"
+        added = f"{max(row['added']):.0f}" if row["added"] else "-"
         print(f"{rule:<16} {P:>6} {row['runs']:>5} {row['trainings']:>9} {row['wall']:>8.0f} "
-              f"{row['wall'] / row['runs']:>7.1f} {sum(row['epochs']) / len(row['epochs']):>7.0f}")
+              f"{row['wall'] / row['runs']:>7.1f} {sum(row['epochs']) / len(row['epochs']):>7.0f} {peak:>8} {added:>8}")
         per_training[rule][0] += row["wall"]
         per_training[rule][1] += row["trainings"]
     total = sum(r["wall"] for r in rows.values())

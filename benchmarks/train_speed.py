@@ -8,7 +8,8 @@ training loop's time (``train_time``: steps, optimiser, the per-epoch test error
 also counts the test errors' matmuls; "without its test evaluations" subtracts from a lone run's loop time its
 number of test evaluations x one evaluation's time (timed alone).  The network-shape rate is the matmuls of one bp step at the network's
 shapes, in sequence.  Case a also prints 8 seeds' throughput one after another vs stacked (interleaved, the
-fastest of ``--repeats``).  ``--clock cpu`` (default) times with this process's CPU time (one thread: the time
+fastest of ``--repeats``) and, for bp, the bound on that ratio: the stack's step matmuls alone, as 8-run ``bmm``
+at the network's shapes.  ``--clock cpu`` (default) times with this process's CPU time (one thread: the time
 the core ran it, usable on a shared machine), ``--clock wall`` with wall time.  docs/performance.md has results.
 
     OMP_NUM_THREADS=1 python benchmarks/train_speed.py [--clock cpu|wall] [--repeats 2] [--rules bp,dfa,clapp]
@@ -147,20 +148,24 @@ def matmul_peak(clock, n: int = 256, repeats: int = 30, inner: int = 50) -> floa
     return 2 * n**3 * inner / best / 1e9
 
 
-def shape_rate(cfg: RunConfig, clock, repeats: int = 30, inner: int = 10) -> float:
+def shape_rate(cfg: RunConfig, clock, repeats: int = 30, inner: int = 10, runs: int = 0) -> float:
     """GFLOP/s of the matmuls of one bp step at the network's shapes (batch ``cfg.optim.batch_size``): per
-    layer the forward ``x W^T``, the weight gradient ``g^T x`` and (above layer 1) the input gradient ``g W``."""
+    layer the forward ``x W^T``, the weight gradient ``g^T x`` and (above layer 1) the input gradient ``g W``;
+    ``runs > 0``: the same as batched matmuls of that many runs (``bmm``, what a stack's step does)."""
     from rate_models.networks import spec_from_config
 
     spec = spec_from_config(cfg)
     B, H = cfg.optim.batch_size, spec.width
+    lead = (runs,) if runs else ()
+    t = (lambda m: m.transpose(-1, -2))
     mats = []
     for l, (P, K) in enumerate(zip(spec.positions[1:], spec.fan_ins())):
         M = B * P
-        mats += [(torch.randn(M, K), torch.randn(H, K).t()), (torch.randn(M, H).t(), torch.randn(M, K))]
+        mats += [(torch.randn(*lead, M, K), t(torch.randn(*lead, H, K))),
+                 (t(torch.randn(*lead, M, H)), torch.randn(*lead, M, K))]
         if l > 0:
-            mats.append((torch.randn(M, H), torch.randn(H, K)))
-    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in mats) * inner
+            mats.append((torch.randn(*lead, M, H), torch.randn(*lead, H, K)))
+    flops = sum(2 * a.shape[-2] * a.shape[-1] * b.shape[-1] for a, b in mats) * inner * max(1, runs)
     best = best_time(lambda: [a @ b for _ in range(inner) for a, b in mats], repeats, clock)
     return flops / best / 1e9
 
@@ -248,6 +253,10 @@ def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epoc
             P_test = base.P_test
             print(f"case {name} {case[0]} H={case[1]} P={case[2]} P_test={P_test} batch 128, {epochs} epochs: "
                   f"network-shape matmuls {rate:.1f} GFLOP/s ({rate / peak:.2f} of peak)", flush=True)
+            if name == "a":
+                stacked_rate = shape_rate(base, clock, runs=n_stack)
+                print(f"  the same as x{n_stack} batched matmuls: {stacked_rate:.1f} GFLOP/s "
+                      f"({stacked_rate / peak:.2f} of peak)", flush=True)
             for rule in rules:
                 cfgs = [case_config(case, rule, seed=s, epochs=epochs) for s in range(n_stack)]
                 flops = loop_flops(cfgs[0])
@@ -275,6 +284,11 @@ def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epoc
                 print(f"  {rule} x{n_stack} seeds: one after another {n_alone / t_alone:.0f} samples/s, stacked "
                       f"{n_stack_samples / t_stack:.0f} samples/s: stacked/alone = "
                       f"{(n_stack_samples / t_stack) / (n_alone / t_alone):.2f}x", flush=True)
+                if rule == "bp":  # a stack that did nothing but its step's matmuls, at the batched shapes' rate
+                    bound = stacked_rate * 1e9 / flops[0]
+                    print(f"  bound: the stack's step matmuls alone ({stacked_rate:.1f} GFLOP/s as x{n_stack} bmm) "
+                          f"would train {bound:.0f} samples/s = {bound / (n_alone / t_alone):.2f}x the runs one "
+                          f"after another", flush=True)
 
 
 def main():

@@ -26,9 +26,10 @@ learning signal ``L^l`` (on ``h^l``) gives the explicit update :func:`explicit_u
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spiking_rhm.errors import ConfigError
@@ -134,6 +135,93 @@ def forward(params: NetParams, x: Tensor, cut: bool = False) -> tuple[Tensor, Ac
     top = h.detach().requires_grad_(True) if cut else h
     out = readout(params, top)
     return out, Activity(inputs, patches, [a.transpose(1, 2) for a in pre], [z.transpose(1, 2) for z in post], top)
+
+
+# --------------------------------------------------------------------------- R networks at once (bp)
+def _bmm(a: Tensor, b: Tensor, alpha: float) -> Tensor:
+    """``alpha a b`` as one batched matmul (``alpha`` applied inside the product, no pass of its own)."""
+    return torch.baddbmm(a.new_empty(()), a, b, beta=0.0, alpha=alpha)
+
+
+def _apply(shared: bool, pat: Tensor, W: Tensor, scale: float) -> Tensor:
+    """``a [R, B, P, H] = scale patch W^T``: ``pat [R, B, P, K]``, ``W [R, H, K]`` (shared) or ``[R, P, H, K]``."""
+    R, B, P, K = pat.shape
+    if shared:
+        return _bmm(pat.reshape(R, B * P, K), W.transpose(1, 2), scale).reshape(R, B, P, -1)
+    return torch.einsum("rnpk,rphk->rnph", pat, W).mul_(scale)
+
+
+def _apply_grad_weight(shared: bool, da: Tensor, pat: Tensor, scale: float) -> Tensor:
+    """``scale sum_{b,p} da pat`` in the layout of ``W`` (``da [R, B, P, H]``)."""
+    R, B, P, K = pat.shape
+    if shared:
+        return _bmm(da.reshape(R, B * P, -1).transpose(1, 2), pat.reshape(R, B * P, K), scale)
+    return torch.einsum("rnph,rnpk->rphk", da, pat).mul_(scale)
+
+
+def _apply_grad_input(shared: bool, da: Tensor, W: Tensor, scale: float) -> Tensor:
+    """``scale da W``: the gradient on the patches, ``[R, B, P, K]``."""
+    R, B, P, H = da.shape
+    if shared:
+        return _bmm(da.reshape(R, B * P, H), W, scale).reshape(R, B, P, -1)
+    return torch.einsum("rnph,rphk->rnpk", da, W).mul_(scale)
+
+
+def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list]:
+    r"""``x [R, B, v, d]`` -> (logits ``[R, B, n_out]``, per layer ``(patches, h^l)``): :func:`forward` of ``R``
+    networks at once (``trainables`` = :func:`trainable` of each, stacked on a leading axis; readout = beta),
+    each layer's ``a^l = patch^l W^l / sqrt(K)`` one batched matmul (``[R, B P_l, K] x [R, K, H]`` for
+    shared weights) with the ``1/sqrt(K)`` inside the product; no autograd."""
+    n_w = spec.depth
+    weights, biases, beta = trainables[:n_w], iter(trainables[n_w:-1]), trainables[-1]
+    R, B = x.shape[:2]
+    h = x.transpose(-1, -2)  # channel-last [R, B, d, v]
+    tape = []
+    for W in weights:
+        pat = layer_patches(h.reshape(R * B, *h.shape[2:]), spec.patch)  # [R B, P_l, K]
+        P_l, K = pat.shape[1:]
+        pat = pat.reshape(R, B, P_l, K)
+        a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
+        if spec.bias:
+            a = a + BIAS_SCALE * next(biases)[:, None]
+        h = torch.relu(a)
+        tape.append((pat, h))
+    return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
+
+
+def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y: Tensor
+                      ) -> tuple[list[Tensor], Tensor, Tensor]:
+    r"""Every network's ``dLoss_r/dtheta_r`` (``Loss_r`` its batch's mean cross-entropy), ``[R]`` losses and
+    wrong counts, for :func:`batched_forward`: backprop written out (what autograd of :func:`forward`
+    computes; ``rho'(a) = [h > 0]`` as torch's ReLU), every scale inside a matmul::
+
+        dz = (softmax(z) - y*) / B;   grad beta = mean_p(h^L)^T dz / H;   dh^L_p = dz beta^T / (H P_L)
+        da^l = dh^l [h^l > 0];  grad W^l = da^T patch^l / sqrt(K);  grad b^l = 0.1 sum_b da;
+        d patch^l = da W^l / sqrt(K)  (reshaped: dh^{l-1})
+    """
+    n_w = spec.depth
+    weights, beta = trainables[:n_w], trainables[-1]
+    with torch.no_grad():
+        out, tape = batched_forward(spec, trainables, x)
+        R, B, n_out = out.shape
+        loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
+        dz = torch.softmax(out, -1).sub_(F.one_hot(y, n_out).to(out.dtype)).div_(B)
+        H = beta.shape[1]
+        top = tape[-1][1]
+        grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)
+        dh = _bmm(dz, beta.transpose(1, 2), 1.0 / (H * top.shape[2]))[:, :, None, :]  # [R, B, 1, H]
+        grads_w, grads_b = [None] * n_w, []
+        for l in range(n_w - 1, -1, -1):
+            pat, h = tape[l]
+            da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0)  # dh [h > 0], as ReLU's backward
+            scale = 1.0 / math.sqrt(pat.shape[-1])
+            grads_w[l] = _apply_grad_weight(spec.connectivity.shared, da, pat, scale)
+            if spec.bias:
+                grads_b.append(BIAS_SCALE * da.sum(1))
+            if l > 0:
+                prev = tape[l - 1][1]
+                dh = _apply_grad_input(spec.connectivity.shared, da, weights[l], scale).reshape(prev.shape)
+    return [*grads_w, *grads_b[::-1], grad_beta], loss, (out.argmax(-1) != y).sum(1)
 
 
 # --------------------------------------------------------------------------- the rate eligibility
@@ -258,6 +346,7 @@ def spec_from_config(cfg) -> NetSpec:
 
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
+           "batched_forward", "batched_gradients",
            "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
            "explicit_update", "feedback_vjp", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
            "relu_derivative", "spec_from_config", "trainable"]

@@ -84,19 +84,22 @@ def train(cfg: RunConfig, progress: bool = False, checkpoint=None) -> dict:
 
     ``checkpoint``: a path where the trained network is saved (:mod:`spiking_rhm.checkpoint`).
     """
+    from spiking_rhm.memory import PeakMemory
+
     trainer = backend_trainer(cfg.backend)
     start = time.perf_counter()
-    if cfg.grid:  # hyper-parameters chosen on validation points (spiking_rhm.selection)
-        from spiking_rhm.errors import ConfigError
-        from spiking_rhm.selection import select
+    with PeakMemory() as memory:  # metrics.memory: the process's peak resident memory during this run
+        if cfg.grid:  # hyper-parameters chosen on validation points (spiking_rhm.selection)
+            from spiking_rhm.errors import ConfigError
+            from spiking_rhm.selection import select
 
-        if checkpoint is not None:
-            raise ConfigError("a run with a grid trains several networks: checkpoint its chosen point instead "
-                              "(the record's metrics.selection.chosen)")
-        metrics = select(cfg, lambda point: trainer(point, progress=progress))
-    else:
-        metrics = trainer(cfg, progress=progress, checkpoint=checkpoint)
-    return make_record(cfg, metrics, wall_time=time.perf_counter() - start)
+            if checkpoint is not None:
+                raise ConfigError("a run with a grid trains several networks: checkpoint its chosen point instead "
+                                  "(the record's metrics.selection.chosen)")
+            metrics = select(cfg, lambda point: trainer(point, progress=progress))
+        else:
+            metrics = trainer(cfg, progress=progress, checkpoint=checkpoint)
+    return make_record(cfg, {**metrics, "memory": memory.fields}, wall_time=time.perf_counter() - start)
 
 
 def make_record(cfg: RunConfig, metrics: dict[str, Any], wall_time: float, status: str | None = None) -> dict:

@@ -135,6 +135,12 @@ def cosine_similarity(a: Tensor, b: Tensor) -> float | None:
     return float((a * b).sum() / (na * nb))
 
 
+def all_finite(tensors: Sequence[Tensor]) -> bool:
+    """Every entry of ``tensors`` is finite: ``max |t|`` is finite (``amax`` propagates NaN; one reduction,
+    several times faster than ``isfinite(t).all()``)."""
+    return all(t.numel() == 0 or bool(torch.isfinite(t.abs().amax())) for t in tensors)
+
+
 def learning_rates(base: float, width_scaled: bool, width: int, readout_lr: float | None, readout_fan_in: int
                    ) -> tuple[float, float]:
     """(hidden, readout) learning rates of the mean-field convention (module docstring)."""
@@ -219,7 +225,7 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
             step += 1
         seen_total += seen
         if log.end_epoch(epoch, float(loss_sum) / seen, int(wrong) / seen,
-                         params_finite=lambda: all(bool(torch.isfinite(t).all()) for t in trainables),
+                         params_finite=lambda: all_finite(trainables),
                          test_error=backend.test_error):
             break
     log.close()
@@ -276,5 +282,5 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
             "linear probe", "online_readout": online, "probe": probe}
 
 
-__all__ = ["Backend", "Final", "Plan", "StepOutput", "alignment_points", "carve_validation", "cosine_factor",
+__all__ = ["Backend", "Final", "Plan", "StepOutput", "alignment_points", "all_finite", "carve_validation", "cosine_factor",
            "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

@@ -137,3 +137,14 @@ def test_loop_records_why_it_stopped():
 def test_bad_stop_settings_are_config_errors(optim, message):
     with pytest.raises(ConfigError, match=message):
         _cfg(**optim)
+
+
+def test_all_finite_is_false_exactly_when_an_entry_is_not_finite():
+    from spiking_rhm.training import all_finite
+
+    ok = [torch.full((3, 4), 3e38), torch.zeros(0), torch.ones(2)]
+    assert all_finite(ok)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        t = torch.ones(3, 4)
+        t[2, 1] = bad
+        assert not all_finite([*ok, t])

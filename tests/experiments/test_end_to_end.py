@@ -9,7 +9,7 @@ from experiments.sweep import SweepConfig, run_sweep
 
 pytest.importorskip("rate_models.train")
 
-TIMINGS = ("samples_per_s", "train_time", "wall_time")
+TIMINGS = ("samples_per_s", "train_time", "wall_time", "memory")  # measurements of the machine
 
 
 def comparable(record):

@@ -17,8 +17,8 @@ import torch
 from spiking_rhm.config import NetConfig, OptimConfig, RHMConfig, RunConfig, SpikingConfig
 
 GOLDEN = Path(__file__).with_name("golden.json")
-# keys of a record that measure time, not behaviour
-TIMING = {"wall_time", "samples_per_s", "train_time", "device"}
+# keys of a record that measure the machine (time, memory), not behaviour
+TIMING = {"wall_time", "samples_per_s", "train_time", "device", "memory"}
 
 RHM = RHMConfig(v=8, m=4, n_c=8, s=2, L=2, rule_seed=0)
 SPIKING = dict(code="rate", T=10, dt=1e-3, max_rate=200.0, tau_mem=1e-2, tau_syn=5e-3, tau_pre=1e-2,

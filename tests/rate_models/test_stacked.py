@@ -10,8 +10,9 @@ from spiking_rhm import api
 from spiking_rhm.config import NetConfig, OptimConfig, RHMConfig, RunConfig
 
 
-def _cfg(rule="bp", seed=0, lr=None, epochs=4, stop=0.0, **kw):
-    return RunConfig(rhm=RHMConfig(8, 4, 8, 2, 2), P=256, P_test=256, rule=rule, seed=seed, net=NetConfig(width=32),
+def _cfg(rule="bp", seed=0, lr=None, epochs=4, stop=0.0, net=None, **kw):
+    return RunConfig(rhm=RHMConfig(8, 4, 8, 2, 2), P=256, P_test=256, rule=rule, seed=seed,
+                     net=net or NetConfig(width=32),
                      optim=OptimConfig(epochs=epochs, batch_size=64, lr=lr, stop_train_loss=stop), **kw)
 
 
@@ -32,7 +33,8 @@ def assert_same_run(stacked: dict, alone: dict) -> None:
     assert stacked["data"] == alone["data"]
 
 
-@pytest.mark.parametrize("rule,kw", [("bp", {}), ("dfa", {}), ("dkp", {}), ("clapp", {}), ("sibling-cca", {}),
+@pytest.mark.parametrize("rule,kw", [("bp", {}), ("bp", {"net": NetConfig(arch="lcn", width=32, bias=True)}),
+                                     ("dfa", {}), ("dkp", {}), ("clapp", {}), ("sibling-cca", {}),
                                      ("random-features", {"rule_options": {"readout": "all"}})])
 def test_stacked_runs_equal_the_runs_alone(rule, kw):
     cfgs = [_cfg(rule, seed=s, **kw) for s in (0, 1, 2)]
@@ -89,3 +91,43 @@ def test_norse_runs_are_never_stacked():
     assert [len(g) for g in group(norse + [_cfg(seed=0), _cfg(seed=1)], 8)] == [1, 1, 1, 2]
     with pytest.raises(NotStackable, match="rate back end"):
         train_stack(norse)
+
+
+@pytest.mark.parametrize("arch,bias", [("cnn", False), ("cnn", True), ("lcn", True), ("fcn", False)])
+def test_stacked_gradients_equal_autograd_of_each_run(arch, bias):
+    """The stack's written-out backprop (bp fast path) == autograd of each lone run's loss, every architecture."""
+    import torch
+    import torch.nn.functional as F
+
+    from rate_models.networks import forward
+    from rate_models.stacked import _Stack
+    from rate_models.train import RateBackend
+
+    backends = [RateBackend(_cfg(seed=s, net=NetConfig(arch=arch, width=32, bias=bias))) for s in (0, 1, 2)]
+    stack = _Stack(backends)
+    idx = torch.stack([torch.randperm(b.n_train, generator=torch.Generator().manual_seed(i))[:64]
+                       for i, b in enumerate(backends)])
+    rows = torch.arange(3)[:, None]
+    grads, loss, wrong = stack.stacked_gradients(stack.trainables(), stack.X[rows, idx], stack.Y[rows, idx])
+    for r, b in enumerate(backends):
+        x, y = b.X[idx[r]], b.Y[idx[r]]
+        out, _ = forward(b.params, x)
+        lone_loss = F.cross_entropy(out, y)
+        hidden, readout = b.trainable()
+        want = torch.autograd.grad(lone_loss, [*hidden, *readout])
+        assert len(want) == len(grads)
+        for g, w in zip(grads, want):
+            torch.testing.assert_close(g[r], w, rtol=1e-4, atol=1e-6)
+        assert float(loss[r]) == pytest.approx(float(lone_loss.detach()), rel=1e-5)
+        assert int(wrong[r]) == int((out.argmax(1) != y).sum())
+
+
+def test_finite_rows_flags_exactly_the_runs_with_a_non_finite_entry():
+    import torch
+
+    from rate_models.stacked import _finite_rows
+
+    w = torch.full((5, 3, 4), 3e38)  # huge but finite: a sum would overflow, max |w| does not
+    b = torch.zeros(5, 2)
+    w[1, 2, 3], w[2, 0, 0], b[3, 1] = float("nan"), float("inf"), -float("inf")
+    assert _finite_rows([w, b]).tolist() == [True, False, False, False, True]
