@@ -207,7 +207,11 @@ def test_sigkill_mid_sweep_leaves_no_partial_record_and_resumes(tmp_path, monkey
         deadline = time.time() + 120
         while time.time() < deadline:
             n_records = len(list((out / "records").glob("*.json"))) if (out / "records").exists() else 0
-            if Path(str(log) + ".hang").exists() and n_records == 3:
+            # results.jsonl is rewritten from records/ just after each record lands (it may lag a record,
+            # by design: readers use records/), so wait for both before the kill
+            index = out / "results.jsonl"
+            n_lines = len(index.read_text().splitlines()) if index.exists() else 0
+            if Path(str(log) + ".hang").exists() and n_records == 3 and n_lines == 3:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"sweep exited early: {proc.stdout.read().decode()}")
@@ -233,6 +237,7 @@ def test_sigkill_mid_sweep_leaves_no_partial_record_and_resumes(tmp_path, monkey
     records = read_results(out)
     assert sorted(r["P"] for r in records) == [16, 32, 64, 128]
     assert finished_ids < {r["run_id"] for r in records}
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
 
 
 def test_process_pool_and_dask_give_the_same_records(tmp_path):
