@@ -9,6 +9,12 @@ Per batch (the window-count form of the Norse learner, :mod:`spiking_rhm.backend
         [modulator: the eligibility decays over the delay, then sum_k (1 - a_mod) a_mod^k e(T + D + k)]
     grad W^l = c^l sum L e / sqrt(K_l)                          (spiking_rhm.plasticity.weight_gradients)
 
+``spiking.plasticity = online`` (:meth:`Brian2Backend._online_step`): the window runs in pieces to the stops of
+:class:`spiking_rhm.plasticity.OnlineUpdates`; a signal every ``update_every`` steps from the running counts
+(:func:`spiking_rhm.backends.norse.learners.running_context`), delivered ``modulator_delay`` later with the
+per-synapse eligibility of that step, the weights updated and written into the synapses inside the window
+(the Norse online learner's computation; ``modulator_tau`` is refused with it).
+
 The loop (epochs, schedule, SGD, early stop, scores, record) is :func:`spiking_rhm.training.train`.
 The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equations.NEURON_MODELS`), the
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
