@@ -373,6 +373,10 @@ def _validate_neuron(cfg: "RunConfig") -> None:
         raise ConfigError(f"spiking.neuron = {sp.neuron!r} with neuron_options / a modulator needs --backend brian2 "
                           f"(a modulator_delay alone: also norse with spiking.plasticity = online); the "
                           f"{cfg.backend} back end simulates the current-based LIF only")
+    if sp.plasticity == "online" and sp.modulator_tau:
+        raise ConfigError("spiking.modulator_tau spreads the modulator over the steps after the window (plasticity = "
+                          "window); online plasticity delivers each signal at one step, modulator_delay later: set "
+                          "spiking.modulator_tau = 0")
     if cfg.backend == "brian2":  # the model's own checks (equations imports no brian2)
         from spiking_rhm.backends.brian2.equations import check_whole_steps, neuron_model
 

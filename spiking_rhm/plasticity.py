@@ -21,6 +21,7 @@ For hidden layer ``l`` with fan-in ``K_l``::
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any, ClassVar, NamedTuple, Protocol, Sequence
 
 import torch
@@ -175,6 +176,77 @@ def weight_gradients(rule: Rule, ctx: LearningContext, state: RuleState, eligibi
     return Update(list(signals), combine(signals, eligibilities, fan_in, shared, scale, active), new_state)
 
 
+# --------------------------------------------------------------------------- online plasticity
+class OnlineUpdates:
+    r"""Online plasticity inside a window of ``T`` steps, written once for every back end that streams it.
+
+    A learning signal is formed at the signal points ``s`` (every ``k``-th step and the last, 0-based) from
+    the network's running state, delivered ``d`` steps later and contracted with the eligibility *then*::
+
+        g(s) = (1 / n_u) c^l(s + d) contract(L^l(s), e^l(s + d)) / sqrt(K_l),     n_u = ceil(T / k)
+
+    (``1 / n_u``: the window's updates sum to one window update).  The back end runs its network to the
+    steps of :meth:`stops`, calls :meth:`signal` at a point and :meth:`deliver` at every stop, applies the
+    updates (:func:`sgd_step`) and runs on, without input and plasticity after the window, while
+    :attr:`waiting`.
+    """
+
+    def __init__(self, rule: Rule, steps: int, every: int, delay: int, fan_in: Sequence[int], shared: bool,
+                 scale: str = "none"):
+        if int(every) < 1 or int(delay) < 0:
+            raise ConfigError(f"spiking.update_every must be >= 1 and spiking.modulator_delay >= 0, got {every}, {delay}")
+        self.rule, self.steps, self.every, self.delay = rule, int(steps), int(every), int(delay)
+        self.fan_in, self.shared, self.scale = list(fan_in), shared, scale
+        self.n_updates = math.ceil(self.steps / self.every)
+        self.points = frozenset(t for t in range(self.steps) if (t + 1) % self.every == 0 or t == self.steps - 1)
+        self.pending: deque = deque()
+
+    def stops(self) -> list[int]:
+        """The steps after which the back end must stop: the signal points and the deliveries."""
+        return sorted(self.points | {t + self.delay for t in self.points})
+
+    @property
+    def waiting(self) -> bool:
+        """True while a formed signal has not been delivered."""
+        return bool(self.pending)
+
+    def signal(self, t: int, ctx: LearningContext, state: RuleState, lr: float, active: Sequence[Tensor | float]
+               ) -> tuple[list[Tensor], RuleState]:
+        """At point ``t``: the rule's signals on ``ctx`` (queued for step ``t + d`` with the layers' active
+        fractions ``active``) and the rule's state after its own learning with rate ``lr / n_u``."""
+        signals = self.rule.learning_signals(ctx, state)
+        state = self.rule.update_state(ctx, state, lr / self.n_updates)
+        self.pending.append((t + self.delay, signals, list(active)))
+        return signals, state
+
+    def deliver(self, t: int, eligibilities: Sequence[Eligibility] | Any) -> list[list[Tensor]]:
+        """The updates ``g`` of every signal arriving at step ``t`` with the eligibility of that step
+        (``eligibilities``: a sequence, or a zero-argument callable giving it, called only when one arrives)."""
+        out = []
+        while self.pending and self.pending[0][0] == t:
+            _, sig, active = self.pending.popleft()
+            traces = eligibilities() if callable(eligibilities) else eligibilities
+            g = combine(sig, traces, self.fan_in, self.shared, self.scale, active)
+            out.append([gi / self.n_updates for gi in g])
+        return out
+
+
+def sgd_step(weights: Sequence[Tensor], grads: Sequence[Tensor], lr: float, momentum: float = 0.0,
+             weight_decay: float = 0.0, velocity: list | None = None) -> list:
+    """``v <- mu v + g + lambda W; W <- W - eta v`` in place (torch's SGD, first buffer = g); the velocity
+    buffers (``None`` before the first step) are returned."""
+    velocity = [None] * len(grads) if velocity is None else velocity
+    for i, (w, g) in enumerate(zip(weights, grads)):
+        if weight_decay:
+            g = g + weight_decay * w
+        if momentum:
+            v = velocity[i]
+            velocity[i] = g.clone() if v is None else v.mul_(momentum).add_(g)
+            g = velocity[i]
+        w.sub_(lr * g)
+    return velocity
+
+
 __all__ = ["ELIGIBILITY_SCALES", "NON_LOCAL_FIELDS", "Eligibility", "EligibilityScale", "ExpectedScale", "RateEligibility",
-           "RawScale", "Update", "active_fraction", "combine", "eligibility_scale", "gradient_factor",
-           "learning_context", "non_local_needs", "weight_gradients"]
+           "OnlineUpdates", "RawScale", "Update", "active_fraction", "combine", "eligibility_scale", "gradient_factor",
+           "learning_context", "non_local_needs", "sgd_step", "weight_gradients"]

@@ -313,6 +313,17 @@ class Brian2Network:
     def run(self, weights: Sequence, input_spikes, plastic: bool = True) -> "Brian2Result":
         """One window of ``input_spikes`` ``[T, n <= N, C, d]`` from rest (samples beyond ``n`` are silent and
         dropped from the result); ``plastic=False``: a plain presentation (no traces, eligibility zero)."""
+        n = self.start(weights, input_spikes, plastic)
+        self._run(self.T)
+        result = self._collect(n, plastic)
+        if plastic and self.modulator.active:
+            result = result._replace(eligibility=self._modulate(result.eligibility, n))
+        return result
+
+    # ----------------------------------------------------------------- a window in pieces (online plasticity)
+    def start(self, weights: Sequence, input_spikes, plastic: bool = True) -> int:
+        """Restore the initial state, write the weights and the window's input; the number of samples ``n``.
+        Then :meth:`advance` runs it on (:meth:`run` runs the whole window)."""
         hidden = list(getattr(weights, "hidden", weights))
         spikes = _numpy(input_spikes)
         _check_inputs(self.spec, hidden, spikes)
@@ -325,17 +336,47 @@ class Brian2Network:
         self.net.restore("initial")
         for obj in self.forward_only:
             obj.active = plastic
+        self.set_weights(hidden)
         for l, (group, syn, *rest) in enumerate(self.layers):
-            syn.w = _numpy(hidden[l]).ravel()[rest[-1]]
             syn.plastic = 1.0
             for var in self.model.state:
                 setattr(group, var, self.v_init if var in ("v", "u") else 0.0)
         self._stim(spikes)
-        self._run(self.T)
-        result = self._collect(n, plastic)
-        if plastic and self.modulator.active:
-            result = result._replace(eligibility=self._modulate(result.eligibility, n))
-        return result
+        return n
+
+    def advance(self, steps: int) -> None:
+        """Run ``steps`` more steps (after the window's ``T`` the input is silent)."""
+        if steps > 0:
+            self._run(int(steps))
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Copy the hidden weights into the synapses (in place, also within a window)."""
+        for l, (group, syn, *rest) in enumerate(self.layers):
+            syn.w = _numpy(weights[l]).ravel()[rest[-1]]
+
+    def stop_plasticity(self) -> None:
+        """From the next step on the eligibility only decays and ``ebar`` stays (the Norse trace's non-plastic
+        steps)."""
+        for group, syn, spike_mon, v_mon, acc, *_ in self.layers:
+            syn.plastic = 0.0
+            acc.state_updater.active = False
+
+    def counts(self, n: int) -> list[np.ndarray]:
+        """Every layer's spike counts since :meth:`start`, ``[n, P, H]``."""
+        return [np.asarray(spike_mon.count[:], dtype=np.float64).reshape(self.N, P, H)[:n]
+                for group, syn, spike_mon, v_mon, acc, (P, H, K), *_ in self.layers]
+
+    def eligibility(self, n: int, active: Sequence[float] | None = None, plastic: bool = True
+                    ) -> list["LayerEligibility"]:
+        """Every layer's per-synapse eligibility now (``active``: the layers' active fractions to store)."""
+        out = []
+        for l, (group, syn, spike_mon, v_mon, acc, (P, H, K), rec, widx) in enumerate(self.layers):
+            shape = self.spec.weight_shapes()[l]
+            out.append(LayerEligibility(np.asarray(syn.elig[:]).reshape(self.N, P, H, K)[:n],
+                                        widx.reshape(self.N, P, H, K)[:n], tuple(shape), K,
+                                        float(acc.ebar[0]) if plastic else float("nan"),
+                                        float("nan") if active is None else float(active[l])))
+        return out
 
     def _modulate(self, eligibility, n: int) -> list:
         """Run the delay (plastic off, the eligibility decays) and the modulator's arrival; the modulated
@@ -366,7 +407,7 @@ class Brian2Network:
 
     def _collect(self, n: int, plastic: bool) -> "Brian2Result":
         T, dt_s, N = self.T, self.dt, self.N
-        out_spikes, out_v, out_e = [], [], []
+        out_spikes, out_v = [], []
         for l, (group, syn, spike_mon, v_mon, acc, (P, H, K), rec, widx) in enumerate(self.layers, start=1):
             z = np.zeros((T, N * P * H))
             steps = np.rint(np.asarray(spike_mon.t / b2.second) / dt_s).astype(np.int64)
@@ -380,12 +421,8 @@ class Brian2Network:
                 if v.shape[0] != T:
                     raise RuntimeError(f"brian2 ran {v.shape[0]} steps instead of {T}")  # pragma: no cover
                 out_v.append(v.reshape(T, N, P, H)[:, :n] if rec is True else v)
-            shape = self.spec.weight_shapes()[l - 1]
-            out_e.append(LayerEligibility(np.asarray(syn.elig[:]).reshape(N, P, H, K)[:n],
-                                          widx.reshape(N, P, H, K)[:n], tuple(shape), K,
-                                          float(acc.ebar[0]) if plastic else float("nan"),
-                                          float((z.sum(0) > 0).mean())))
-        return Brian2Result(out_spikes, out_v, out_e, T)
+        active = [float((z.sum(0) > 0).mean()) for z in out_spikes]
+        return Brian2Result(out_spikes, out_v, self.eligibility(n, active, plastic), T)
 
     def monitor(self, l: int):
         """The StateMonitor of layer ``l`` (1-based; None when not recorded)."""

@@ -9,6 +9,12 @@ Per batch (the window-count form of the Norse learner, :mod:`spiking_rhm.backend
         [modulator: the eligibility decays over the delay, then sum_k (1 - a_mod) a_mod^k e(T + D + k)]
     grad W^l = c^l sum L e / sqrt(K_l)                          (spiking_rhm.plasticity.weight_gradients)
 
+``spiking.plasticity = online`` (:meth:`Brian2Backend._online_step`): the window runs in pieces to the stops of
+:class:`spiking_rhm.plasticity.OnlineUpdates`; a signal every ``update_every`` steps from the running counts
+(:func:`spiking_rhm.backends.norse.learners.running_context`), delivered ``modulator_delay`` later with the
+per-synapse eligibility of that step, the weights updated and written into the synapses inside the window
+(the Norse online learner's computation; ``modulator_tau`` is refused with it).
+
 The loop (epochs, schedule, SGD, early stop, scores, record) is :func:`spiking_rhm.training.train`.
 The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equations.NEURON_MODELS`), the
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
@@ -80,6 +86,7 @@ class Brian2Backend(SetupParameters):
         own = {**BACKEND_OPTIONS, **{k: v for k, v in options.items() if k in BACKEND_OPTIONS}}
         self.model = neuron_from_config(sp)
         self.modulator = modulator_from_config(sp)
+        self.online = sp.plasticity == "online"  # (config: no modulator_tau with it)
         if cfg.rule == "bp":
             raise ConfigError("rule 'bp' (backprop through time) is not available on the brian2 back end; train it "
                               "with --backend norse")
@@ -106,8 +113,10 @@ class Brian2Backend(SetupParameters):
         self.n_train = self.train_set.labels.shape[0]
         self.supervised = self.rule.supervised
         self.batch = max(1, min(cfg.optim.batch_size, self.n_train))
+        # online: the modulator's delay is inside the window (step), not a phase after it
+        network_modulator = None if self.online else self.modulator
         self.net = Brian2Network(setup.spec, setup.params, self.batch, sp.T, self.model, target=self.target,
-                                 modulator=self.modulator, **dict(network_options or {}))  # e.g. monitors
+                                 modulator=network_modulator, **dict(network_options or {}))  # e.g. monitors
 
     # ----------------------------------------------------------------- the Backend protocol
     def step(self, idx, lr, align):
@@ -119,6 +128,8 @@ class Brian2Backend(SetupParameters):
         setup, spec, p = self.setup, self.setup.spec, self.setup.params
         sample = self.train_set.take(idx.numpy())
         batch = setup.present(sample)
+        if self.online:
+            return self._online_step(sample, batch, lr)
         res = self.net.run(setup.weights.hidden, batch.spikes, plastic=True)
         counts = [torch.as_tensor(c.sum(0)) for c in res.spikes]
         layers = [rates(c, res.steps, p) for c in counts]
@@ -133,6 +144,42 @@ class Brian2Backend(SetupParameters):
         grad_out = readout_gradient(hbar, logits, batch.target)
         wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
         return StepOutput([*grads, grad_out], _cross_entropy(logits, batch.target), wrong, len(idx))
+
+    def _online_step(self, sample, batch, lr) -> StepOutput:
+        """The window in pieces: the network runs to each stop of :class:`~spiking_rhm.plasticity.OnlineUpdates`;
+        at a signal point the Norse learner's running context (:func:`~.norse.learners.running_context`) gives
+        the rule's signal, at a delivery the per-synapse eligibility of that step gives the update, applied to the
+        weights (the Norse learner's SGD with its momentum buffers) and written into the synapses."""
+        from spiking_rhm.backends.brian2.learning import _IndexedEligibility
+        from spiking_rhm.backends.norse.learners import _cross_entropy, running_context
+        from spiking_rhm.backends.norse.network import readout_gradient
+        from spiking_rhm.plasticity import OnlineUpdates, active_fraction
+
+        setup, spec, p, learner, net = self.setup, self.setup.spec, self.setup.params, self.setup.learner, self.net
+        weights, T = setup.weights, self.cfg.spiking.T
+        online = OnlineUpdates(self.rule, T, learner.update_every, learner.modulator_delay, spec.fan_in,
+                               spec.connectivity.shared, learner.scale)
+        n = net.start(weights.hidden, batch.spikes, plastic=True)
+        now, hbar = -1, None
+        for stop in online.stops():
+            net.advance(stop - now)
+            now = stop
+            if stop in online.points:
+                counts = [torch.as_tensor(c) for c in net.counts(n)]
+                hbar, logits, ctx = running_context(self.rule, counts, counts[-1], stop + 1, weights, batch.target, p)
+                _, learner.rule_state = online.signal(stop, ctx, learner.rule_state, lr,
+                                                      [active_fraction(c) for c in counts])
+            arrived = online.deliver(stop, lambda: [_IndexedEligibility(e) for e in net.eligibility(n)])
+            for g in arrived:
+                learner._apply(weights, g, lr)
+            if arrived:
+                net.set_weights(weights.hidden)
+            if stop == T - 1:
+                net.stop_plasticity()
+        grad_out = readout_gradient(hbar, logits, batch.target)
+        wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
+        return StepOutput([None] * spec.depth + [grad_out], _cross_entropy(logits, batch.target), wrong,
+                          len(sample.labels))
 
     def features(self, sample, generator: torch.Generator) -> torch.Tensor:
         """Top-layer rates ``hbar [n, H]`` of plain presentations, in chunks of the built batch size."""

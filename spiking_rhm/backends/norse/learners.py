@@ -48,7 +48,6 @@ weights ``W`` (straight-through: ``dW_q / dW = 1``).  Online plasticity re-quant
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -69,11 +68,12 @@ from spiking_rhm.backends.norse.network import (
 from spiking_rhm.backends.norse.traces import EligibilityParameters, make_eligibility
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.plasticity import (
+    OnlineUpdates,
     active_fraction,
-    combine,
     eligibility_scale,
     learning_context,
     non_local_needs,
+    sgd_step,
     weight_gradients,
 )
 from spiking_rhm.quantisation import check_weight_bits, quantise_weight
@@ -225,10 +225,10 @@ class ThreeFactorLearner(Learner):
     # ----------------------------------------------------------------- streamed (online) form
     def _stream(self, weights, batch, lr, recorder=None) -> StepResult:
         """Step by step: a learning signal every ``update_every`` steps from the running state, delivered
-        ``modulator_delay`` steps later and multiplied with the eligibility then (module docstring)."""
+        ``modulator_delay`` steps later and multiplied with the eligibility then (module docstring;
+        :class:`spiking_rhm.plasticity.OnlineUpdates`)."""
         spec, p = self.spec, self.params
         T, N = batch.spikes.shape[:2]
-        k_every, d = self.update_every, self.modulator_delay
         apply = self.plasticity == "online"
         traces = [make_eligibility("synapse", self.trace_parameters(), p.dt, p.pre) for _ in range(spec.depth)]
         state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
@@ -236,16 +236,15 @@ class ThreeFactorLearner(Learner):
         counts = [torch.zeros_like(s.v) for s in lif]  # running sums, accumulated in place
         v_sum = [torch.zeros_like(s.v) for s in lif]
         zero_in = batch.spikes.new_zeros(batch.spikes.shape[1:])
-        n_updates = math.ceil(T / k_every)
-        points = {t for t in range(T) if (t + 1) % k_every == 0 or t == T - 1}
-        pending: deque = deque()
+        online = OnlineUpdates(self.rule, T, self.update_every, self.modulator_delay, spec.fan_in,
+                               spec.connectivity.shared, self.scale)
         total = [torch.zeros_like(w) for w in weights.hidden]
         master, weights = weights, self.forward_weights(weights)
         signals = ctx = logits = hbar = None
         u = None
         with torch.no_grad():
             t = 0
-            while t < T or pending:
+            while t < T or online.waiting:
                 x = batch.spikes[t] if t < T else zero_in
                 zs, vs = network_step(x, weights.hidden, spec, p, lif, pre, traces, t < T, recorder, t)
                 if t < T:
@@ -253,20 +252,12 @@ class ThreeFactorLearner(Learner):
                         c.add_(z)
                         a.add_(v)
                     top, u = self.stream_readout(zs[-1], counts[-1], u, t + 1)
-                    if t in points:
-                        layers = [rates(c, t + 1, p) for c in counts]
-                        hbar, logits = readout(top, t + 1, weights.readout, p)
-                        ctx = learning_context(self.rule, layers, logits, batch.target,
-                                               pre_activations=[(v / (t + 1) - p.psi.v_th).transpose(1, 2)
-                                                                for v in v_sum],
-                                               weights=list(weights.hidden))
-                        signals = self.rule.learning_signals(ctx, self.rule_state)
-                        self.rule_state = self.rule.update_state(ctx, self.rule_state, lr / n_updates)
-                        pending.append((t + d, signals, [active_fraction(c) for c in counts]))
-                while pending and pending[0][0] == t:
-                    _, sig, active = pending.popleft()
-                    g = combine(sig, traces, spec.fan_in, spec.connectivity.shared, self.scale, active)
-                    g = [gi / n_updates for gi in g]
+                    if t in online.points:
+                        hbar, logits, ctx = running_context(self.rule, counts, top, t + 1, weights, batch.target, p,
+                                                            v_sum)
+                        signals, self.rule_state = online.signal(t, ctx, self.rule_state, lr,
+                                                                 [active_fraction(c) for c in counts])
+                for g in online.deliver(t, traces):
                     for a, gi in zip(total, g):
                         a.add_(gi)
                     if apply:
@@ -288,17 +279,8 @@ class ThreeFactorLearner(Learner):
         return leaky_readout(z_top, u, steps, self.params.dt, self.params.tau_readout_inv)
 
     def _apply(self, weights: Weights, grads: list[Tensor], lr: float) -> None:
-        """``v <- mu v + g + lambda W; W <- W - eta v`` in place (torch's SGD, first buffer = g)."""
-        if self.velocity is None:
-            self.velocity = [None] * len(grads)
-        for i, (w, g) in enumerate(zip(weights.hidden, grads)):
-            if self.weight_decay:
-                g = g + self.weight_decay * w
-            if self.momentum:
-                v = self.velocity[i]
-                self.velocity[i] = g.clone() if v is None else v.mul_(self.momentum).add_(g)
-                g = self.velocity[i]
-            w.sub_(lr * g)
+        """``v <- mu v + g + lambda W; W <- W - eta v`` in place (:func:`spiking_rhm.plasticity.sgd_step`)."""
+        self.velocity = sgd_step(weights.hidden, grads, lr, self.momentum, self.weight_decay, self.velocity)
 
     def _branch_step(self, weights, batch, ctx, first, lr, hbar, logits) -> StepResult:
         x = tap_inputs(batch.spikes, ctx.layers, first.steps, self.params, self.spec.patch)
@@ -325,6 +307,21 @@ class ThreeFactorLearner(Learner):
         for tr in traces:
             tr.decay(T)  # the second view is not plastic: e only decays while it is shown
         return [rates(second[level].counts[l], second[level].steps, p) for l, level in enumerate(levels)]
+
+
+def running_context(rule: Rule, counts: list[Tensor], top: Tensor, steps: int, weights: Weights, target: Tensor,
+                    params: NorseParameters, v_sum: list[Tensor] | None = None
+                    ) -> tuple[Tensor, Tensor, LearningContext]:
+    """``(hbar, logits, ctx)`` of the running state after ``steps`` steps of a window, for an online signal:
+    the rates ``count / (steps rho_h)`` of the spike counts so far, the readout of ``top`` (count units) and
+    the mean pre-reset potentials ``v_sum / steps`` (when given) -- what every back end's online form hands
+    the rule (:class:`spiking_rhm.plasticity.OnlineUpdates`)."""
+    layers = [rates(c, steps, params) for c in counts]
+    hbar, logits = readout(top, steps, weights.readout, params)
+    fields = {} if v_sum is None else {"pre_activations": [(v / steps - params.psi.v_th).transpose(1, 2)
+                                                           for v in v_sum]}
+    ctx = learning_context(rule, layers, logits, target, weights=list(weights.hidden), **fields)
+    return hbar, logits, ctx
 
 
 def leaky_readout(z: Tensor, u: Tensor | None, steps: int, dt: float, tau_inv: float) -> tuple[Tensor, Tensor]:
