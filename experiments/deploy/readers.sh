@@ -4,10 +4,7 @@
 #   bash experiments/deploy/readers.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export OMP_NUM_THREADS=1
-out=experiments/results/deploy
-work=runs/deploy
-mkdir -p "$out" "$work"
+. experiments/deploy/common.sh   # OMP_NUM_THREADS, $out, $work, ${nir_point[@]}
 spiking-rhm train --rule bp --backend rate --v 8 --m 4 --nc 8 --s 2 --L 2 --P 384 --P-test 128 --seed 0 \
     --width 64 --quiet --save-net "$work/readers_bp_rate_s8L2.npz"
 spiking-rhm export "$work/readers_bp_rate_s8L2.npz" --out "$work/readers_bp_rate_s8L2.nir" --option spiking.T=30 \

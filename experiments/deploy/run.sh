@@ -4,14 +4,7 @@
 #   bash experiments/deploy/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export OMP_NUM_THREADS=1
-out=experiments/results/deploy
-work=runs/deploy
-mkdir -p "$out" "$work"
-# The operating point these deployments were measured at and a NIR CubaLIF expresses (rest at threshold,
-# reset to 0, drive 4, Bernoulli rate code); the Norse defaults (reset by subtraction) cannot be exported.
-nir_point=(--option spiking.code=rate --option spiking.v_rest=1.0 --option spiking.drive=4.0
-           --option spiking.reset=zero --option spiking.v_init=rest)
+. experiments/deploy/common.sh   # OMP_NUM_THREADS, $out, $work, ${nir_point[@]}
 
 # 1. A spiking network trained by surrogate-gradient BPTT on Norse, (8,4,8,2,2), T = 30 at 1000 Hz.
 spiking-rhm train --rule bp --backend norse --v 8 --m 4 --nc 8 --s 2 --L 2 --P 384 --P-test 128 --seed 0 \

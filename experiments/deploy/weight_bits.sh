@@ -6,12 +6,7 @@
 #   bash experiments/deploy/weight_bits.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export OMP_NUM_THREADS=1
-out=experiments/results/deploy
-work=runs/deploy
-mkdir -p "$out" "$work"
-nir_point=(--option spiking.code=rate --option spiking.v_rest=1.0 --option spiking.drive=4.0
-           --option spiking.reset=zero --option spiking.v_init=rest)
+. experiments/deploy/common.sh   # OMP_NUM_THREADS, $out, $work, ${nir_point[@]}
 run() {  # name rule [train options]
   local name=$1 rule=$2
   shift 2
