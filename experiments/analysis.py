@@ -1,7 +1,8 @@
 """From records to learning curves and P* tables.
 
 Records are grouped into *curves*: runs that differ only in P, P_test, seed and the grammar
-(``rhm.rule_seed``) -- same RHM parameters, rule, back end and every other setting.  A run built
+(``rhm.rule_seed``) -- same RHM parameters, rule, back end and every other setting.  A setting a record
+lacks (written before that config field existed) counts as its current default, as in the run id.  A run built
 from a protocol preset (``config.preset``) is labelled by the preset's name.  A curve's
 rows are its (grammar, seed) pairs, so P* intervals (bootstrap over rows) are over grammars and
 data seeds together.  Within a curve:
@@ -15,6 +16,7 @@ data seeds together.  Within a curve:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spiking_rhm.api import NO_TEST_POINTS
+from spiking_rhm.config import RunConfig
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import PStar, pstar, pstar_point
 
@@ -98,11 +101,27 @@ def _flatten(obj, prefix=""):
         yield prefix[:-1], obj
 
 
+@functools.cache
+def _defaults() -> dict:
+    return RunConfig().to_dict()
+
+
+def _with_defaults(config: dict, defaults: dict) -> dict:
+    """``config`` with the keys it lacks taken from ``defaults`` (recursively, into nested tables)."""
+    out = dict(config)
+    for key, default in defaults.items():
+        if key not in out:
+            out[key] = default
+        elif isinstance(out[key], dict) and isinstance(default, dict):
+            out[key] = _with_defaults(out[key], default)
+    return out
+
+
 def curves(records: list[dict]) -> list[Curve]:
     """Group records into curves (see the module docstring), sorted by setting, rule, backend."""
     groups: dict[str, list[dict]] = {}
     for record in records:
-        config = {k: v for k, v in record["config"].items() if k not in _SWEPT}
+        config = {k: v for k, v in _with_defaults(record["config"], _defaults()).items() if k not in _SWEPT}
         config["rhm"] = {k: v for k, v in config["rhm"].items() if k != "rule_seed"}
         groups.setdefault(json.dumps(config, sort_keys=True), []).append(record)
     flat = {key: dict(_flatten(json.loads(key))) for key in groups}

@@ -59,6 +59,19 @@ def test_curves_separate_variants():
     assert len(found) == 2 and {c.variant for c in found} == {"optim.lr=0.1", "optim.lr=1.0"}
 
 
+def test_a_record_without_a_newer_config_field_joins_the_curve_of_records_with_its_default():
+    from spiking_rhm.config import RunConfig
+
+    old = [record("bp", (8, 4, 8, 2, 2), P, 0, 0.5) for P in (64, 128)]
+    new = [record("bp", (8, 4, 8, 2, 2), P, 1, 0.4) for P in (64, 128)]
+    for rec in new:  # written after spiking.weight_bits existed: the field at its default
+        rec["config"]["spiking"] = {"weight_bits": RunConfig().spiking.weight_bits}
+    found = curves(old + new)
+    assert len(found) == 1 and found[0].variant == "" and found[0].seeds == [(0, 0), (0, 1)]
+    new[0]["config"]["spiking"]["weight_bits"] = 8  # a non-default value still makes its own curve
+    assert sorted(c.variant for c in curves(old + new)) == ["spiking.weight_bits=8", "spiking.weight_bits=None"]
+
+
 def test_plot_all_writes_png_and_pdf(tmp_path):
     files, notes = plot_all(synthetic(), tmp_path, eps=0.1)
     names = sorted(p.name for p in files)
