@@ -35,8 +35,12 @@ import torch
 
 from spiking_rhm import training
 from spiking_rhm.backends.brian2 import equations as eq
-from spiking_rhm.backends.norse.train import SetupParameters, final_scores
+from spiking_rhm.backends.brian2.learning import _IndexedEligibility
+from spiking_rhm.backends.norse.learners import _cross_entropy, running_context
+from spiking_rhm.backends.norse.network import describe, rates, readout, readout_gradient, top_rates
+from spiking_rhm.backends.norse.train import NorseSetup, SetupParameters, final_scores
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.plasticity import OnlineUpdates, active_fraction, learning_context, weight_gradients
 from spiking_rhm.training import StepOutput
 
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
@@ -76,7 +80,6 @@ class Brian2Backend(SetupParameters):
 
     def __init__(self, cfg, target: str | None = None, network_options: Mapping[str, Any] | None = None):
         from spiking_rhm.backends.brian2.network import Brian2Network
-        from spiking_rhm.backends.norse.train import NorseSetup
 
         sp = cfg.spiking
         if sp.readout != "counts":
@@ -120,11 +123,6 @@ class Brian2Backend(SetupParameters):
 
     # ----------------------------------------------------------------- the Backend protocol
     def step(self, idx, lr, align):
-        from spiking_rhm.backends.brian2.learning import _IndexedEligibility
-        from spiking_rhm.backends.norse.learners import _cross_entropy
-        from spiking_rhm.backends.norse.network import rates, readout, readout_gradient
-        from spiking_rhm.plasticity import learning_context, weight_gradients
-
         setup, spec, p = self.setup, self.setup.spec, self.setup.params
         sample = self.train_set.take(idx.numpy())
         batch = setup.present(sample)
@@ -150,11 +148,6 @@ class Brian2Backend(SetupParameters):
         at a signal point the Norse learner's running context (:func:`~.norse.learners.running_context`) gives
         the rule's signal, at a delivery the per-synapse eligibility of that step gives the update, applied to the
         weights (the Norse learner's SGD with its momentum buffers) and written into the synapses."""
-        from spiking_rhm.backends.brian2.learning import _IndexedEligibility
-        from spiking_rhm.backends.norse.learners import _cross_entropy, running_context
-        from spiking_rhm.backends.norse.network import readout_gradient
-        from spiking_rhm.plasticity import OnlineUpdates, active_fraction
-
         setup, spec, p, learner, net = self.setup, self.setup.spec, self.setup.params, self.setup.learner, self.net
         weights, T = setup.weights, self.cfg.spiking.T
         online = OnlineUpdates(self.rule, T, learner.update_every, learner.modulator_delay, spec.fan_in,
@@ -183,8 +176,6 @@ class Brian2Backend(SetupParameters):
 
     def features(self, sample, generator: torch.Generator) -> torch.Tensor:
         """Top-layer rates ``hbar [n, H]`` of plain presentations, in chunks of the built batch size."""
-        from spiking_rhm.backends.norse.network import top_rates
-
         setup, out = self.setup, []
         n = sample.labels.shape[0]
         for i in range(0, n, self.batch):
@@ -212,8 +203,6 @@ class Brian2Backend(SetupParameters):
                             diverged, self.val_set)
 
     def record(self):
-        from spiking_rhm.backends.norse.network import describe
-
         setup, cfg = self.setup, self.cfg
         return {"rule": {"name": cfg.rule, "family": self.rule.family, "supervised": self.supervised,
                          "local": self.rule.local, "options": dict(self.rule.options), "learner": type(self).__name__},
