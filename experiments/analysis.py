@@ -16,7 +16,6 @@ data seeds together.  Within a curve:
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import warnings
@@ -25,9 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spiking_rhm.api import NO_TEST_POINTS
-from spiking_rhm.config import RunConfig
+from spiking_rhm.config import _default_dict
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.metrics import PStar, pstar, pstar_point
+
+from experiments.sweep import _deep_merge
 
 _SWEPT = ("P", "P_test", "seed")
 TRAIN_ERROR_FLAG = 0.01
@@ -101,27 +102,12 @@ def _flatten(obj, prefix=""):
         yield prefix[:-1], obj
 
 
-@functools.cache
-def _defaults() -> dict:
-    return RunConfig().to_dict()
-
-
-def _with_defaults(config: dict, defaults: dict) -> dict:
-    """``config`` with the keys it lacks taken from ``defaults`` (recursively, into nested tables)."""
-    out = dict(config)
-    for key, default in defaults.items():
-        if key not in out:
-            out[key] = default
-        elif isinstance(out[key], dict) and isinstance(default, dict):
-            out[key] = _with_defaults(out[key], default)
-    return out
-
-
 def curves(records: list[dict]) -> list[Curve]:
     """Group records into curves (see the module docstring), sorted by setting, rule, backend."""
     groups: dict[str, list[dict]] = {}
     for record in records:
-        config = {k: v for k, v in _with_defaults(record["config"], _defaults()).items() if k not in _SWEPT}
+        # the settings a record lacks at their defaults: the record's config merged over the default one
+        config = {k: v for k, v in _deep_merge(_default_dict(), record["config"]).items() if k not in _SWEPT}
         config["rhm"] = {k: v for k, v in config["rhm"].items() if k != "rule_seed"}
         groups.setdefault(json.dumps(config, sort_keys=True), []).append(record)
     flat = {key: dict(_flatten(json.loads(key))) for key in groups}
