@@ -34,6 +34,7 @@ import torch
 
 from hardware.loihi.fixed_learning import WEIGHT_RANGE
 from spiking_rhm.errors import ConfigError
+from spiking_rhm.training import all_finite
 
 ENGINES = ("lava", "norse", "loihi-fixed")
 
@@ -179,7 +180,7 @@ def train_online(cfg, engine: str = "lava", batch: int = 4, epochs: int = 2, lr:
             beta = beta - lr_out * grad_out
             wrong += int((logits.argmax(1).numpy() != sample.labels).sum())
             presentations += len(sample.labels)
-        if not all(bool(torch.isfinite(t).all()) for t in [*hidden, beta]):
+        if not all_finite([*hidden, beta]):
             curve.append({"epoch": epoch, "presentations": presentations, "test_error": math.nan,
                           "train_error": wrong / P, "diverged": True})
             break
