@@ -195,6 +195,7 @@ class Brian2Network:
         self.forward_only: list = []  # objects switched off for plain (non-plastic) presentations
         self.modulation: list = []  # objects switched on only while the modulator arrives
         self.learning_phase: list = []  # objects switched on only in the dendritic delivery's learning phase
+        self.phase_record: dict = {}  # the last learning phase's monitored variables (:meth:`deliver`)
 
         m = self.model
         refractory = m.refractory * b2.second if m.refractory > 0 else False
@@ -419,6 +420,11 @@ class Brian2Network:
                     group.inj = I if inject else 0.0
                 self._run(S)
                 sums.append([np.asarray(group.dsum[:]).copy() for group, *_ in self.layers])
+                # the monitored neurons' variables over the phase (``spiking-rhm dynamics``): per layer, or None
+                self.phase_record["delivered" if inject else "reference"] = [
+                    None if v_mon is None else {var: np.asarray(getattr(v_mon, var))[:, -S:].copy()
+                                                for var in v_mon.record_variables}
+                    for group, syn, spike_mon, v_mon, *_ in self.layers]
         finally:
             for obj in self.learning_phase:
                 obj.active = False

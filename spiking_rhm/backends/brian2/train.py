@@ -177,6 +177,8 @@ class Brian2Backend(SetupParameters):
         out = [torch.as_tensor(-sigma * d / (inject * G)).transpose(1, 2)
                for d, sigma in zip(self.net.deliver(currents), sigmas)]
         self._delivery_statistics(signals, out)
+        self.last_delivery = {"signal": [L.detach().double() for L in signals], "current": currents,
+                              "third_factor": out}  # the last step's (spiking-rhm dynamics draws them)
         return out
 
     def _delivery_statistics(self, signals, delivered) -> None:
