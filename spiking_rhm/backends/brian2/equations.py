@@ -276,13 +276,15 @@ class TwoCompartmentModel(NeuronModel):
     current ``inj_j = -inject L_j / sigma`` (``sigma`` the layer's rms of ``L``) in every dendrite, and the third
     factor is read from the dendrite: ``L~_j = -sigma (D_j - D0_j) / (inject G)``, ``D = sum_t a_e^t v_d(T + t)``
     with and ``D0`` without the current, ``G`` = :meth:`delivered_gain` (``L~ = L`` while the current changes no
-    spike)."""
+    spike, always with ``phase_spikes = 0``: the soma is silent in the phase)."""
 
     name = "two-compartment"
-    defaults = {"kappa": 0.5, "g_c": 1.0, "delivery": 1.0, "inject": 0.25, "learning_phase": 0.01}
+    defaults = {"kappa": 0.5, "g_c": 1.0, "delivery": 1.0, "inject": 0.25, "learning_phase": 0.01,
+                "phase_spikes": 1.0}
     state = ("u", "isyn", "delta", "inj", "dsum")
     recorded = ("v", "v_dend")
-    delivery_options = ("delivery", "inject", "learning_phase")  # read by the back end, not the equations
+    # read by the back end, not the equations; phase_spikes = 0: the soma does not spike in the learning phase
+    delivery_options = ("delivery", "inject", "learning_phase", "phase_spikes")
 
     def check(self):
         from spiking_rhm.errors import ConfigError
@@ -296,6 +298,9 @@ class TwoCompartmentModel(NeuronModel):
         if o["delivery"] not in (0.0, 1.0):
             raise ConfigError(f"two-compartment: delivery must be 1 (a dendritic rule's signal enters the dendrite) or "
                               f"0 (the point-neuron update), got {o['delivery']}")
+        if o["phase_spikes"] not in (0.0, 1.0):
+            raise ConfigError(f"two-compartment: phase_spikes must be 1 (the soma spikes in the learning phase) or 0 "
+                              f"(it is silent), got {o['phase_spikes']}")
         if not (o["inject"] > 0 and math.isfinite(o["inject"])):
             raise ConfigError(f"two-compartment: inject (the delivered current per rms signal) must be > 0, "
                               f"got {o['inject']}")

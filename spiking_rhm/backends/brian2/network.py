@@ -391,7 +391,7 @@ class Brian2Network:
         from the window's end state, ``S`` silent steps without plasticity, once without and once with the current
         ``currents[l]`` (``[n, P, H]`` per layer) held in every dendrite; per neuron
         ``D - D0 = sum_{t=1}^S a_e^t (v_d(T + t) - v_d^0(T + t))`` (``a_e^t``: the eligibility's decay since the
-        window's end), ``[n, P, H]`` per layer."""
+        window's end), ``[n, P, H]`` per layer.  The model's ``phase_spikes = 0`` silences the somata in the phase."""
         if not self.learning_phase:
             raise ConfigError(f"the neuron {self.model.name!r} has no dendrite to deliver a signal to")
         S = self.model.phase_steps(self.dt)
@@ -407,8 +407,10 @@ class Brian2Network:
         self.net.store("window_end")
         for obj in self.forward_only:  # no traces, no eligibility, no ebar: plasticity is off in the phase
             obj.active = False
-        for obj in self.learning_phase:
-            obj.active = True
+        silent = [] if self.model.options["phase_spikes"] else [
+            obj for group, *_ in self.layers for obj in (group.thresholder["spike"], group.resetter["spike"])]
+        for obj in [*self.learning_phase, *silent]:
+            obj.active = obj not in silent
         sums = []
         try:
             for inject in (False, True):
@@ -426,8 +428,8 @@ class Brian2Network:
                                                 for var in v_mon.record_variables}
                     for group, syn, spike_mon, v_mon, *_ in self.layers]
         finally:
-            for obj in self.learning_phase:
-                obj.active = False
+            for obj in [*self.learning_phase, *silent]:
+                obj.active = obj in silent
             for group, *_ in self.layers:
                 group.inj = 0.0
         return [(d1 - d0).reshape(self.N, P, H)[:n] for d0, d1, (P, H, K) in zip(*sums, shapes)]

@@ -40,7 +40,7 @@ from spiking_rhm.backends.norse.learners import _cross_entropy, running_context
 from spiking_rhm.backends.norse.network import describe, rates, readout, readout_gradient, top_rates
 from spiking_rhm.backends.norse.train import NorseSetup, SetupParameters, final_scores
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.plasticity import OnlineUpdates, active_fraction, learning_context, weight_gradients
+from spiking_rhm.plasticity import OnlineUpdates, active_fraction, combine, learning_context, weight_gradients
 from spiking_rhm.training import StepOutput
 
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
@@ -119,7 +119,7 @@ class Brian2Backend(SetupParameters):
             raise ConfigError(f"rule {cfg.rule!r} with the two-compartment neuron delivers its signal to the dendrite "
                               f"in a learning phase after the window, which takes no modulator delay / tau and no "
                               f"online plasticity; set spiking.neuron_options.delivery = 0 for the point update")
-        self.delivery_stats = {"steps": 0, "cosine": 0.0, "relative_error": 0.0}
+        self.delivery_stats = {"steps": 0, "cosine": 0.0, "relative_error": 0.0, "gradient_cosine": 0.0}
         self.label = f"brian2 {cfg.rule} {self.model.name}"
         P, P_test = cfg.sizes()
         train_set, self.test_set = setup.rhm.split(P, P_test, seed=cfg.seed)
@@ -150,12 +150,14 @@ class Brian2Backend(SetupParameters):
                                      ctx)
             learner.rule_state = self.rule.update_state(ctx, learner.rule_state, lr)
         else:
-            update = weight_gradients(self.rule, ctx, learner.rule_state,
-                                      [_IndexedEligibility(e) for e in res.eligibility], spec.fan_in,
-                                      spec.connectivity.shared, lr, learner.scale,
-                                      [e.active_fraction for e in res.eligibility],
-                                      deliver=self.deliver if self.delivers else None)
+            traces, active = [_IndexedEligibility(e) for e in res.eligibility], [e.active_fraction for e in res.eligibility]
+            update = weight_gradients(self.rule, ctx, learner.rule_state, traces, spec.fan_in, spec.connectivity.shared,
+                                      lr, learner.scale, active, deliver=self.deliver if self.delivers else None)
             learner.rule_state, grads = update.state, update.grads
+            if self.delivers:  # how far the delivered update is from the point-neuron update of the same window
+                point = combine(self.last_delivery["signal"], traces, spec.fan_in, spec.connectivity.shared,
+                                learner.scale, active)
+                self._running_mean("gradient_cosine", _cosine(point, grads))
         grads = [torch.as_tensor(np.asarray(g), dtype=torch.float64) for g in grads]
         grad_out = readout_gradient(hbar, logits, batch.target)
         wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
@@ -185,13 +187,16 @@ class Brian2Backend(SetupParameters):
         """Running means over the steps of cos(L~, L) and |L~ - L| / |L| (all layers together), for the record."""
         L = torch.cat([s.detach().double().flatten() for s in signals])
         D = torch.cat([d.double().flatten() for d in delivered])
-        norm = float(L.norm())
-        if norm == 0:
+        if float(L.norm()) == 0:
             return
+        self.delivery_stats["steps"] += 1
+        self._running_mean("cosine", _cosine([L], [D]))
+        self._running_mean("relative_error", float((D - L).norm() / L.norm()))
+
+    def _running_mean(self, key: str, value: float | None) -> None:
         st = self.delivery_stats
-        st["steps"] += 1
-        st["cosine"] += (float(L @ D) / (norm * float(D.norm()) if float(D.norm()) > 0 else 1.0) - st["cosine"]) / st["steps"]
-        st["relative_error"] += (float((D - L).norm()) / norm - st["relative_error"]) / st["steps"]
+        if value is not None and st["steps"]:
+            st[key] = st.get(key, 0.0) + (value - st.get(key, 0.0)) / st["steps"]
 
     def _online_step(self, sample, batch, lr) -> StepOutput:
         """The window in pieces: the network runs to each stop of :class:`~spiking_rhm.plasticity.OnlineUpdates`;
@@ -263,6 +268,14 @@ class Brian2Backend(SetupParameters):
                 "brian2": {"codegen": self.target, **self.model.describe(),
                            "modulator": {"delay": self.modulator.delay, "tau": self.modulator.tau},
                            **({"delivered_signal": dict(self.delivery_stats)} if self.delivers else {})}}
+
+
+def _cosine(a, b) -> float | None:
+    """cos between two lists of tensors taken as one vector (None when either is zero)."""
+    x = torch.cat([torch.as_tensor(t).double().flatten() for t in a])
+    y = torch.cat([torch.as_tensor(t).double().flatten() for t in b])
+    norm = float(x.norm() * y.norm())
+    return float(x @ y) / norm if norm > 0 else None
 
 
 def train_brian2(cfg, progress: bool = False, checkpoint=None) -> dict:

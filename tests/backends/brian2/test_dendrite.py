@@ -102,10 +102,14 @@ def test_small_injection_gives_the_point_neuron_update(rule):
     for g_point, g_small in zip(point, small):
         np.testing.assert_allclose(g_small, g_point, rtol=1e-6, atol=1e-6 * np.abs(g_point).max())
     stats = backend.record()["brian2"]["delivered_signal"]
-    assert stats["cosine"] == pytest.approx(1.0, abs=1e-9)
+    assert stats["cosine"] == pytest.approx(1.0, abs=1e-9) and stats["gradient_cosine"] == pytest.approx(1.0, abs=1e-9)
     _, large = _one_step(_cfg(rule, {"inject": 3.0}))
     departure = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(large, point))
     assert departure > 1e-2, departure
+    # with the somata silent in the learning phase the dendrite is linear: the point update at any current
+    _, silent = _one_step(_cfg(rule, {"inject": 3.0, "phase_spikes": 0}))
+    for g_point, g_silent in zip(point, silent):
+        np.testing.assert_allclose(g_silent, g_point, rtol=1e-6, atol=1e-6 * np.abs(g_point).max())
 
 
 def test_dfa_on_the_two_compartment_neuron_is_not_delivered():
@@ -148,6 +152,8 @@ def test_rules_that_need_the_dendrite_and_bad_options_are_one_line_errors():
         assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="delivery must be 1"):
         _cfg(neuron_options={"delivery": 0.5})
+    with pytest.raises(ConfigError, match="phase_spikes must be 1"):
+        _cfg(neuron_options={"phase_spikes": 0.5})
     with pytest.raises(ConfigError, match="inject .* must be > 0"):
         _cfg(neuron_options={"inject": -1.0})
     with pytest.raises(ConfigError, match="learning_phase must be > 0"):
