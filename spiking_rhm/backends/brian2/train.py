@@ -20,8 +20,11 @@ The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equat
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
 options): ``readout_lr`` and ``codegen`` (``auto``: Cython where it compiles, else numpy; ``numpy``;
 ``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
-views and without non-local needs (``bp``, ``eprop`` (a per-step signal), the pair rules and branch-local rules
-are refused with one line).
+views and without non-local needs (``bp``, ``eprop`` (a per-step signal) and the pair rules are refused with one
+line); the branch-local ``sibling-cca`` with the two-compartment neuron only (``learning.branch_update`` on the
+dendrite's tap branches).  With the two-compartment neuron a rule with a dendritic signal (``Rule.dendritic_signal``:
+the CLAPP family) has it delivered to the dendrite (:meth:`Brian2Backend.deliver`, docs/brian2.md "Dendritic
+delivery").
 """
 
 from __future__ import annotations
