@@ -57,7 +57,8 @@ SWEEPS = {
         "rule_options.readout_lr": 1.0})],
     "experiments/brian2/dendrite": [
         ("experiments/brian2/dendrite.toml", {}),
-        ("experiments/brian2/dendrite.toml", {"rules": ["sibling-cca"], "vary": {"spiking.neuron": ["two-compartment"]}}),
+        ("experiments/brian2/dendrite.toml", {"rules": ["sibling-cca"],
+                                              "vary": {"spiking.neuron": ["two-compartment"]}}),
         ("experiments/brian2/dendrite.toml", {"rules": ["sibling-cca"], "backends": ["norse"],
                                               "vary": {"spiking.neuron": ["lif"]}}),
         *[("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {

@@ -111,12 +111,10 @@ class Brian2Backend(SetupParameters):
                               f"present; use --backend norse")
         dendrite = hasattr(self.model, "delivered_gain")
         if learner.branch and not dendrite:
-            raise ConfigError(f"rule {cfg.rule!r} learns on each neuron's dendritic branches (one per input tap), which "
-                              f"the brian2 point neuron {self.model.name!r} does not have; use --neuron two-compartment "
-                              f"(or --backend norse, which forms the branches from spike counts)")
-        if learner.branch and self.online:
-            raise ConfigError(f"rule {cfg.rule!r} is branch-local and learns per window; set spiking.plasticity = window")
-        # the dendritic delivery (docs/brian2.md): a context / branch rule's signal enters the dendrite
+            raise ConfigError(f"rule {cfg.rule!r} learns on each neuron's dendritic branches (one per input tap), "
+                              f"which the brian2 point neuron {self.model.name!r} does not have; use --neuron "
+                              f"two-compartment (or --backend norse, which forms the branches from spike counts)")
+        # the dendritic delivery (docs/brian2.md): a context rule's signal (the CLAPP family) enters the dendrite
         self.delivers = dendrite and self.model.delivers and self.rule.capabilities.dendritic and not learner.branch
         if self.delivers and (self.online or self.modulator.active):
             raise ConfigError(f"rule {cfg.rule!r} with the two-compartment neuron delivers its signal to the dendrite "
@@ -153,9 +151,11 @@ class Brian2Backend(SetupParameters):
                                      ctx)
             learner.rule_state = self.rule.update_state(ctx, learner.rule_state, lr)
         else:
-            traces, active = [_IndexedEligibility(e) for e in res.eligibility], [e.active_fraction for e in res.eligibility]
-            update = weight_gradients(self.rule, ctx, learner.rule_state, traces, spec.fan_in, spec.connectivity.shared,
-                                      lr, learner.scale, active, deliver=self.deliver if self.delivers else None)
+            traces = [_IndexedEligibility(e) for e in res.eligibility]
+            active = [e.active_fraction for e in res.eligibility]
+            update = weight_gradients(self.rule, ctx, learner.rule_state, traces, spec.fan_in,
+                                      spec.connectivity.shared, lr, learner.scale, active,
+                                      deliver=self.deliver if self.delivers else None)
             learner.rule_state, grads = update.state, update.grads
             if self.delivers:  # how far the delivered update is from the point-neuron update of the same window
                 point = combine(self.last_delivery["signal"], traces, spec.fan_in, spec.connectivity.shared,
