@@ -75,12 +75,13 @@ def delivery(curve) -> str:
     rule = rule_class(curve.rule)
     if brian2.get("neuron") != "two-compartment" or not rule.dendritic_signal:
         return "-"
+    coupling = f", g_c {brian2['g_c']:g}" if brian2.get("g_c", 1.0) != 1.0 else ""
     if rule.signal_site == "branch":
-        return "branches"
+        return "branches" + coupling
     if "delivered_signal" not in brian2:
-        return "point (delivery = 0)"
+        return "point (delivery = 0)" + coupling
     soma = ", silent soma" if brian2.get("phase_spikes") == 0 else ""
-    return f"delivered, inject {brian2['inject']:g}{soma}"
+    return f"delivered, inject {brian2['inject']:g}{soma}{coupling}"
 
 
 def _mean_of(curve, key: str) -> str:

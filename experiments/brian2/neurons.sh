@@ -3,7 +3,7 @@
 # dfa, clapp and the random-features control with each brian2 neuron model beside Norse LIF and the rate network
 # (e-prop on Norse and rate), and dfa (clapp: LIF) against the modulator's delay; sweeps (resumable), figures,
 # tables and the committed summaries (experiments/brian2/<name>/summary.csv, pstar.csv).
-#   bash experiments/brian2/neurons.sh        # 120 + 27 + 3 + 26 runs, ~85 min on the shared 2-core machine
+#   bash experiments/brian2/neurons.sh        # 120 + 27 + 3 + 34 runs, ~90 min on the shared 2-core machine
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
@@ -28,7 +28,9 @@ curve --config $c/dendrite.toml --rule clapp --vary spiking.neuron=two-compartme
 curve --config $c/dendrite.toml --rule clapp --vary spiking.neuron=two-compartment \
     --vary spiking.neuron_options.phase_spikes=0
 curve --config $c/dendrite.toml --rule clapp --vary spiking.neuron=two-compartment \
-    --vary spiking.neuron_options.inject=0.05,1.0 --seeds 0
+    --vary spiking.neuron_options.inject=0.05,1.0
+curve --config $c/dendrite.toml --rule clapp --vary spiking.neuron=two-compartment \
+    --vary spiking.neuron_options.g_c=0.2 --vary spiking.neuron_options.delivery=0,1
 python $c/neuron_study.py results/brian2_neurons --out docs/figures/brian2/neuron_study.png
 python $c/neuron_study.py results/brian2_delay results/brian2_delay_online results/brian2_neurons --axis delay \
     --out docs/figures/brian2/modulator_delay.png

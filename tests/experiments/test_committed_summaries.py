@@ -64,8 +64,11 @@ SWEEPS = {
         *[("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
             "spiking.neuron": ["two-compartment"], f"spiking.neuron_options.{key}": [0]}})
           for key in ("delivery", "phase_spikes")],
-        ("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "seeds": [0], "vary": {
+        ("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
             "spiking.neuron": ["two-compartment"], "spiking.neuron_options.inject": [0.05, 1.0]}}),
+        ("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
+            "spiking.neuron": ["two-compartment"], "spiking.neuron_options.g_c": [0.2],
+            "spiking.neuron_options.delivery": [0, 1]}}),
     ],
 }
 
