@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, ClassVar, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Protocol, Sequence
 
 import torch
 
@@ -168,10 +168,16 @@ class Update(NamedTuple):
 
 def weight_gradients(rule: Rule, ctx: LearningContext, state: RuleState, eligibilities: Sequence[Eligibility],
                      fan_in: Sequence[int], shared: bool, lr: float, scale: str = "none",
-                     active: Sequence[Tensor | float] | None = None) -> Update:
+                     active: Sequence[Tensor | float] | None = None,
+                     deliver: Callable[[list[Tensor]], list[Tensor]] | None = None) -> Update:
     """The rule's signals on ``ctx``, ``grad W^l = c^l contract(L^l, e^l) / sqrt(K_l)`` and the rule's state
-    after :meth:`~spiking_rhm.rules.base.Rule.update_state` with learning rate ``lr``."""
+    after :meth:`~spiking_rhm.rules.base.Rule.update_state` with learning rate ``lr``.
+
+    ``deliver``: a back end that delivers the signals physically (a dendrite, docs/brian2.md "Dendritic delivery")
+    maps ``L^l`` to the third factor it measures, ``L~^l`` (same layout), which then takes ``L^l``'s place."""
     signals = rule.learning_signals(ctx, state)
+    if deliver is not None:
+        signals = [torch.as_tensor(d, dtype=L.dtype) for d, L in zip(deliver(list(signals)), signals)]
     new_state = rule.update_state(ctx, state, lr)
     return Update(list(signals), combine(signals, eligibilities, fan_in, shared, scale, active), new_state)
 

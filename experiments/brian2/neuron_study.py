@@ -4,6 +4,11 @@
     python experiments/brian2/neuron_study.py results/brian2_delay results/brian2_neurons --axis delay \
         --out docs/figures/brian2/modulator_delay.png
 
+    python experiments/brian2/neuron_study.py results/brian2_dendrite --axis dendrite
+
+``--axis dendrite`` (a table only): per rule and network the two-compartment neuron's dendritic delivery
+(``delivery``, ``inject``, ``phase_spikes``), the test error and, from the records' ``brian2.delivered_signal``, the
+seed means of ``cos(L~, L)`` and of the cosine between the delivered and the point update.
 ``--axis neuron``: one panel per rule, test error against P, one line per network (rate, Norse LIF, brian2 with
 each neuron model; seed mean, bars min..max). ``--axis delay``: test error against ``spiking.modulator_delay``
 at each P, one line per (rule, back end, neuron, plasticity) run with a delay (its delay-0 runs may come from
@@ -59,6 +64,41 @@ def delay_table(all_curves) -> dict:
         for j, P in enumerate(c.P):
             out.setdefault((c.rule, network(c), P), {})[delay] = list(c.errors[:, j])
     return {k: dict(sorted(v.items())) for k, v in sorted(out.items()) if any(d > 0 for d in v)}
+
+
+def delivery(curve) -> str:
+    """How a two-compartment run's dendritic signal reached the synapses: ``point (delivery = 0)``, ``delivered,
+    inject x[, silent soma]`` or ``branches`` (sibling-cca); ``-`` for the other neurons and rules."""
+    from spiking_rhm.rules.base import rule_class
+
+    brian2 = curve.records[0]["metrics"].get("brian2", {})
+    rule = rule_class(curve.rule)
+    if brian2.get("neuron") != "two-compartment" or not rule.dendritic_signal:
+        return "-"
+    coupling = f", g_c {brian2['g_c']:g}" if brian2.get("g_c", 1.0) != 1.0 else ""
+    if rule.signal_site == "branch":
+        return "branches" + coupling
+    if "delivered_signal" not in brian2:
+        return "point (delivery = 0)" + coupling
+    soma = ", silent soma" if brian2.get("phase_spikes") == 0 else ""
+    return f"delivered, inject {brian2['inject']:g}{soma}{coupling}"
+
+
+def _mean_of(curve, key: str) -> str:
+    values = [r["metrics"]["brian2"]["delivered_signal"].get(key) for r in curve.records
+              if "delivered_signal" in r["metrics"].get("brian2", {})]
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.2f}" if values else "-"
+
+
+def dendrite_rows(all_curves) -> list[tuple]:
+    """``(rule, network, delivery, test errors at each P, cos(L~, L), gradient cosine)`` per curve."""
+    rows = []
+    for c in sorted(all_curves, key=lambda c: (RULES.index(c.rule) if c.rule in RULES else len(RULES), c.rule,
+                                               network(c), delivery(c))):
+        rows.append((c.rule, network(c), delivery(c), {P: list(c.errors[:, j]) for j, P in enumerate(c.P)},
+                     _mean_of(c, "cosine"), _mean_of(c, "gradient_cosine")))
+    return rows
 
 
 def _pyplot():
@@ -136,7 +176,7 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("directories", nargs="+")
-    ap.add_argument("--axis", choices=["neuron", "delay"], default="neuron")
+    ap.add_argument("--axis", choices=["neuron", "delay", "dendrite"], default="neuron")
     ap.add_argument("--out", type=Path, help="the figure (PNG); none: the table only")
     args = ap.parse_args(argv)
     records = [r for d in args.directories for r in read_results(d)]
@@ -156,6 +196,15 @@ def main(argv=None) -> None:
                     print(f"| {rule} | {net} | " + " | ".join(_cell(table[rule, net].get(P, [])) for P in sizes) + " |")
         if args.out:
             plot_neurons(table, chance, args.out, title)
+    elif args.axis == "dendrite":
+        rows = dendrite_rows(all_curves)
+        sizes = sorted({P for row in rows for P in row[3]})
+        print("| rule | network | signal | " + " | ".join(f"P = {P}" for P in sizes)
+              + " | cos(L~, L) | cos(update, point update) |")
+        print("|---|---|---|" + "---|" * len(sizes) + "---|---|")
+        for rule, net, how, by_P, cos, grad_cos in rows:
+            print(f"| {rule} | {net} | {how} | " + " | ".join(_cell(by_P.get(P, [])) for P in sizes)
+                  + f" | {cos} | {grad_cos} |")
     else:
         table = delay_table(all_curves)
         probe = delay_table(curves(rescore(records, "probe")[0]))

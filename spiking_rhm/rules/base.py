@@ -68,6 +68,7 @@ class Capabilities:
     signal_site: SignalSite = SignalSite.SOMA
     needs: frozenset[str] = frozenset()  # optional LearningContext fields the rule reads
     second_view: bool = False  # a second (positive) view of every sample is presented
+    dendritic: bool = False  # the signal is a context / branch prediction a neuron with a dendrite receives there
 
     @property
     def branch(self) -> bool:
@@ -140,6 +141,9 @@ class Rule:
     # True: L^l is exactly dLoss/dh^l of the readout's cross-entropy (bp), so ``grad W^l`` is the gradient of
     # that loss and a back end may compute it by one standard backward pass (its fast path)
     gradient_signal: ClassVar[bool] = False
+    # True: the signal is a dendritic prediction (CLAPP's B c, a branch rule's per-tap target), which a back end
+    # whose neuron has a dendrite delivers there (brian2 two-compartment, docs/brian2.md "Dendritic delivery")
+    dendritic_signal: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -159,7 +163,8 @@ class Rule:
     # -- what the back end must provide -------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(SignalSite(self.signal_site), frozenset(self.needs), self.needs_second_view())
+        return Capabilities(SignalSite(self.signal_site), frozenset(self.needs), self.needs_second_view(),
+                            self.dendritic_signal)
 
     def needs_second_view(self) -> bool:
         """True when the back end must present a positive view of every sample (:meth:`positive_view_levels`)."""

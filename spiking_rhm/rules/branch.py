@@ -71,6 +71,7 @@ class BranchRule(Rule):
 
     signal_site = SignalSite.BRANCH
     needs = frozenset({"branches"})
+    dendritic_signal = True  # per-tap targets: they live on the dendritic branches
 
     def trained_layers(self, L: int) -> list[int]:
         """1-based layers that receive a learning signal (the others keep their initial weights)."""

@@ -344,6 +344,7 @@ class CLAPP(LayerwiseSSLRule):
     # 0.81 (docs/results_ssl_research.md)
     default_lr = 4.0
     objective_class = HingeObjective
+    dendritic_signal = True  # L = gamma B c: the context's dendritic prediction (clapp-dfb, clapp-both inherit)
 
     def broadcast_factors(self, ctx: LearningContext, state: SSLState, l: int) -> list[tuple[str, Tensor, Tensor,
                                                                                             Tensor, Tensor]]:

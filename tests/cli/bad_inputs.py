@@ -47,6 +47,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error li
       "spiking.neuron_options.e_exc=0.9"], "e_exc > v_th"),
     (["train", "--rule", "dfa", "--backend", "brian2", "--neuron", "two-compartment", *RHM, "--P", "16", "--option",
       "spiking.neuron_options.g_c=0"], "g_c (the coupling) must be > 0"),
+    (["train", "--rule", "clapp", "--backend", "brian2", "--neuron", "two-compartment", *RHM, "--P", "16", "--option",
+      "spiking.neuron_options.inject=-1"], "inject (the delivered current per rms signal) must be > 0"),
     (["train", "--rule", "dfa", "--backend", "brian2", *RHM, "--P", "16", "--option", "spiking.modulator_delay=0.0025"],
      "spiking.modulator_delay = 0.0025 s is not a whole number of time steps"),
 ]

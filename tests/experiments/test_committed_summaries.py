@@ -55,6 +55,21 @@ SWEEPS = {
     "experiments/brian2/delay_lr": [("experiments/brian2/delay.toml", {
         "vary": {"spiking.neuron": ["lif"], "spiking.modulator_delay": [0.05]}, "optim.lr": 12.182494,
         "rule_options.readout_lr": 1.0})],
+    "experiments/brian2/dendrite": [
+        ("experiments/brian2/dendrite.toml", {}),
+        ("experiments/brian2/dendrite.toml", {"rules": ["sibling-cca"],
+                                              "vary": {"spiking.neuron": ["two-compartment"]}}),
+        ("experiments/brian2/dendrite.toml", {"rules": ["sibling-cca"], "backends": ["norse"],
+                                              "vary": {"spiking.neuron": ["lif"]}}),
+        *[("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
+            "spiking.neuron": ["two-compartment"], f"spiking.neuron_options.{key}": [0]}})
+          for key in ("delivery", "phase_spikes")],
+        ("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
+            "spiking.neuron": ["two-compartment"], "spiking.neuron_options.inject": [0.05, 1.0]}}),
+        ("experiments/brian2/dendrite.toml", {"rules": ["clapp"], "vary": {
+            "spiking.neuron": ["two-compartment"], "spiking.neuron_options.g_c": [0.2],
+            "spiking.neuron_options.delivery": [0, 1]}}),
+    ],
 }
 
 

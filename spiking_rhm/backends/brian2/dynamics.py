@@ -4,7 +4,10 @@ For a few layer-1 neurons of the first sample: the model's state variables (soma
 conductances ``ge``/``gi``, dendritic ``v_dend``) and spikes over the window; for a few of their input
 synapses: the eligibility ``e`` over the window, the modulator's delay and its arrival, the modulated
 accumulator ``sum_k (1 - a_m) a_m^k e(T + D + k)``, and the step's gradient on their weight-table entries
-(``grad W = c sum L e / sqrt(K)`` summed over the batch and the weight copies).
+(``grad W = c sum L e / sqrt(K)`` summed over the batch and the weight copies).  With the dendritic delivery
+(two-compartment neuron, a clapp-family rule): the learning phase after the window, the dendrite with and without
+the delivered current, and per neuron the current, the rule's signal ``L`` and the third factor ``L~`` read from
+the dendrite.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class Brian2Dynamics(NamedTuple):
     wacc: np.ndarray  # [n_synapses, steps]
     grad: np.ndarray  # [n_synapses] the step's gradient on their table entries
     modulator: tuple  # (delay s, tau s)
+    # the dendritic delivery's learning phase (two-compartment, clapp family; None otherwise): steps S, the chosen
+    # neurons' variables over it without ("reference") and with ("delivered") the current, the current, the rule's
+    # signal L and the third factor L~ read from the dendrite
+    phase: dict | None = None
 
 
 def record_dynamics(cfg, n_neurons: int = 3, n_synapses: int = 6) -> Brian2Dynamics:
@@ -64,8 +71,19 @@ def record_dynamics(cfg, n_neurons: int = 3, n_synapses: int = 6) -> Brian2Dynam
     widx = net.layers[0][-1][synapses]
     grad = out.grads[0].detach().numpy().reshape(-1)[widx]
     variables = {v: np.asarray(getattr(mon, v))[chosen, :T] for v in recorded}
+    phase = None
+    if backend.delivers:  # the learning phase after the window: the monitors hold the delivered run's steps
+        S, d = backend.model.phase_steps(net.dt), backend.last_delivery
+        first = lambda x: np.asarray(x[0][0]).reshape(-1)[chosen]  # noqa: E731  (layer 1, sample 0: p H + h)
+        phase = {"steps": S, **{run: {v: net.phase_record[run][0][v][chosen] for v in recorded}
+                                for run in ("reference", "delivered")},
+                 "current": first(d["current"]), "signal": first([d["signal"][0].transpose(1, 2).numpy()]),
+                 "third_factor": first([d["third_factor"][0].transpose(1, 2).numpy()])}
+        a_e = np.exp(-net.dt / float(cfg.spiking.tau_elig))  # the phase's eligibility: e(T) a_e^t (plasticity off)
+        elig = np.concatenate([elig[:, :T], elig[:, T - 1:T] * a_e ** np.arange(1, S + 1)], 1)
+        wacc = wacc[:, :T]
     return Brian2Dynamics(net.dt, T, backend.model.name, chosen, variables, spikes[:, chosen], synapses,
-                          elig[synapses], wacc[synapses], grad, tuple(backend.modulator))
+                          elig[synapses], wacc[synapses], grad, tuple(backend.modulator), phase)
 
 
 def plot_dynamics(rec: Brian2Dynamics, out: str | Path) -> Path:
@@ -76,7 +94,10 @@ def plot_dynamics(rec: Brian2Dynamics, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 1, figsize=(9, 8), gridspec_kw={"height_ratios": [2, 2, 1]})
+    phase = rec.phase
+    rows = 4 if phase else 3
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 10 if phase else 8),
+                             gridspec_kw={"height_ratios": [2, 2, 1, 1][:rows]})
     t = np.arange(rec.T) * rec.dt * 1e3
     ax = axes[0]
     for j, i in enumerate(rec.neurons):
@@ -84,6 +105,14 @@ def plot_dynamics(rec: Brian2Dynamics, out: str | Path) -> Path:
             ax.plot(t, values[j], color=f"C{j}", ls=["-", "--", ":", "-."][k % 4], lw=1,
                     label=f"{name} neuron {i}" if j == 0 or k == 0 else None)
         ax.plot(t[rec.spikes[:, j] > 0], np.full(int(rec.spikes[:, j].sum()), 1.3 + 0.08 * j), "|", color=f"C{j}")
+        if phase:  # the learning phase: the dendrite with (solid) and without (dotted) the delivered current
+            tp = (rec.T + np.arange(phase["steps"])) * rec.dt * 1e3
+            ax.plot(tp, phase["delivered"]["v_dend"][j], color=f"C{j}", lw=1.6)
+            ax.plot(tp, phase["reference"]["v_dend"][j], color=f"C{j}", lw=1, ls=":")
+    if phase:
+        ax.axvspan(rec.T * rec.dt * 1e3, (rec.T + phase["steps"]) * rec.dt * 1e3, color="0.92", zorder=0)
+        ax.set_title("window, then the learning phase (grey): v_dend with the delivered current (thick) and "
+                     "without it (dotted)", fontsize=8)
     ax.set_ylabel(f"{rec.model}: state")
     ax.legend(fontsize=7, ncol=3, frameon=False)
     ax = axes[1]
@@ -91,11 +120,16 @@ def plot_dynamics(rec: Brian2Dynamics, out: str | Path) -> Path:
     ts = np.arange(steps) * rec.dt * 1e3
     for j, s in enumerate(rec.synapses):
         ax.plot(ts, rec.elig[j], color=f"C{j}", lw=1, label=f"e, synapse {s}")
-        ax.plot(ts, rec.wacc[j], color=f"C{j}", lw=1, ls="--")
+        if not phase:
+            ax.plot(ts, rec.wacc[j], color=f"C{j}", lw=1, ls="--")
     ax.axvline(rec.T * rec.dt * 1e3, color="grey", lw=0.8)
     delay, tau = rec.modulator
-    ax.set_title(f"eligibility e (solid) and modulated accumulator (dashed); window ends at the grey line, "
-                 f"modulator delay {delay * 1e3:g} ms, tau {tau * 1e3:g} ms", fontsize=8)
+    if phase:
+        ax.set_title("eligibility e; in the learning phase (after the grey line) plasticity is off and e(T) a_e^t "
+                     "weights the dendrite's deviation", fontsize=8)
+    else:
+        ax.set_title(f"eligibility e (solid) and modulated accumulator (dashed); window ends at the grey line, "
+                     f"modulator delay {delay * 1e3:g} ms, tau {tau * 1e3:g} ms", fontsize=8)
     ax.set_xlabel("time (ms)")
     ax.legend(fontsize=7, ncol=3, frameon=False)
     ax = axes[2]
@@ -103,6 +137,15 @@ def plot_dynamics(rec: Brian2Dynamics, out: str | Path) -> Path:
     ax.set_xticks(range(len(rec.synapses)), [str(s) for s in rec.synapses], fontsize=7)
     ax.set_ylabel("gradient")
     ax.set_xlabel("synapse (its weight-table entry's gradient after the presentation)")
+    if phase:
+        ax = axes[3]
+        x = np.arange(len(rec.neurons))
+        ax.bar(x - 0.2, phase["signal"], 0.4, color="0.6", label="rule's signal L")
+        ax.bar(x + 0.2, phase["third_factor"], 0.4, color=[f"C{j}" for j in x], label="third factor L~ (dendrite)")
+        ax.set_xticks(x, [f"neuron {i}\ninj = {c:.3g}" for i, c in zip(rec.neurons, phase["current"])], fontsize=7)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylabel("delivered signal")
+        ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     path = Path(out) / "brian2_dynamics.png"
     fig.savefig(path, dpi=110)

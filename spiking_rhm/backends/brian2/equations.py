@@ -25,6 +25,8 @@ summed variable ``psi_sum`` (population sum of psi) and by a nominal pre trace `
 (``dxnom/dt = (1 - xnom) / tau_pre`` from 0: ``xnom(t) = 1 - a^(t+1)``).
 """
 
+import math
+
 # input layer: spikes come from a TimedArray ``stim(t, i)`` (channel-last neuron index)
 INPUT_MODEL = """
 dxbar/dt = -xbar / tau_pre : 1
@@ -107,13 +109,23 @@ disyn/dt = -isyn / tau_syn : 1
 # two compartments in the variables u = (1 - kappa) v + kappa v_d (mean) and delta = v_d - v:
 # tau u' = v_leak - u + isyn (the LIF), delta relaxes to delta_inf (exact step, any coupling)
 TWO_COMPARTMENT_MODEL = """
-du/dt = (v_leak - u + isyn) / tau_mem : 1{unless}
+du/dt = (v_leak - u + isyn + inj) / tau_mem : 1{unless}
 disyn/dt = -isyn / tau_syn : 1
 delta : 1
+inj : 1
+dsum : 1
+wdec : 1 (shared)
 v = u - kappa * delta : 1
 v_dend = u + (1 - kappa) * delta : 1
 """
-TWO_COMPARTMENT_DELTA = "delta = a_delta * delta + (1 - a_delta) * isyn * (1 - kappa) / (kappa * (1 - kappa) + g_c)"
+TWO_COMPARTMENT_DELTA = ("delta = a_delta * delta + (1 - a_delta) * (isyn + inj) * (1 - kappa) / "
+                         "(kappa * (1 - kappa) + g_c)")
+
+# the dendritic delivery's learning phase (TwoCompartmentModel.delivered_gain): a current ``inj`` held in the
+# dendrite; each neuron sums its dendritic potential weighted by the eligibility's decay since the window's end,
+# dsum = sum_t a_e^t v_dend(T + t) (after the step's reset), wdec = a_e^t
+DENDRITE_SUM = "dsum += wdec * v_dend"
+DENDRITE_DECAY = "wdec = wdec * a_elig"
 
 
 class NeuronModel:
@@ -252,17 +264,27 @@ class AdExModel(NeuronModel):
 
 
 class TwoCompartmentModel(NeuronModel):
-    """Soma ``v`` and dendrite ``v_d`` (capacitance fractions ``1 - kappa``, ``kappa``; coupling ``g_c`` in
+    r"""Soma ``v`` and dendrite ``v_d`` (capacitance fractions ``1 - kappa``, ``kappa``; coupling ``g_c`` in
     units of the leak); the synaptic current enters the dendrite, the soma spikes and the spike resets both
     compartments.  Integrated as the mean ``u = (1 - kappa) v + kappa v_d`` (the LIF equation) and the
     difference ``delta = v_d - v`` (exact exponential step towards
     ``delta_inf = isyn (1 - kappa) / (kappa (1 - kappa) + g_c)``, rate ``(1 + g_c / (kappa (1 - kappa))) / tau_mem``);
-    ``g_c -> inf`` gives the LIF."""
+    ``g_c -> inf`` gives the LIF.
+
+    Dendritic delivery (``delivery = 1``, rules with a dendritic signal: the CLAPP family, sibling-cca; docs/brian2.md
+    "Dendritic delivery"): after the window a learning phase of ``S = learning_phase / dt`` silent steps holds the
+    current ``inj_j = -inject L_j / sigma`` (``sigma`` the layer's rms of ``L``) in every dendrite, and the third
+    factor is read from the dendrite: ``L~_j = -sigma (D_j - D0_j) / (inject G)``, ``D = sum_t a_e^t v_d(T + t)``
+    with and ``D0`` without the current, ``G`` = :meth:`delivered_gain` (``L~ = L`` while the current changes no
+    spike, always with ``phase_spikes = 0``: the soma is silent in the phase)."""
 
     name = "two-compartment"
-    defaults = {"kappa": 0.5, "g_c": 1.0}
-    state = ("u", "isyn", "delta")
+    defaults = {"kappa": 0.5, "g_c": 1.0, "delivery": 1.0, "inject": 0.25, "learning_phase": 0.01,
+                "phase_spikes": 1.0}
+    state = ("u", "isyn", "delta", "inj", "dsum")
     recorded = ("v", "v_dend")
+    # read by the back end, not the equations; phase_spikes = 0: the soma does not spike in the learning phase
+    delivery_options = ("delivery", "inject", "learning_phase", "phase_spikes")
 
     def check(self):
         from spiking_rhm.errors import ConfigError
@@ -273,6 +295,22 @@ class TwoCompartmentModel(NeuronModel):
                               f"got {o['kappa']}")
         if not o["g_c"] > 0:
             raise ConfigError(f"two-compartment: g_c (the coupling) must be > 0, got {o['g_c']}")
+        if o["delivery"] not in (0.0, 1.0):
+            raise ConfigError(f"two-compartment: delivery must be 1 (a dendritic rule's signal enters the dendrite) or "
+                              f"0 (the point-neuron update), got {o['delivery']}")
+        if o["phase_spikes"] not in (0.0, 1.0):
+            raise ConfigError(f"two-compartment: phase_spikes must be 1 (the soma spikes in the learning phase) or 0 "
+                              f"(it is silent), got {o['phase_spikes']}")
+        if not (o["inject"] > 0 and math.isfinite(o["inject"])):
+            raise ConfigError(f"two-compartment: inject (the delivered current per rms signal) must be > 0, "
+                              f"got {o['inject']}")
+        if not o["learning_phase"] > 0:
+            raise ConfigError(f"two-compartment: learning_phase must be > 0 seconds, got {o['learning_phase']}")
+
+    @property
+    def delivers(self) -> bool:
+        """True when a dendritic rule's signal is delivered to the dendrite (``delivery = 1``)."""
+        return self.options["delivery"] == 1.0
 
     def model(self):
         return TWO_COMPARTMENT_MODEL.format(unless=self._unless()) + PSI
@@ -282,11 +320,31 @@ class TwoCompartmentModel(NeuronModel):
     def reset(self):
         return {"zero": "u = v_reset + kappa * delta", "subtract": "u = u - (v_th - v_reset)"}[self.reset_rule]
 
-    def a_delta(self, dt: float, tau_mem: float) -> float:
-        import math
+    def namespace(self, dt: float) -> dict:
+        return {k: v for k, v in super().namespace(dt).items() if k not in self.delivery_options}
 
+    def a_delta(self, dt: float, tau_mem: float) -> float:
         o = self.options
         return math.exp(-dt * (1 + o["g_c"] / (o["kappa"] * (1 - o["kappa"]))) / tau_mem)
+
+    def phase_steps(self, dt: float) -> int:
+        return int(round(self.options["learning_phase"] / dt))
+
+    def delivered_gain(self, dt: float, tau_mem: float, tau_elig: float) -> float:
+        r"""``G = sum_{t=1}^S a_e^t dv_d(t)``: the eligibility-weighted deviation of the dendrite under a unit
+        current held from the window's end, in the linear regime (no spike changed)::
+
+            dv_d(t) = (1 - r^t) + (1 - kappa) c_d (1 - a_delta^t),   r = 1 - dt / tau_mem (Euler),
+            c_d = (1 - kappa) / (kappa (1 - kappa) + g_c),        a_e = exp(-dt / tau_elig)
+        """
+        o, S = self.options, self.phase_steps(dt)
+        r, ad, ae = 1 - dt / tau_mem, self.a_delta(dt, tau_mem), math.exp(-dt / tau_elig)
+        c_d = (1 - o["kappa"]) / (o["kappa"] * (1 - o["kappa"]) + o["g_c"])
+
+        def geometric(x):  # sum_{t=1}^S x^t
+            return S * x if x == 1 else x * (1 - x ** S) / (1 - x)
+
+        return geometric(ae) - geometric(ae * r) + (1 - o["kappa"]) * c_d * (geometric(ae) - geometric(ae * ad))
 
 
 NEURON_MODELS: dict[str, type[NeuronModel]] = {c.name: c for c in (LIFModel, CondModel, AdExModel,
@@ -297,7 +355,8 @@ def check_whole_steps(model: NeuronModel, modulator_delay: float, dt: float) -> 
     """Delays and the refractory period as whole time steps (Brian2 and the modulator would round them silently)."""
     from spiking_rhm.errors import ConfigError
 
-    times = {f"spiking.neuron_options.{k}": model.options[k] for k in ("synapse_delay", "refractory")}
+    times = {f"spiking.neuron_options.{k}": model.options[k] for k in ("synapse_delay", "refractory",
+                                                                        "learning_phase") if k in model.options}
     for key, value in {**times, "spiking.modulator_delay": modulator_delay}.items():
         steps = value / dt
         if abs(steps - round(steps)) > 1e-6:

@@ -65,13 +65,16 @@ def three_factor_update(eligibility: Sequence, learning_signals: Sequence, scale
     return [np.asarray(g) for g in grads]
 
 
-def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequence) -> tuple[list[np.ndarray], list]:
+def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequence, ctx=None
+                  ) -> tuple[list[np.ndarray], list]:
     r"""``(grad W^l, L^l)`` of a branch-local rule (``rule.capabilities.branch``) from Brian2's spike counts.
 
     The Norse learner's branch step on Brian2's window: tap inputs ``x^l`` = pre-synaptic counts
     ``/ (T rho_in)`` (input spikes for layer 1, layer l-1's spikes above), branches
     ``z^l_k = W_k x^l_k / sqrt(K)``, the rule's signal on them, and
-    ``grad W^l_(k) = sum_{b,p} L^l_bjkp (Q_k x^l_bkp) / sqrt(K)``.
+    ``grad W^l_(k) = sum_{b,p} L^l_bjkp (Q_k x^l_bkp) / sqrt(K)``.  ``ctx``: a
+    :class:`~spiking_rhm.rules.base.LearningContext` to fill (branches, tap inputs) for the rule's
+    ``update_state`` (default: a new one from the counts).
     """
     from spiking_rhm.backends.norse.network import rates, tap_inputs
     from spiking_rhm.rules.base import LearningContext
@@ -86,6 +89,6 @@ def branch_update(rule, state, result, input_spikes, spec, params, weights: Sequ
     layers = [rates(torch.as_tensor(c, dtype=torch.float64), T, params) for c in result.counts]
     W = [torch.as_tensor(np.asarray(w.detach().cpu() if hasattr(w, "detach") else w), dtype=torch.float64)
          for w in weights]
-    signals, grads = branch_step(rule, state, LearningContext(layers=layers),
+    signals, grads = branch_step(rule, state, LearningContext(layers=layers) if ctx is None else ctx,
                                  tap_inputs(spikes, layers, T, params, spec.patch), W, spec.connectivity.shared)
     return [g.numpy() for g in grads], signals

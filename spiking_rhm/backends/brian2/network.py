@@ -172,7 +172,7 @@ class Brian2Network:
             "v_leak": float(lif.v_leak), "v_th": float(lif.v_th), "v_reset": float(lif.v_reset),
             "psi_beta": float(params.psi.beta), "tau_pre": 1 / params.pre.tau_pre_inv * b2.second,
             "tau_elig": 1 / params.elig.tau_elig_inv * b2.second, "a_trace": math.exp(-dt_s * params.pre.tau_pre_inv),
-            "a_mod": a_mod,
+            "a_mod": a_mod, "a_elig": math.exp(-dt_s * params.elig.tau_elig_inv),
             **{k: _seconds(k, v) for k, v in self.model.namespace(dt_s).items()},
         }
         if hasattr(self.model, "a_delta"):
@@ -194,6 +194,8 @@ class Brian2Network:
         self.nominal = nominal
         self.forward_only: list = []  # objects switched off for plain (non-plastic) presentations
         self.modulation: list = []  # objects switched on only while the modulator arrives
+        self.learning_phase: list = []  # objects switched on only in the dendritic delivery's learning phase
+        self.phase_record: dict = {}  # the last learning phase's monitored variables (:meth:`deliver`)
 
         m = self.model
         refractory = m.refractory * b2.second if m.refractory > 0 else False
@@ -256,6 +258,12 @@ class Brian2Network:
             _schedule(psi_sum.summed_updaters["psi_sum_post"], base + 8)
             _schedule(acc.state_updater, base + 10)
             _schedule(group.resetter["spike"], base + 11)
+            if hasattr(m, "delivered_gain"):  # the dendritic delivery's learning phase (after the reset)
+                for k, code in enumerate((eq.DENDRITE_SUM, eq.DENDRITE_DECAY)):
+                    obj = group.run_regularly(code, clock=dt, name=f"dendrite_phase{l}_{k}")
+                    _schedule(obj, base + 12 + k)
+                    objects.append(obj)
+                    self.learning_phase.append(obj)
             objects += [group, trace, jump, syn, spike_mon, acc, psi_sum, accumulate, decay]
             objects += [v_mon] if v_mon is not None else []
             self.forward_only += [trace.state_updater, jump.pre, syn.state_updater, psi_sum.summed_updaters[
@@ -265,7 +273,7 @@ class Brian2Network:
             pre_group = group
         self.net = b2.Network(*objects)
         self._prepared = False
-        for obj in self.modulation:
+        for obj in [*self.modulation, *self.learning_phase]:
             obj.active = False
         self.net.store("initial")
 
@@ -377,6 +385,54 @@ class Brian2Network:
                                         float(acc.ebar[0]) if plastic else float("nan"),
                                         float("nan") if active is None else float(active[l])))
         return out
+
+    def deliver(self, currents: Sequence[np.ndarray]) -> list[np.ndarray]:
+        r"""The dendritic delivery's learning phase after a window (:meth:`run`; the model's ``delivered_gain``):
+        from the window's end state, ``S`` silent steps without plasticity, once without and once with the current
+        ``currents[l]`` (``[n, P, H]`` per layer) held in every dendrite; per neuron
+        ``D - D0 = sum_{t=1}^S a_e^t (v_d(T + t) - v_d^0(T + t))`` (``a_e^t``: the eligibility's decay since the
+        window's end), ``[n, P, H]`` per layer.  The model's ``phase_spikes = 0`` silences the somata in the phase."""
+        if not self.learning_phase:
+            raise ConfigError(f"the neuron {self.model.name!r} has no dendrite to deliver a signal to")
+        S = self.model.phase_steps(self.dt)
+        shapes = [layer[5] for layer in self.layers]
+        n = None
+        flat = []
+        for (P, H, K), I in zip(shapes, currents):
+            I = np.asarray(I, dtype=np.float64)
+            n = I.shape[0]
+            if I.shape != (n, P, H) or n > self.N:
+                raise ConfigError(f"delivered currents must be [n <= {self.N}, {P}, {H}] per layer, got {I.shape}")
+            flat.append(np.concatenate([I, np.zeros((self.N - n, P, H))]).ravel())
+        self.net.store("window_end")
+        for obj in self.forward_only:  # no traces, no eligibility, no ebar: plasticity is off in the phase
+            obj.active = False
+        silent = [] if self.model.options["phase_spikes"] else [
+            obj for group, *_ in self.layers for obj in (group.thresholder["spike"], group.resetter["spike"])]
+        for obj in [*self.learning_phase, *silent]:
+            obj.active = obj not in silent
+        sums = []
+        try:
+            for inject in (False, True):
+                if inject:
+                    self.net.restore("window_end")
+                for (group, *_), I in zip(self.layers, flat):
+                    group.dsum = 0.0
+                    group.wdec = self.namespace["a_elig"]
+                    group.inj = I if inject else 0.0
+                self._run(S)
+                sums.append([np.asarray(group.dsum[:]).copy() for group, *_ in self.layers])
+                # the monitored neurons' variables over the phase (``spiking-rhm dynamics``): per layer, or None
+                self.phase_record["delivered" if inject else "reference"] = [
+                    None if v_mon is None else {var: np.asarray(getattr(v_mon, var))[:, -S:].copy()
+                                                for var in v_mon.record_variables}
+                    for group, syn, spike_mon, v_mon, *_ in self.layers]
+        finally:
+            for obj in [*self.learning_phase, *silent]:
+                obj.active = obj in silent
+            for group, *_ in self.layers:
+                group.inj = 0.0
+        return [(d1 - d0).reshape(self.N, P, H)[:n] for d0, d1, (P, H, K) in zip(*sums, shapes)]
 
     def _modulate(self, eligibility, n: int) -> list:
         """Run the delay (plastic off, the eligibility decays) and the modulator's arrival; the modulated

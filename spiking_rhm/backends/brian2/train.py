@@ -20,8 +20,11 @@ The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equat
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
 options): ``readout_lr`` and ``codegen`` (``auto``: Cython where it compiles, else numpy; ``numpy``;
 ``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
-views and without non-local needs (``bp``, ``eprop`` (a per-step signal), the pair rules and branch-local rules
-are refused with one line).
+views and without non-local needs (``bp``, ``eprop`` (a per-step signal) and the pair rules are refused with one
+line); the branch-local ``sibling-cca`` with the two-compartment neuron only (``learning.branch_update`` on the
+dendrite's tap branches).  With the two-compartment neuron a rule with a dendritic signal (``Rule.dendritic_signal``:
+the CLAPP family) has it delivered to the dendrite (:meth:`Brian2Backend.deliver`, docs/brian2.md "Dendritic
+delivery").
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ import torch
 
 from spiking_rhm import training
 from spiking_rhm.backends.brian2 import equations as eq
-from spiking_rhm.backends.brian2.learning import _IndexedEligibility
+from spiking_rhm.backends.brian2.learning import _IndexedEligibility, branch_update
 from spiking_rhm.backends.norse.learners import _cross_entropy, running_context
 from spiking_rhm.backends.norse.network import describe, rates, readout, readout_gradient, top_rates
 from spiking_rhm.backends.norse.train import NorseSetup, SetupParameters, final_scores
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.plasticity import OnlineUpdates, active_fraction, learning_context, weight_gradients
+from spiking_rhm.plasticity import OnlineUpdates, active_fraction, combine, learning_context, weight_gradients
 from spiking_rhm.training import StepOutput
 
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
@@ -106,9 +109,18 @@ class Brian2Backend(SetupParameters):
         if setup.levels:
             raise ConfigError(f"rule {cfg.rule!r} learns from pairs of views, which the brian2 back end does not "
                               f"present; use --backend norse")
-        if learner.branch:
-            raise ConfigError(f"rule {cfg.rule!r} is branch-local, which the brian2 back end does not train; use "
-                              f"--backend norse")
+        dendrite = hasattr(self.model, "delivered_gain")
+        if learner.branch and not dendrite:
+            raise ConfigError(f"rule {cfg.rule!r} learns on each neuron's dendritic branches (one per input tap), "
+                              f"which the brian2 point neuron {self.model.name!r} does not have; use --neuron "
+                              f"two-compartment (or --backend norse, which forms the branches from spike counts)")
+        # the dendritic delivery (docs/brian2.md): a context rule's signal (the CLAPP family) enters the dendrite
+        self.delivers = dendrite and self.model.delivers and self.rule.capabilities.dendritic and not learner.branch
+        if self.delivers and (self.online or self.modulator.active):
+            raise ConfigError(f"rule {cfg.rule!r} with the two-compartment neuron delivers its signal to the dendrite "
+                              f"in a learning phase after the window, which takes no modulator delay / tau and no "
+                              f"online plasticity; set spiking.neuron_options.delivery = 0 for the point update")
+        self.delivery_stats = {"steps": 0, "cosine": 0.0, "relative_error": 0.0, "gradient_cosine": 0.0}
         self.label = f"brian2 {cfg.rule} {self.model.name}"
         P, P_test = cfg.sizes()
         train_set, self.test_set = setup.rhm.split(P, P_test, seed=cfg.seed)
@@ -134,14 +146,60 @@ class Brian2Backend(SetupParameters):
         hbar, logits = readout(counts[-1], res.steps, setup.weights.readout, p)
         ctx = learning_context(self.rule, layers, logits, batch.target, weights=list(setup.weights.hidden))
         learner = setup.learner
-        update = weight_gradients(self.rule, ctx, learner.rule_state, [_IndexedEligibility(e) for e in res.eligibility],
-                                  spec.fan_in, spec.connectivity.shared, lr, learner.scale,
-                                  [e.active_fraction for e in res.eligibility])
-        learner.rule_state = update.state
-        grads = [torch.as_tensor(g, dtype=torch.float64) for g in update.grads]
+        if learner.branch:  # sibling-cca: branches z^l_k = W_k x_k / sqrt(K) of the dendrite, pre-synaptic eligibility
+            grads, _ = branch_update(self.rule, learner.rule_state, res, batch.spikes, spec, p, setup.weights.hidden,
+                                     ctx)
+            learner.rule_state = self.rule.update_state(ctx, learner.rule_state, lr)
+        else:
+            traces = [_IndexedEligibility(e) for e in res.eligibility]
+            active = [e.active_fraction for e in res.eligibility]
+            update = weight_gradients(self.rule, ctx, learner.rule_state, traces, spec.fan_in,
+                                      spec.connectivity.shared, lr, learner.scale, active,
+                                      deliver=self.deliver if self.delivers else None)
+            learner.rule_state, grads = update.state, update.grads
+            if self.delivers:  # how far the delivered update is from the point-neuron update of the same window
+                point = combine(self.last_delivery["signal"], traces, spec.fan_in, spec.connectivity.shared,
+                                learner.scale, active)
+                self._running_mean("gradient_cosine", _cosine(point, grads))
+        grads = [torch.as_tensor(np.asarray(g), dtype=torch.float64) for g in grads]
         grad_out = readout_gradient(hbar, logits, batch.target)
         wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
         return StepOutput([*grads, grad_out], _cross_entropy(logits, batch.target), wrong, len(idx))
+
+    def deliver(self, signals: list) -> list[torch.Tensor]:
+        r"""The dendritic delivery (after :meth:`Brian2Network.run`): ``inj^l = -inject L^l / sigma^l`` into every
+        dendrite (``sigma^l`` = rms of ``L^l`` over the layer), the deviation ``D - D0`` it causes
+        (:meth:`~.network.Brian2Network.deliver`) and the third factor ``L~^l = -sigma^l (D - D0) / (inject G)``
+        (``G``: :meth:`~.equations.TwoCompartmentModel.delivered_gain`; ``L~ = L`` while no spike changes)."""
+        inject, p = self.model.options["inject"], self.setup.params
+        G = self.model.delivered_gain(p.dt, 1 / float(p.lif.tau_mem_inv), 1 / float(p.elig.tau_elig_inv))
+        sigmas, currents = [], []
+        for L in signals:
+            L = L.detach().cpu().numpy().astype(np.float64).transpose(0, 2, 1)  # [B, H, P] -> neurons [B, P, H]
+            sigma = float(np.sqrt(np.mean(L * L)))
+            sigmas.append(sigma)
+            currents.append(-inject * L / sigma if sigma > 0 else np.zeros_like(L))
+        out = [torch.as_tensor(-sigma * d / (inject * G)).transpose(1, 2)
+               for d, sigma in zip(self.net.deliver(currents), sigmas)]
+        self._delivery_statistics(signals, out)
+        self.last_delivery = {"signal": [L.detach().double() for L in signals], "current": currents,
+                              "third_factor": out}  # the last step's (spiking-rhm dynamics draws them)
+        return out
+
+    def _delivery_statistics(self, signals, delivered) -> None:
+        """Running means over the steps of cos(L~, L) and |L~ - L| / |L| (all layers together), for the record."""
+        L = torch.cat([s.detach().double().flatten() for s in signals])
+        D = torch.cat([d.double().flatten() for d in delivered])
+        if float(L.norm()) == 0:
+            return
+        self.delivery_stats["steps"] += 1
+        self._running_mean("cosine", _cosine([L], [D]))
+        self._running_mean("relative_error", float((D - L).norm() / L.norm()))
+
+    def _running_mean(self, key: str, value: float | None) -> None:
+        st = self.delivery_stats
+        if value is not None and st["steps"]:
+            st[key] = st.get(key, 0.0) + (value - st.get(key, 0.0)) / st["steps"]
 
     def _online_step(self, sample, batch, lr) -> StepOutput:
         """The window in pieces: the network runs to each stop of :class:`~spiking_rhm.plasticity.OnlineUpdates`;
@@ -211,7 +269,16 @@ class Brian2Backend(SetupParameters):
                 "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
                             "eligibility": "synapse", "eligibility_scale": setup.backend["eligibility_scale"]},
                 "brian2": {"codegen": self.target, **self.model.describe(),
-                           "modulator": {"delay": self.modulator.delay, "tau": self.modulator.tau}}}
+                           "modulator": {"delay": self.modulator.delay, "tau": self.modulator.tau},
+                           **({"delivered_signal": dict(self.delivery_stats)} if self.delivers else {})}}
+
+
+def _cosine(a, b) -> float | None:
+    """cos between two lists of tensors taken as one vector (None when either is zero)."""
+    x = torch.cat([torch.as_tensor(t).double().flatten() for t in a])
+    y = torch.cat([torch.as_tensor(t).double().flatten() for t in b])
+    norm = float(x.norm() * y.norm())
+    return float(x @ y) / norm if norm > 0 else None
 
 
 def train_brian2(cfg, progress: bool = False, checkpoint=None) -> dict:

@@ -46,3 +46,29 @@ def test_cli_dynamics_brian2_bad_neuron_option_is_one_line(tmp_path):
                                    "--option", "spiking.neuron_options.tau_w=-1", "--out", str(tmp_path)])
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and "tau_w must be > 0" in lines[0], res.output
+
+
+def test_recorded_learning_phase_gives_the_delivered_third_factor():
+    """clapp with the two-compartment neuron: from the monitored dendrite with and without the delivered current,
+    ``sum_t a_e^t (v_d - v_d^0)`` over the learning phase is ``I G L~ / L`` for every chosen neuron (the third
+    factor the update used, computed by the network's own accumulator)."""
+    from spiking_rhm.backends.brian2.dynamics import record_dynamics
+    from spiking_rhm.backends.brian2.equations import neuron_model
+
+    cfg = RunConfig.from_dict(dict(rule="clapp", backend="brian2", P=16, seed=0, rhm=dict(v=8, m=4, n_c=8, s=2, L=2),
+                                   net={"width": 8}, optim={"batch_size": 4}, rule_options={"codegen": "numpy"},
+                                   spiking={"neuron": "two-compartment"}))
+    rec = record_dynamics(cfg, n_neurons=3, n_synapses=4)
+    phase, sp = rec.phase, cfg.spiking
+    assert phase is not None and phase["steps"] == 10
+    weights = np.exp(-np.arange(1, 11) * sp.dt / sp.tau_elig)
+
+    def after_reset(run):  # the monitors hold pre-reset potentials; a spike (v > v_th) moves v_d by -(v_th - 0)
+        return phase[run]["v_dend"] - sp.v_th * (phase[run]["v"] > sp.v_th)
+
+    measured = ((after_reset("delivered") - after_reset("reference")) * weights).sum(1)
+    G = neuron_model("two-compartment").delivered_gain(sp.dt, sp.tau_mem, sp.tau_elig)
+    assert np.abs(phase["signal"]).max() > 0
+    np.testing.assert_allclose(phase["current"] * G * phase["third_factor"], phase["signal"] * measured,
+                               rtol=1e-9, atol=1e-12 * np.abs(phase["signal"] * measured).max())
+    assert rec.elig.shape[1] == rec.T + 10
