@@ -100,7 +100,7 @@ def layer_forward(params: NetParams, x: Tensor, l: int) -> tuple[Tensor, Tensor]
     """Layer ``l`` on channel-last input ``[B, P_{l-1}, C]`` -> (patches, a^l ``[B, P_l, H]``)."""
     spec = params.spec
     patches = layer_patches(x, spec.patch)
-    a = spec.connectivity.apply(patches, params.weights[l - 1]) * (1.0 / math.sqrt(patches.shape[-1]))
+    a = spec.connectivity.apply(patches, params.weights[l - 1]).mul_(1.0 / math.sqrt(patches.shape[-1]))
     b = params.biases[l - 1]
     if b is not None:
         a = a + BIAS_SCALE * b
@@ -183,8 +183,8 @@ def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor) -> t
         pat = pat.reshape(R, B, P_l, K)
         a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
         if spec.bias:
-            a = a + BIAS_SCALE * next(biases)[:, None]
-        h = torch.relu(a)
+            a.add_(BIAS_SCALE * next(biases)[:, None])
+        h = torch.relu_(a)  # a^l is not kept: rho'(a) = [h > 0]
         tape.append((pat, h))
     return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
 
