@@ -175,6 +175,7 @@ class RateBackend:
         # the learning signal is the loss's gradient: one backward through the uncut graph (alignment steps and
         # the reference test take the generic three-factor path)
         self.fast_path = rule.gradient_signal and backend["readout"] == "top"
+        self._stack_of_one: list[Tensor] | None = None
 
     def trainable(self):
         p = self.params
@@ -250,9 +251,12 @@ class RateBackend:
         return StepOutput([g[0] for g in grads], loss[0], wrong[0], idx.shape[0])
 
     def _stacked(self) -> list[Tensor]:
-        """The trainable tensors as a stack of one run (views; readout = top), for the batched functions."""
-        hidden, readout = self.trainable()
-        return [t.detach()[None] for t in (*hidden, *readout)]
+        """The trainable tensors as a stack of one run (views, made once: the updates are in place; readout =
+        top), for the batched functions."""
+        if self._stack_of_one is None:
+            hidden, readout = self.trainable()
+            self._stack_of_one = [t.detach()[None] for t in (*hidden, *readout)]
+        return self._stack_of_one
 
     def test_error(self):
         if self.head.which != "top":
