@@ -172,8 +172,8 @@ class RateBackend:
         self.head = _Readout(backend["readout"], params, init_gen, device, dtype)
         self.levels = rule.positive_view_levels(spec.depth)
         self.distinct_levels = sorted(set(self.levels)) if self.levels else []
-        # the learning signal is the loss's gradient: one backward through the uncut graph (alignment steps and
-        # the reference test take the generic three-factor path)
+        # the learning signal is the loss's gradient: backprop written out (networks.batched_gradients of a stack
+        # of one; alignment steps and the reference test take the generic three-factor path)
         self.fast_path = rule.gradient_signal and backend["readout"] == "top"
         self._stack_of_one: list[Tensor] | None = None
 

@@ -144,7 +144,8 @@ def all_finite(tensors: Sequence[Tensor]) -> bool:
 
 class MomentumSGD:
     r"""``torch.optim.SGD`` (momentum, weight decay; no dampening or Nesterov) over groups of tensors with a
-    learning rate each, by its functional form (``torch.optim.sgd.sgd``: the same operations, the same floats)
+    learning rate each, by its functional form ``torch.optim.sgd.sgd`` (the optimiser's default per-tensor
+    path on the CPU: the same floats, ``tests/test_training.py``; torch's fused kernel is not bitwise equal)
     without the optimiser object's per-step bookkeeping::
 
         d = g + wd p;   buf <- d (first step), momentum buf + d;   p <- p - lr buf

@@ -138,7 +138,7 @@ class Rule:
     signal_site: ClassVar[SignalSite] = SignalSite.SOMA
     option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
     # True: L^l is exactly dLoss/dh^l of the readout's cross-entropy (bp), so ``grad W^l`` is the gradient of
-    # that loss and a back end may compute it by one standard backward pass (its fast path)
+    # that loss and a back end may compute it by plain backprop (its fast path)
     gradient_signal: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
