@@ -100,7 +100,7 @@ def layer_forward(params: NetParams, x: Tensor, l: int) -> tuple[Tensor, Tensor]
     """Layer ``l`` on channel-last input ``[B, P_{l-1}, C]`` -> (patches, a^l ``[B, P_l, H]``)."""
     spec = params.spec
     patches = layer_patches(x, spec.patch)
-    a = spec.connectivity.apply(patches, params.weights[l - 1]) * (1.0 / math.sqrt(patches.shape[-1]))
+    a = spec.connectivity.apply(patches, params.weights[l - 1]).mul_(1.0 / math.sqrt(patches.shape[-1]))
     b = params.biases[l - 1]
     if b is not None:
         a = a + BIAS_SCALE * b
@@ -183,8 +183,8 @@ def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor) -> t
         pat = pat.reshape(R, B, P_l, K)
         a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
         if spec.bias:
-            a = a + BIAS_SCALE * next(biases)[:, None]
-        h = torch.relu(a)
+            a.add_(BIAS_SCALE * next(biases)[:, None])
+        h = torch.relu_(a)  # a^l is not kept: rho'(a) = [h > 0]
         tape.append((pat, h))
     return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
 
@@ -205,7 +205,8 @@ def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y:
         out, tape = batched_forward(spec, trainables, x)
         R, B, n_out = out.shape
         loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
-        dz = torch.softmax(out, -1).sub_(F.one_hot(y, n_out).to(out.dtype)).div_(B)
+        dz = torch.softmax(out, -1)  # - y*, without one_hot's range check (two syncs):
+        dz.scatter_add_(-1, y[..., None], dz.new_full((1, 1, 1), -1.0).expand(R, B, 1)).div_(B)
         H = beta.shape[1]
         top = tape[-1][1]
         grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)

@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from rate_models.networks import (
     Activity,
     NetParams,
+    batched_forward,
+    batched_gradients,
     bp_signals,
     branch_inputs,
     explicit_bias_update,
@@ -170,9 +172,10 @@ class RateBackend:
         self.head = _Readout(backend["readout"], params, init_gen, device, dtype)
         self.levels = rule.positive_view_levels(spec.depth)
         self.distinct_levels = sorted(set(self.levels)) if self.levels else []
-        # the learning signal is the loss's gradient: one backward through the uncut graph (alignment steps and
-        # the reference test take the generic three-factor path)
+        # the learning signal is the loss's gradient: backprop written out (networks.batched_gradients of a stack
+        # of one; alignment steps and the reference test take the generic three-factor path)
         self.fast_path = rule.gradient_signal and backend["readout"] == "top"
+        self._stack_of_one: list[Tensor] | None = None
 
     def trainable(self):
         p = self.params
@@ -239,19 +242,30 @@ class RateBackend:
 
     def _gradient_step(self, idx):
         r"""Fast path of a rule whose signal is ``dLoss/dh^l``: ``grad W^l = sum L^l rho'(a^l) x / sqrt(K)`` is
-        ``dLoss/dW^l``, so one standard backward through the uncut graph gives every update (the readout's
-        delta rule and the biases' ``0.1 sum L rho'(a)`` included)."""
+        ``dLoss/dW^l`` (the readout's delta rule and the biases' ``0.1 sum L rho'(a)`` included), written out
+        as backprop by :func:`rate_models.networks.batched_gradients` (one network: a stack of one), no
+        autograd."""
         idx_dev = idx.to(self.device)
-        xb, yb = self.X[idx_dev], self.Y[idx_dev]
-        out, _act = forward(self.params, xb)
-        task_loss = F.cross_entropy(out, yb)
-        hidden, readout = self.trainable()
-        grads = torch.autograd.grad(task_loss, [*hidden, *readout])
-        wrong = (out.detach().argmax(1) != yb).sum()
-        return StepOutput(list(grads), task_loss.detach(), wrong, idx.shape[0])
+        grads, loss, wrong = batched_gradients(self.spec, self._stacked(), self.X[idx_dev][None],
+                                               self.Y[idx_dev][None])
+        return StepOutput([g[0] for g in grads], loss[0], wrong[0], idx.shape[0])
+
+    def _stacked(self) -> list[Tensor]:
+        """The trainable tensors as a stack of one run (views, made once: the updates are in place; readout =
+        top), for the batched functions."""
+        if self._stack_of_one is None:
+            hidden, readout = self.trainable()
+            self._stack_of_one = [t.detach()[None] for t in (*hidden, *readout)]
+        return self._stack_of_one
 
     def test_error(self):
-        return self._evaluate(self.X_test, self.Y_test)[0]
+        if self.head.which != "top":
+            return self._evaluate(self.X_test, self.Y_test)[0]
+        n = self.Y_test.shape[0]  # readout = top: the batched forward (no activity kept, ReLU in place)
+        with torch.no_grad():
+            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK])[0][0]
+                             .argmax(1) != self.Y_test[i:i + EVAL_CHUNK]).sum()) for i in range(0, n, EVAL_CHUNK))
+        return wrong / n if n else float("nan")
 
     def final(self, diverged):
         test_error, test_loss = self._evaluate(self.X_test, self.Y_test)

@@ -24,6 +24,7 @@ import time
 from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
 import torch
+from torch.optim.sgd import sgd
 
 from spiking_rhm.checkpoint import make_checkpoint
 from spiking_rhm.epochs import EpochLog, evaluation_fields
@@ -141,6 +142,36 @@ def all_finite(tensors: Sequence[Tensor]) -> bool:
     return all(t.numel() == 0 or bool(torch.isfinite(t.abs().amax())) for t in tensors)
 
 
+class MomentumSGD:
+    r"""``torch.optim.SGD`` (momentum, weight decay; no dampening or Nesterov) over groups of tensors with a
+    learning rate each, by its functional form ``torch.optim.sgd.sgd`` (the optimiser's default per-tensor
+    path on the CPU: the same floats, ``tests/test_training.py``; torch's fused kernel is not bitwise equal)
+    without the optimiser object's per-step bookkeeping::
+
+        d = g + wd p;   buf <- d (first step), momentum buf + d;   p <- p - lr buf
+
+    A tensor whose gradient is None is skipped (its buffer kept), as ``torch.optim.SGD`` does."""
+
+    def __init__(self, groups: Sequence[Sequence[Tensor]], momentum: float, weight_decay: float):
+        self.groups = [list(g) for g in groups]
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.bufs: list[list[Tensor | None]] = [[None] * len(g) for g in self.groups]
+
+    def step(self, grads: Sequence[Tensor | None], lrs: Sequence[float]) -> None:
+        """One update of every tensor (``grads``: one per tensor, the groups' tensors in order)."""
+        grads = iter(grads)
+        with torch.no_grad():
+            for params, bufs, lr in zip(self.groups, self.bufs, lrs):
+                rows = [(i, g) for i, g in ((i, next(grads)) for i in range(len(params))) if g is not None]
+                if not rows:
+                    continue
+                mine = [bufs[i] for i, _g in rows]
+                sgd([params[i] for i, _g in rows], [g for _i, g in rows], mine, weight_decay=self.weight_decay,
+                    momentum=self.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False, foreach=False)
+                for (i, _g), buf in zip(rows, mine):
+                    bufs[i] = buf
+
+
 def learning_rates(base: float, width_scaled: bool, width: int, readout_lr: float | None, readout_fan_in: int
                    ) -> tuple[float, float]:
     """(hidden, readout) learning rates of the mean-field convention (module docstring)."""
@@ -187,9 +218,8 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
     P = backend.n_train  # P minus the validation points
     hidden, readout = backend.trainable()
     hidden_lr, readout_lr = backend.learning_rates()
-    groups = [{"params": hidden, "lr": hidden_lr, "base": hidden_lr},
-              {"params": readout, "lr": readout_lr, "base": readout_lr}]
-    opt = torch.optim.SGD(groups, lr=hidden_lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    groups = [(hidden, hidden_lr), (readout, readout_lr)]
+    opt = MomentumSGD([hidden, readout], cfg.optim.momentum, cfg.optim.weight_decay)
     trainables = [*hidden, *readout]
     order_gen = torch.Generator().manual_seed(cfg.seed + 7919)
 
@@ -211,14 +241,12 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
             n_generated += out.generated
             if out.cosine is not None:
                 alignment.append({"step": step, "epoch": epoch, "cosine": out.cosine})
-            for param, grad in zip(trainables, out.grads):
-                param.grad = grad
             if clip is not None:  # each group's gradient (hidden, readout) to a 2-norm of at most clip
-                norms = [torch.nn.utils.clip_grad_norm_(g["params"], clip) for g in groups if g["params"]]
+                for param, grad in zip(trainables, out.grads):
+                    param.grad = grad
+                norms = [torch.nn.utils.clip_grad_norm_(params, clip) for params, _lr in groups if params]
                 clipped += any(bool(n > clip) for n in norms)
-            for g in opt.param_groups:
-                g["lr"] = g["base"] * scale
-            opt.step()
+            opt.step(out.grads, [lr * scale for _params, lr in groups])
             loss_sum = loss_sum + out.loss * out.size
             wrong = wrong + out.wrong
             seen += out.size
@@ -282,5 +310,5 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
             "linear probe", "online_readout": online, "probe": probe}
 
 
-__all__ = ["Backend", "Final", "Plan", "StepOutput", "alignment_points", "all_finite", "carve_validation", "cosine_factor",
+__all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "alignment_points", "all_finite", "carve_validation", "cosine_factor",
            "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

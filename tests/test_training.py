@@ -148,3 +148,31 @@ def test_all_finite_is_false_exactly_when_an_entry_is_not_finite():
         t = torch.ones(3, 4)
         t[2, 1] = bad
         assert not all_finite([*ok, t])
+
+
+@pytest.mark.parametrize("dtype,weight_decay", [(torch.float32, 0.0), (torch.float32, 0.01), (torch.float64, 0.003)])
+def test_momentum_sgd_equals_torch_sgd(dtype, weight_decay):
+    """The loop's optimiser step gives torch.optim.SGD's floats exactly: two groups with their own (changing)
+    learning rates, a gradient that is None at some steps (skipped, its buffer kept)."""
+    from spiking_rhm.training import MomentumSGD
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(6, 5), (3, 6), (6, 2)]
+    mine = [torch.randn(*s, generator=gen, dtype=dtype) for s in shapes]
+    ref = [t.clone().requires_grad_(True) for t in mine]
+    opt = torch.optim.SGD([{"params": ref[:2], "lr": 0.3}, {"params": ref[2:], "lr": 2.0}], lr=0.3, momentum=0.9,
+                          weight_decay=weight_decay)
+    sgd = MomentumSGD([mine[:2], mine[2:]], 0.9, weight_decay)
+    for step in range(6):
+        grads = [torch.randn(*s, generator=gen, dtype=dtype) for s in shapes]
+        if step in (2, 3):
+            grads[1] = None
+        lrs = [0.3 * (1 - step / 10), 2.0 * (1 - step / 10)]
+        for p, g in zip(ref, grads):
+            p.grad = None if g is None else g.clone()
+        for group, lr in zip(opt.param_groups, lrs):
+            group["lr"] = lr
+        opt.step()
+        sgd.step([None if g is None else g.clone() for g in grads], lrs)
+        for a, b in zip(mine, ref):
+            assert torch.equal(a, b.detach())

@@ -139,7 +139,7 @@ class Rule:
     signal_site: ClassVar[SignalSite] = SignalSite.SOMA
     option_choices: ClassVar[Mapping[str, tuple]] = {}  # options restricted to a set of values
     # True: L^l is exactly dLoss/dh^l of the readout's cross-entropy (bp), so ``grad W^l`` is the gradient of
-    # that loss and a back end may compute it by one standard backward pass (its fast path)
+    # that loss and a back end may compute it by plain backprop (its fast path)
     gradient_signal: ClassVar[bool] = False
     # True: the signal is a dendritic prediction (CLAPP's B c, a branch rule's per-tap target), which a back end
     # whose neuron has a dendrite delivers there (brian2 two-compartment, docs/brian2.md "Dendritic delivery")
