@@ -6,9 +6,9 @@ One table per RHM setting; a row per curve (:func:`experiments.analysis.curves`:
 grammars pooled) and P; each cell the mean over the row's ok runs ((grammar, seed) pairs, their number in
 ``n``) of
 
-* ``S_k``: layer k's synonymic sensitivity to resampling everything below level ``L - k``, the one level-
-  ``(L - k)`` symbol its receptive field spans (``metrics.sensitivity``, :func:`spiking_rhm.metrics.
-  synonymic_sensitivity`; 0: invariant, 1: as different as two unrelated inputs);
+* ``S_k``: layer k's synonymic sensitivity to resampling everything below level ``L - k``, the one
+  level-``(L - k)`` symbol its receptive field spans (``metrics.sensitivity``, from
+  :func:`spiking_rhm.metrics.synonymic_sensitivity`; 0: invariant, 1: as different as two unrelated inputs);
 * ``cos_k``: the cosine of the rule's update of ``W^k`` with BP's on the same batch and weights, at the last
   alignment step the run reached (``metrics.alignment[-1].cosine``);
 * ``cos_k/n``: the same step's mean over samples of the cosine of each sample's own updates
