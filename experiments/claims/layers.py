@@ -14,7 +14,9 @@ grammars pooled) and P; each cell the mean over the row's ok runs ((grammar, see
 * ``cos_k/n``: the same step's mean over samples of the cosine of each sample's own updates
   (``cosine_per_sample``; rate back end).
 
-``-``: no run of the row recorded it (a frozen layer has no update; older records have no per-sample cosine).
+A run whose value is undefined (a layer with constant activity has a NaN sensitivity; a zero update has no
+cosine) is left out of that cell's mean; ``-``: no run of the row has it (a frozen layer has no update; older
+records have no per-sample cosine).
 """
 
 from __future__ import annotations
