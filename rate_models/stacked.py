@@ -325,7 +325,7 @@ def _train_stack(cfgs: Sequence, progress: bool = False) -> list[dict]:
             out = b.step(idx[row], float(stack.lr_hidden[row]) * scale, align)
             n_generated[r] += out.generated
             if out.cosine is not None:
-                alignment[r].append({"step": step, "epoch": epoch, "cosine": out.cosine})
+                alignment[r].append(training.alignment_snapshot(step, epoch, out))
             outs.append(out)
         stack.state, stack.structure = _stack_trees([b.state for b in stack.backends])
         grads = [torch.stack([o.grads[i].detach() for o in outs]) for i in range(n_trainable)]

@@ -78,6 +78,7 @@ ONLINE_READOUTS = ("joint", "frozen")
 N_ALIGNMENT_POINTS = 5
 EVAL_CHUNK = 4096
 SENSITIVITY_POINTS = 1000
+PER_SAMPLE_POINTS = 32  # samples of an alignment batch whose own updates are compared with BP's
 
 
 def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
@@ -231,14 +232,16 @@ class RateBackend:
             ctx.positive = self._positive_views(idx)
             generated = len(self.distinct_levels) * idx.shape[0]
         signals, grads, self.state = rate_update(rule, ctx, self.state, act, params, lr)
-        cosine = None
+        cosine = per_sample = None
         if align:
-            cosine = _alignment(_alignment_grads(rule, signals, grads, ctx, spec), ctx, task_loss, act, params, head)
+            cosine, per_sample = _alignment(rule, signals, _alignment_grads(rule, signals, grads, ctx, spec), ctx,
+                                            task_loss, act, params, head)
         (grad_beta,) = torch.autograd.grad(task_loss, [head.beta])  # the readout's delta rule
         biases = [-explicit_bias_update(sig, act, l) for l, (b, sig) in enumerate(zip(params.biases, signals), 1)
                   if b is not None]
         wrong = (logits.detach().argmax(1) != yb).sum()
-        return StepOutput([*grads, *biases, grad_beta], task_loss.detach(), wrong, idx.shape[0], generated, cosine)
+        return StepOutput([*grads, *biases, grad_beta], task_loss.detach(), wrong, idx.shape[0], generated, cosine,
+                          per_sample)
 
     def _gradient_step(self, idx):
         r"""Fast path of a rule whose signal is ``dLoss/dh^l``: ``grad W^l = sum L^l rho'(a^l) x / sqrt(K)`` is
@@ -321,14 +324,36 @@ def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:
     return training.train(backend, cfg, progress, backend.checkpoint, start)
 
 
-def _alignment(rule_grads: list[Tensor], ctx: LearningContext, task_loss: Tensor, act: Activity,
-               params: NetParams, head: _Readout) -> list[float | None]:
-    """Per-layer cosine between the rule's weight update and BP's on the same batch and weights."""
+def _alignment(rule: Rule, rule_signals: list[Tensor], rule_grads: list[Tensor], ctx: LearningContext,
+               task_loss: Tensor, act: Activity, params: NetParams, head: _Readout
+               ) -> tuple[list[float | None], list[float | None] | None]:
+    r"""Per layer, the cosine between the rule's weight update and BP's on the same batch and weights, and the
+    mean over the first ``PER_SAMPLE_POINTS`` samples of the cosine between each sample's own updates
+    ``dW_n^l = rho'(a_n^l) L_n^l x_n^l`` (:meth:`~spiking_rhm.plasticity.RateEligibility.contract_samples`;
+    None for branch rules, whose update is not of that form)."""
     weights = list(params.weights)
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
     bp_grads = torch.autograd.grad(bp_loss, weights, retain_graph=True)
-    return [training.cosine_similarity(r, b) for r, b in zip(rule_grads, bp_grads)]
+    batch = [training.cosine_similarity(r, b) for r, b in zip(rule_grads, bp_grads)]
+    if rule.capabilities.branch:
+        return batch, None
+    n, shared = PER_SAMPLE_POINTS, params.spec.connectivity.shared
+    per_sample = []
+    for e, L, B in zip(_eligibilities(act), rule_signals, signals):
+        if L is None:
+            per_sample.append(None)
+            continue
+        e = RateEligibility(e.psi[:n], e.pre[:n])
+        per_sample.append(training.mean_sample_cosine(e.contract_samples(L[:n].detach().transpose(1, 2), shared),
+                                                      e.contract_samples(B[:n].detach().transpose(1, 2), shared)))
+    return batch, per_sample
+
+
+def _eligibilities(act: Activity) -> list[RateEligibility]:
+    """The rate eligibilities ``rho'(a^l) x^l`` of every layer (detached)."""
+    return [RateEligibility(relu_derivative(a.detach()).transpose(1, 2), x.detach())
+            for a, x in zip(act.pre, act.patches)]
 
 
 def _alignment_grads(rule: Rule, signals: list[Tensor], grads: list[Tensor], ctx: LearningContext, spec
@@ -352,8 +377,7 @@ def rate_update(rule: Rule, ctx: LearningContext, state, act: Activity, params: 
     if rule.capabilities.branch:
         signals, grads = branch_step(rule, state, ctx, ctx.branch_inputs, [W.detach() for W in params.weights], shared)
         return signals, grads, rule.update_state(ctx, state, lr)
-    traces = [RateEligibility(relu_derivative(a.detach()).transpose(1, 2), x.detach())
-              for a, x in zip(act.pre, act.patches)]
+    traces = _eligibilities(act)
     fan_in = [x.shape[-1] for x in act.patches]
     update = weight_gradients(rule, ctx, state, traces, fan_in, shared, lr)
     return update.signals, update.grads, update.state

@@ -55,6 +55,13 @@ class RateEligibility:
             return torch.einsum("bph,bpk->hk", g, self.pre)
         return torch.einsum("bph,bpk->phk", g, self.pre)
 
+    def contract_samples(self, L: Tensor, shared: bool) -> Tensor:
+        """Each sample's own term of :meth:`contract` (``[B, ...]``; their sum over ``b`` is ``contract``)."""
+        g = L * self.psi
+        if shared:
+            return torch.einsum("bph,bpk->bhk", g, self.pre)
+        return torch.einsum("bph,bpk->bphk", g, self.pre)
+
     def expected_value(self) -> float:
         return 1.0  # already the rate eligibility: the ``expected`` scale would be f_active
 

@@ -42,6 +42,9 @@ class StepOutput(NamedTuple):
     size: int  # samples in the batch
     generated: int = 0  # resampled inputs generated for the batch (positive views)
     cosine: list | None = None  # per layer, cosine of the rule's update with the reference (alignment points)
+    # per layer, the mean over the batch's samples of the cosine of each sample's own update with the
+    # reference's (alignment points; None where the back end does not measure it)
+    cosine_per_sample: list | None = None
 
 
 class Final(NamedTuple):
@@ -134,6 +137,27 @@ def cosine_similarity(a: Tensor, b: Tensor) -> float | None:
     if na == 0 or nb == 0 or not torch.isfinite(na * nb):
         return None
     return float((a * b).sum() / (na * nb))
+
+
+def mean_sample_cosine(a: Tensor, b: Tensor) -> float | None:
+    """``mean_n <a_n, b_n> / (|a_n| |b_n|)`` over the samples ``n`` (the first axis) whose two norms are
+    positive and finite: the per-sample alignment of a rule's updates with a reference's (None when no
+    sample counts)."""
+    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    na, nb = a.norm(dim=1), b.norm(dim=1)
+    ok = (na > 0) & (nb > 0) & torch.isfinite(na * nb)
+    if not bool(ok.any()):
+        return None
+    return float(((a * b).sum(1)[ok] / (na * nb)[ok]).mean())
+
+
+def alignment_snapshot(step: int, epoch: int, out: StepOutput) -> dict:
+    """The record's entry of an alignment step: ``{"step", "epoch", "cosine"}``, plus ``"cosine_per_sample"``
+    where the back end measured it."""
+    snap = {"step": step, "epoch": epoch, "cosine": out.cosine}
+    if out.cosine_per_sample is not None:
+        snap["cosine_per_sample"] = out.cosine_per_sample
+    return snap
 
 
 def all_finite(tensors: Sequence[Tensor]) -> bool:
@@ -240,7 +264,7 @@ def train(backend: Backend, cfg, progress: bool = False, checkpoint=None, start:
             out = backend.step(idx, hidden_lr * scale, step in align_at)
             n_generated += out.generated
             if out.cosine is not None:
-                alignment.append({"step": step, "epoch": epoch, "cosine": out.cosine})
+                alignment.append(alignment_snapshot(step, epoch, out))
             if clip is not None:  # each group's gradient (hidden, readout) to a 2-norm of at most clip
                 for param, grad in zip(trainables, out.grads):
                     param.grad = grad
@@ -310,5 +334,6 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
             "linear probe", "online_readout": online, "probe": probe}
 
 
-__all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "alignment_points", "all_finite", "carve_validation", "cosine_factor",
+__all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "alignment_points", "alignment_snapshot", "all_finite", "carve_validation",
+           "cosine_factor", "mean_sample_cosine",
            "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

@@ -21,6 +21,19 @@ def test_rate_eligibility_contracts_to_the_materialised_trace(gen):
         torch.testing.assert_close(got, want / math.sqrt(K))
 
 
+def test_per_sample_contraction_is_each_sample_alone_and_sums_to_the_batch(gen):
+    B, P, H, K = 3, 4, 5, 6
+    psi, pre, L = torch.rand(B, P, H, generator=gen), torch.randn(B, P, K, generator=gen), torch.randn(B, P, H,
+                                                                                                       generator=gen)
+    e = RateEligibility(psi, pre)
+    for shared in (True, False):
+        per = e.contract_samples(L, shared)
+        assert per.shape[0] == B
+        torch.testing.assert_close(per.sum(0), e.contract(L, shared))
+        for b in range(B):  # a batch of one sample
+            torch.testing.assert_close(per[b], RateEligibility(psi[b:b + 1], pre[b:b + 1]).contract(L[b:b + 1], shared))
+
+
 def test_expected_scale_normalises_by_ebar_and_refuses_an_unaccumulated_trace():
     assert eligibility_scale("expected").factor(0.25, 0.5) == 2.0
     assert eligibility_scale("expected").factor(0.0, 0.5) == 0.0

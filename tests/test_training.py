@@ -8,6 +8,7 @@ import torch
 from spiking_rhm.config import OptimConfig, RHMConfig, RunConfig
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.training import Final, StepOutput, alignment_points, cosine_factor, learning_rates, split_options
+from spiking_rhm.training import cosine_similarity, mean_sample_cosine
 from spiking_rhm.training import train
 
 
@@ -82,6 +83,18 @@ def test_helpers():
     assert split_options({"a": 1, "readout_lr": 2}, {"readout_lr": None}) == ({"a": 1}, {"readout_lr": 2})
     with pytest.raises(ConfigError, match="readout_lr must be a positive number"):
         split_options({"readout_lr": -1}, {"readout_lr": None})
+
+
+def test_mean_sample_cosine_is_the_mean_of_per_sample_cosines_over_the_samples_that_count():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, 4, generator=gen), torch.randn(5, 3, 4, generator=gen)
+    b[2] = 0  # a sample with no reference update does not count
+    want = [cosine_similarity(a[n], b[n]) for n in range(5)]
+    want = sum(w for w in want if w is not None) / 4
+    assert math.isclose(mean_sample_cosine(a, b), want, rel_tol=1e-6)
+    assert math.isclose(mean_sample_cosine(a, 3 * a), 1.0, rel_tol=1e-6)
+    assert math.isclose(mean_sample_cosine(a, -a), -1.0, rel_tol=1e-6)
+    assert mean_sample_cosine(a, torch.zeros_like(a)) is None
 
 
 def test_warmup_ramps_the_scheduled_rate():

@@ -29,6 +29,7 @@ SWEEPS = {
     "experiments/results/fair_claim1_reduced": [("experiments/claims/fair/claim1_reduced.toml", {})],
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
+    "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     # experiments/spiking/rate_vs_norse.sh: (8,4,8,2,2); (8,4,8,2,3) with its command-line additions
     "experiments/spiking/rate_vs_norse": [
@@ -111,6 +112,7 @@ FAIR_SECTIONS = {
     "## Reduced fair-protocol run: claim 1": "fair_claim1_reduced",
     "## Reduced fair-protocol run: claim 2": "fair_claim2_reduced",
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
+    "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
 }
 

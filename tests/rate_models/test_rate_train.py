@@ -22,8 +22,28 @@ def test_bp_metrics_and_alignment():
     assert len(m["curve"]["train_loss"]) == 6 and m["curve"]["test_error"]
     assert m["data"]["labelled_trees"] == 256 and m["data"]["generated_resampled_inputs"] == 0
     assert len(m["alignment"]) >= 2
-    for point in m["alignment"]:  # BP's update is its own BP update
+    for point in m["alignment"]:  # BP's update is its own BP update, on the batch and sample by sample
         assert all(abs(c - 1) < 1e-4 for c in point["cosine"])
+        assert all(abs(c - 1) < 1e-4 for c in point["cosine_per_sample"])
+
+
+@pytest.mark.parametrize("rule, options", [("dfa", {}), ("fa", {}), ("bp-unmasked", {"mask_constant": "half"})])
+def test_per_sample_alignment_is_the_mean_of_batches_of_one(rule, options):
+    """The per-sample cosine (each sample's update by contract_samples, BP's by its signals) equals the mean of
+    the batch cosine (rule by combine, BP by autograd of the sample's own loss) over batches of one sample
+    (bp-unmasked with a fixed constant mask: its default batch-mean mask is the sample's own in a batch of one)."""
+    import torch
+
+    from rate_models.train import PER_SAMPLE_POINTS, RateBackend
+
+    backend = RateBackend(_cfg(rule, P=256, rule_options=options))
+    idx = torch.arange(PER_SAMPLE_POINTS + 8)  # only the first PER_SAMPLE_POINTS samples count
+    got = backend.step(idx, 0.1, True).cosine_per_sample
+    alone = [backend.step(idx[n:n + 1], 0.1, True).cosine for n in range(PER_SAMPLE_POINTS)]
+    for layer, value in enumerate(got):
+        values = [c[layer] for c in alone if c[layer] is not None]
+        assert values and math.isclose(value, sum(values) / len(values), rel_tol=1e-4, abs_tol=1e-5), (layer, value)
+    assert any(abs(v - 1) > 0.05 for v in got)  # not BP: the comparison can tell a rule from BP
 
 
 def test_same_seed_same_result():
