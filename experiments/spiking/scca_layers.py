@@ -17,7 +17,9 @@ held-out points under two forward models -- the rate network's ReLU chain (``rat
 One JSON line per (back end, epoch, forward model); ``--table FILE`` prints them as Markdown.
 
     OMP_NUM_THREADS=1 nice -n 5 python experiments/spiking/scca_layers.py --out results/scca_layers.jsonl
-    python experiments/spiking/scca_layers.py --table results/scca_layers.jsonl
+    python experiments/spiking/scca_layers.py --table results/scca_layers.jsonl     # every layer, epoch, forward
+    python experiments/spiking/scca_layers.py --compact results/scca_layers.jsonl   # one row per trained network
+    python experiments/spiking/scca_layers.py --curve results/scca_layers.jsonl     # objective and probe vs epoch
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def make_config(a, backend: str) -> RunConfig:
 def participation_ratio(feats: Tensor) -> float:
     """``(sum lambda)^2 / sum lambda^2`` of the covariance of ``feats [n, H]`` (effective rank)."""
     c = torch.cov(feats.T.double())
+    if not bool(torch.isfinite(c).all()):
+        return float("nan")
     ev = torch.linalg.eigvalsh(c).clamp_min(0)
     return float(ev.sum() ** 2 / (ev * ev).sum().clamp_min(1e-30))
 
@@ -203,6 +207,47 @@ def table(path: str) -> None:
                   f"{obj} | {x['probe_train']:.3f} / {x['probe_test']:.3f} |")
 
 
+def compact(path: str) -> None:
+    """One row per (trained on, settings) at the last epoch measured: per layer (1 / 2 / 3 ...) the Norse forward's
+    spikes per step and zero fraction, and the probe's test error under the Norse and the rate forward model."""
+    rows = [json.loads(line) for line in open(path) if '"layers"' in line]
+    last: dict = {}
+    for r in rows:
+        key = (r["backend"], json.dumps({**r.get("spiking", {}), **r.get("rule_options", {})}), r["model"])
+        if key not in last or r["epoch"] >= last[key]["epoch"]:
+            last[key] = r
+    slash = lambda xs, f: " / ".join(f.format(x) for x in xs)  # noqa: E731
+    print("| trained on | settings | epoch | spikes per step (Norse) | zero fraction (Norse / rate) | "
+          "probe test error, Norse forward | probe test error, rate forward |")
+    print("|---|---|---|---|---|---|---|")
+    for (backend, settings, model), r in sorted(last.items()):
+        if model != "norse":
+            continue
+        rate = last.get((backend, settings, "rate"))
+        n = r["layers"]
+        settings = ", ".join(f"{k} = {v}" for k, v in json.loads(settings).items()) or "defaults"
+        zeros = slash([x["zero"] for x in n], "{:.2f}") + (" (" + slash([x["zero"] for x in rate["layers"]], "{:.2f}")
+                                                           + ")" if rate else "")
+        print(f"| {backend} | {settings} | {r['epoch']} | {slash([x['spikes_per_step'] for x in n], '{:.3f}')} | "
+              f"{zeros} | {slash([x['probe_test'] for x in n], '{:.3f}')} | "
+              f"{slash([x['probe_test'] for x in rate['layers']], '{:.3f}') if rate else ''} |")
+
+
+def curve(path: str) -> None:
+    """Per trained network and epoch, under its own back end's forward model: the branch objective and the probe's
+    test error of every layer (``l1 / l2 / ...``; layer 1 is not trained by default, no objective)."""
+    rows = [json.loads(line) for line in open(path) if '"layers"' in line]
+    print("| trained on | settings | epoch | objective per layer | probe test error per layer |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        if r["model"] != r["backend"]:
+            continue
+        settings = ", ".join(f"{k} = {v}" for k, v in {**r.get("spiking", {}), **r.get("rule_options", {})}.items())
+        obj = " / ".join(f"{x['objective']:.3f}" if "objective" in x else "--" for x in r["layers"])
+        probe = " / ".join(f"{x['probe_test']:.3f}" for x in r["layers"])
+        print(f"| {r['backend']} | {settings or 'defaults'} | {r['epoch']} | {obj} | {probe} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", default="rate,norse")
@@ -220,9 +265,15 @@ def main(argv=None):
     ap.add_argument("--rule-option", action="append", default=[], metavar="K=V", help="rule option (repeatable)")
     ap.add_argument("--out", help="append JSON lines here")
     ap.add_argument("--table", help="print the Markdown table of a results file and stop")
+    ap.add_argument("--compact", help="print one row per trained network (last epoch) of a results file and stop")
+    ap.add_argument("--curve", help="print the objective and probe over training of a results file and stop")
     a = ap.parse_args(argv)
+    if a.curve:
+        return curve(a.curve)
     if a.table:
         return table(a.table)
+    if a.compact:
+        return compact(a.compact)
     a.at = [int(e) for e in a.at.split(",") if e]
     a.models = a.models.split(",")
     for backend in a.backend.split(","):
