@@ -28,12 +28,12 @@ import argparse
 import json
 import math
 import time
+import tomllib
 
 import numpy as np
 import torch
 
 from spiking_rhm.backends.norse.network import initial_state, rates, run_window
-from spiking_rhm.cli.options import parse_option
 from spiking_rhm.config import RunConfig
 from spiking_rhm.metrics import fit_linear_probe
 from spiking_rhm.network import branch_pre_activations, patches, taps_of
@@ -43,8 +43,15 @@ Tensor = torch.Tensor
 
 
 def parse(texts: list[str]) -> dict:
-    """``["k=v", ...]`` -> ``{k: v}``, the values read as the CLI's ``--option`` reads them (TOML literals)."""
-    return {path[-1]: value for path, value in (parse_option(f"x.{t}") for t in texts)}
+    """``["k=v", ...]`` -> ``{k: v}``, each value read as a TOML literal (number, bool, list), else as a string."""
+    out = {}
+    for text in texts:
+        key, _, raw = text.partition("=")
+        try:
+            out[key.strip()] = tomllib.loads(f"value = {raw}")["value"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw.strip()
+    return out
 
 
 def make_config(a, backend: str) -> RunConfig:
