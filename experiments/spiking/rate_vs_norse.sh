@@ -24,7 +24,7 @@ spiking-rhm report results/rate_vs_norse --out results/rate_vs_norse/report.md \
     --csv experiments/spiking/rate_vs_norse/summary.csv --pstar-csv experiments/spiking/rate_vs_norse/pstar.csv
 cat results/rate_vs_norse/report.md
 bash experiments/spiking/rate_vs_norse_converted.sh
-nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet --P 1024,1536,2048,3072
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet
 nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet --rule random-features --seeds 0 \
     --P 1024
 spiking-rhm report results/scca_drive_L3
