@@ -116,6 +116,9 @@ class SpikingConfig:
     tau_readout: float = 2e-2  # time constant of the membrane readout (s)
     delay: int = 0  # steps between the two views of a self-supervised pair
     drive: float = 6.0  # g: input gain, mean potential = v_rest + g * a (a = rate pre-activation)
+    # threshold balancing: one factor c_l per hidden layer, layer l's potential is v_rest + g c_l a (its rate
+    # h^l ~ c_l relu(a^l)); None: c_l = 1 (docs/spiking.md, "Per-layer drive")
+    layer_gain: list[float] | None = None
     psi_beta: float = 5.0  # sharpness of the surrogate derivative psi(v)
     eligibility: str = "factored"  # factored (per-step factors, combined when L arrives) | synapse
     eligibility_scale: str = "expected"  # expected (update scaled to the rate rule's, see docs/spiking.md) | none
@@ -291,6 +294,12 @@ def validate(cfg: RunConfig) -> None:
     if sp.v_rest is not None and not (math.isfinite(sp.v_rest) and sp.v_rest <= sp.v_th):
         raise ConfigError(f"spiking.v_rest must be a number <= spiking.v_th = {sp.v_th} (a neuron resting above "
                           f"threshold fires without input), got {sp.v_rest}")
+    if sp.layer_gain is not None and (
+            isinstance(sp.layer_gain, (str, bytes, Mapping)) or not isinstance(sp.layer_gain, (list, tuple))
+            or not sp.layer_gain or any(isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c)
+                                        or c <= 0 for c in sp.layer_gain)):
+        raise ConfigError(f"spiking.layer_gain must be a list of positive numbers, one per hidden layer, got "
+                          f"{sp.layer_gain!r}")
     if sp.reset not in SPIKE_RESETS:
         raise ConfigError(f"unknown spiking.reset {sp.reset!r}; valid: {', '.join(SPIKE_RESETS)}")
     if sp.readout not in SPIKE_READOUTS:

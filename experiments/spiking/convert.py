@@ -8,6 +8,9 @@ error is measured on the same held-out points.  One JSON line per (T, normalisat
 
     OMP_NUM_THREADS=1 nice -n 5 python experiments/spiking/convert.py --out results/convert_scca.jsonl
     python experiments/spiking/convert.py --table results/convert_scca.jsonl
+    python experiments/spiking/convert.py --summary results/convert_scca.jsonl   # mean over seeds
+
+With ``--out`` a row already in the file (same network, settings, T, weights and readout) is not recomputed.
 """
 
 from __future__ import annotations
@@ -54,6 +57,30 @@ def train_checkpoint(a, path: Path) -> Checkpoint:
     return Checkpoint.load(path)
 
 
+def row_key(r: dict) -> tuple:
+    """What identifies a measurement: the network (rule, L, P, P_test, width, seed) and how it was simulated."""
+    return (r["rule"], r["L"], r["P"], r.get("P_test"), r["width"], r["seed"], json.dumps(r["spiking"], sort_keys=True),
+            r["T"], r["weights"], r["readout"])
+
+
+def summary(path: str) -> None:
+    """Mean over seeds per (rule, L, P, width, settings, T, weights, readout), the gap's range over seeds."""
+    groups: dict = {}
+    for r in (json.loads(line) for line in open(path)):
+        key = (r["rule"], r["L"], r["P"], r["width"], json.dumps(r.get("spiking", {}), sort_keys=True), r["T"],
+               r["weights"], r["readout"])
+        groups.setdefault(key, []).append(r)
+    print("| rule | L | P | width | settings | T | weights | readout | seeds | rate error | spiking error | gap [min, max] |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (rule, L, P, width, settings, T, weights, readout), rows in sorted(groups.items()):
+        settings = ", ".join(f"{k} = {v}" for k, v in json.loads(settings).items()) or "defaults"
+        rate = sum(r["rate_error"] for r in rows) / len(rows)
+        spk = sum(r["spiking_error"] for r in rows) / len(rows)
+        gaps = [r["spiking_error"] - r["rate_error"] for r in rows]
+        print(f"| {rule} | {L} | {P} | {width} | {settings} | {T} | {weights} | {readout} | {len(rows)} | {rate:.3f} | "
+              f"{spk:.3f} | {sum(gaps) / len(gaps):+.3f} [{min(gaps):+.3f}, {max(gaps):+.3f}] |")
+
+
 def table(path: str) -> None:
     rows = [json.loads(line) for line in open(path)]
     print("| rule | seed | settings | T | weights | readout | rate error | spiking error | gap | spikes per step (top) |")
@@ -76,17 +103,21 @@ def main(argv=None):
     ap.add_argument("--percentile", default="99.9,99", help="comma list of normalisation percentiles")
     ap.add_argument("--target", type=float, default=1.0, help="rate of the percentile unit (spikes per step)")
     ap.add_argument("--n-test", type=int, default=1000, help="held-out points scored")
-    ap.add_argument("--checkpoint", help="rate checkpoint [runs/convert/<rule>_L<L>_P<P>_s<seed>.npz, trained if "
-                                         "missing]")
+    ap.add_argument("--checkpoint", help="rate checkpoint [runs/convert/<rule>_L<L>_P<P>_t<P_test>_w<width>_s<seed>.npz, "
+                                         "trained if missing]")
     ap.add_argument("--spiking", action="append", default=[], metavar="K=V",
                     help="simulation setting of the converted network, e.g. v_rest=1.0 (repeatable)")
     ap.add_argument("--no-refit", action="store_true", help="only the rate network's readout")
+    ap.add_argument("--normalised-only", action="store_true", help="skip the weights as trained")
     ap.add_argument("--out", help="append JSON lines here")
     ap.add_argument("--table", help="print the Markdown table of a results file and stop")
+    ap.add_argument("--summary", help="print the seed-mean Markdown table of a results file and stop")
     a = ap.parse_args(argv)
     if a.table:
         return table(a.table)
-    path = Path(a.checkpoint or f"runs/convert/{a.rule}_L{a.L}_P{a.P}_s{a.seed}.npz")
+    if a.summary:
+        return summary(a.summary)
+    path = Path(a.checkpoint or f"runs/convert/{a.rule}_L{a.L}_P{a.P}_t{a.P_test}_w{a.width}_s{a.seed}.npz")
     ckpt = train_checkpoint(a, path)
     settings = {}
     for text in a.spiking:
@@ -95,23 +126,30 @@ def main(argv=None):
             settings[key] = float(value) if "." in value or "e" in value else int(value)
         except ValueError:
             settings[key] = value
+    done = set()
+    if a.out and Path(a.out).exists():
+        done = {row_key(json.loads(line)) for line in open(a.out) if line.strip()}
     base = from_checkpoint(ckpt, spiking=settings)
     r_err = rate_error(base, a.n_test)
     print(f"{a.rule} rate network: error {r_err:.4f} on {a.n_test} held-out points (record: {ckpt.test_error})")
-    variants = [("as trained", None)] + [(f"normalised p{p}", float(p)) for p in a.percentile.split(",") if p]
+    variants = ([] if a.normalised_only else [("as trained", None)]) + [(f"normalised p{p}", float(p)) for p in a.percentile.split(",") if p]
     for T in (int(t) for t in a.T.split(",")):
         for name, p in variants:
             net = from_checkpoint(ckpt, spiking={**settings, "T": T})
             if p is not None:
                 net, _ = normalise(net, percentile=p, target=a.target)
             for readout in ("rate",) if a.no_refit else ("rate", "refitted"):
+                key = row_key({"rule": a.rule, "L": a.L, "P": a.P, "P_test": a.P_test, "width": a.width, "seed": a.seed,
+                               "spiking": settings, "T": T, "weights": name, "readout": readout})
+                if key in done:
+                    continue
                 t0 = time.perf_counter()
                 scored = refit_readout(net)[0] if readout == "refitted" else net
                 err = held_out_error(scored, a.n_test)
                 _, test = run_points(net.config, 256)
                 counts, _, _ = simulate(net, encode(net, test.inputs, 1))
                 top = float(counts[-1].mean() / T)
-                row = {"rule": a.rule, "spiking": settings, "L": a.L, "P": a.P, "seed": a.seed, "width": a.width, "T": T, "weights": name,
+                row = {"rule": a.rule, "spiking": settings, "L": a.L, "P": a.P, "P_test": a.P_test, "seed": a.seed, "width": a.width, "T": T, "weights": name,
                        "percentile": p, "target": a.target if p else None, "readout": readout,
                        "rate_error": r_err, "spiking_error": err, "n_test": a.n_test, "top_rate": top,
                        "wall_s": time.perf_counter() - t0}

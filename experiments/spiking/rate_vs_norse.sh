@@ -3,7 +3,9 @@
 # (8,4,8,2,2) from experiments/spiking/rate_vs_norse.toml and (8,4,8,2,3) from rate_vs_norse_L3.toml.
 # The sweeps (resumable), one figure with a panel per (setting, back end)
 # (docs/figures/spiking/rate_vs_norse.png), the P* table and per-P summary (spiking-rhm report; also as CSV
-# in experiments/spiking/rate_vs_norse/).
+# in experiments/spiking/rate_vs_norse/).  Then, beside the P* table: the rate networks of (8,4,8,2,3) converted to
+# spikes (experiments/spiking/rate_vs_norse_converted.sh: bp and sibling-cca, T = 30 and 100) and sibling-cca on
+# Norse with the drive raised to g = 18 (experiments/spiking/scca_drive_L3.toml, its own report).
 #   bash experiments/spiking/rate_vs_norse.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,3 +23,8 @@ mkdir -p experiments/spiking/rate_vs_norse
 spiking-rhm report results/rate_vs_norse --out results/rate_vs_norse/report.md \
     --csv experiments/spiking/rate_vs_norse/summary.csv --pstar-csv experiments/spiking/rate_vs_norse/pstar.csv
 cat results/rate_vs_norse/report.md
+bash experiments/spiking/rate_vs_norse_converted.sh
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet --rule random-features --seeds 0 \
+    --P 1024
+spiking-rhm report results/scca_drive_L3

@@ -19,7 +19,7 @@ def build_network(cfg, v: int) -> tuple[SpikeEncoder, NetworkSpec, NorseParamete
     params = build_parameters(spec, encoder.nominal_rate, dt=sp.dt, tau_mem=sp.tau_mem, tau_syn=sp.tau_syn,
                               tau_pre=sp.tau_pre, tau_elig=sp.tau_elig, v_th=sp.v_th, drive=float(sp.drive),
                               psi_beta=float(sp.psi_beta), v_leak=sp.v_rest, reset=sp.reset, v_init=sp.v_init,
-                              readout=sp.readout, tau_readout=sp.tau_readout)
+                              readout=sp.readout, tau_readout=sp.tau_readout, layer_gain=sp.layer_gain)
     return encoder, spec, params
 
 

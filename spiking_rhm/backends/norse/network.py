@@ -28,12 +28,12 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 from norse.torch.functional.lif import LIFParameters
 
+from spiking_rhm.backends.norse.neurons import layer_gain as layer_gain_of
 from spiking_rhm.backends.norse.neurons import (
     INITIAL_POTENTIALS,
     RESETS,
     LIFFeedForwardState,
     initial_lif_state,
-    layer_gain,
     lif_layer_step,
 )
 from spiking_rhm.backends.norse.traces import (
@@ -84,12 +84,15 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
                      tau_syn: float = 5e-3, tau_pre: float = 1e-2, tau_elig: float = 2e-2, v_th: float = 1.0,
                      drive: float = 6.0, psi_beta: float = 5.0, v_leak: float | None = 0.5,
                      reset: str = "subtract", v_init: str = "rest", readout: str = "counts",
-                     tau_readout: float = 2e-2) -> NorseParameters:
+                     tau_readout: float = 2e-2, layer_gain: Sequence[float] | None = None) -> NorseParameters:
     """Parameters with the default choices of this back end (``docs/spiking.md``).
 
     Defaults = ``SpikingConfig``'s: rest ``v_leak = 0.5`` (half the default threshold; None: at ``v_th``),
     reset by subtraction, drive ``g = 6``.
     ``readout`` is one of :data:`READOUTS` (``tau_readout``: the membrane readout's time constant, s).
+    ``layer_gain`` (threshold balancing): a factor ``c_l`` per hidden layer on the drive, ``gain_l`` of
+    :func:`~.neurons.layer_gain` with ``g c_l``; the rates stay in units of ``rho_h = g dt / tau_mem``, so layer l
+    reads as the rate layer ``c_l relu(a^l)`` (its rheobase ``(v_th - v_leak) / (g c_l)``).
     ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
     :data:`~.neurons.INITIAL_POTENTIALS` (``rest`` or ``half`` = v_th / 2).  The BPTT surrogate (Norse
     ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
@@ -115,7 +118,11 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
                         v_reset=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(psi_beta))
     rho_h = drive * dt / tau_mem
     rho_in = (float(input_rate),) + (rho_h,) * (spec.depth - 1)
-    gains = tuple(layer_gain(drive, lif, dt, r, K) for r, K in zip(rho_in, spec.fan_in))
+    scale = (1.0,) * spec.depth if layer_gain is None else tuple(float(c) for c in layer_gain)
+    if len(scale) != spec.depth or not all(math.isfinite(c) and c > 0 for c in scale):
+        raise ConfigError(f"layer_gain must hold one positive number per hidden layer ({spec.depth}), got "
+                          f"{list(layer_gain)}")
+    gains = tuple(layer_gain_of(drive * c, lif, dt, r, K) for c, r, K in zip(scale, rho_in, spec.fan_in))
     v0 = None if v_init == "rest" else INITIAL_POTENTIALS[v_init](lif)
     return NorseParameters(lif, PreTraceParameters(1 / tau_pre), SurrogateParameters(v_th, psi_beta),
                            EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains, reset, v0, readout,
