@@ -173,6 +173,13 @@ def rescore(records: list[dict], scoring: str) -> tuple[list[dict], int]:
     return out, missing
 
 
+def scoring_label(scoring: str) -> str:
+    """The axis label of a test error under ``scoring``: ``test error (online readout)``, ..."""
+    if scoring not in SCORINGS:
+        raise ConfigError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    return "test error" if scoring == "recorded" else f"test error ({_SCORING_NAMES[scoring]})"
+
+
 def scoring_headline(records: list[dict], scoring: str) -> str:
     """One line naming the scoring of a table (every headline says which)."""
     if scoring != "recorded":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.analysis import Curve, curves
+from experiments.analysis import Curve, curves, scoring_label
 
 
 def _pyplot():
@@ -66,7 +66,7 @@ def _rule_colours(all_curves: list[Curve]) -> dict[tuple, str]:
     return {key: f"C{i % 10}" for i, key in enumerate(keys)}
 
 
-def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1):
+def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1, ylabel: str = "test error"):
     plt = _pyplot()
     panels = _panels(all_curves)
     backends = {key[2] for key in panels}
@@ -100,7 +100,7 @@ def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training points P")
-        ax.set_ylabel("test error")
+        ax.set_ylabel(ylabel)
         _no_minor_labels(ax)
         note = f"; error 0 drawn at {floor:.1g}" if floor else ""
         ax.set_title(f"(v,m,n_c,s,L)=({v},{m},{n_c},{s},{L}), rule seed {rule_seed}, {backend}{note}", fontsize=8)
@@ -223,8 +223,13 @@ def _alignment(metrics: dict):
     return None
 
 
-def plot_all(records: list[dict], out: str | Path, eps: float = 0.1) -> tuple[list[Path], list[str]]:
-    """Write every figure the records support; returns (files written, notes on skipped figures)."""
+def plot_all(records: list[dict], out: str | Path, eps: float = 0.1,
+             scoring: str = "recorded") -> tuple[list[Path], list[str]]:
+    """Write every figure the records support; returns (files written, notes on skipped figures).
+
+    ``scoring`` (:data:`experiments.analysis.SCORINGS`) names the test error the records hold (rescore them
+    first with :func:`experiments.analysis.rescore`); it labels the learning curves' axis.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     all_curves = curves(records)
@@ -232,7 +237,7 @@ def plot_all(records: list[dict], out: str | Path, eps: float = 0.1) -> tuple[li
     if not any(np.isfinite(c.errors).any() for c in all_curves):
         notes.append("learning curves: skipped, no finished (ok/diverged) runs")
     else:
-        files += plot_learning_curves(all_curves, out, eps)
+        files += plot_learning_curves(all_curves, out, eps, ylabel=scoring_label(scoring))
     paths, note = plot_pstar_scaling(all_curves, out, eps)
     files += paths or []
     if note:

@@ -170,11 +170,13 @@ def pstar_command(directory, eps, boot, confidence, scoring):
 @click.argument("directory", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), help="figure directory [DIRECTORY/figures]")
 @click.option("--eps", type=float, default=0.1, show_default=True)
-def plot_command(directory, out, eps):
+@click.option("--scoring", type=click.Choice(["recorded", "online", "probe"]), default="recorded", show_default=True,
+              help="test error of the record, of the rule's own online readout, or of the linear probe")
+def plot_command(directory, out, eps, scoring):
     """Figures (PNG + PDF): learning curves, P* vs n_c m^L, sensitivity and alignment per layer."""
     from pathlib import Path
 
-    from experiments.analysis import has_test_points
+    from experiments.analysis import has_test_points, rescore
     from experiments.plots import plot_all
     from experiments.store import read_results
 
@@ -184,7 +186,10 @@ def plot_command(directory, out, eps):
     records = read_results(directory)
     if not records:
         raise ConfigError(f"{directory!r} holds no records yet")
-    files, notes = plot_all(records, out, eps=eps)
+    records, missing = rescore(records, scoring)
+    if missing:
+        note(f"{missing} ok run(s) have no '{scoring}' scoring in their record (left out)")
+    files, notes = plot_all(records, out, eps=eps, scoring=scoring)
     no_test = sum(not has_test_points(r) for r in records)
     if no_test:
         notes.append(f"{no_test} run(s) without test points (P = P_max) left out of the test-error figures")

@@ -154,6 +154,33 @@ def test_cli_pstar_scoring_rescores_and_says_which(tmp_path):
     assert "inf" not in probe.output.split("\n")[3]
 
 
+def test_cli_plot_scoring_draws_the_chosen_test_error_and_names_it(tmp_path, monkeypatch):
+    from experiments import plots
+    from spiking_rhm.cli import cli as main
+
+    store = ResultStore(tmp_path)
+    for k, P in enumerate([64, 128, 256]):
+        metrics = {"online_readout": {"test_error": 0.9, "train_error": 0.5},
+                   "probe": {"test_error": 0.4 / (k + 1), "train_error": 0.0}, "evaluation": "online readout"}
+        store.add(record("bp", (8, 4, 8, 2, 2), P, 0, 0.9, metrics=metrics))
+    seen = {}
+
+    def capture(fig, out, name):
+        if name == "learning_curves":
+            (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+            seen[name] = (ax.get_ylabel(), next(l.get_ydata() for l in ax.get_lines() if l.get_label().startswith("bp")))
+        return []
+
+    monkeypatch.setattr(plots, "_save", capture)
+    expected = {"recorded": ("test error", [0.9] * 3), "online": ("test error (online readout)", [0.9] * 3),
+                "probe": ("test error (linear probe)", [0.4, 0.2, 0.4 / 3])}
+    for scoring, (label, errors) in expected.items():
+        result = CliRunner().invoke(main, ["plot", str(tmp_path), "--scoring", scoring])
+        assert result.exit_code == 0, result.output
+        assert seen["learning_curves"][0] == label
+        np.testing.assert_allclose(seen["learning_curves"][1], errors)
+
+
 def test_learning_curves_keep_a_rule_colour_across_panels_and_a_row_per_setting(tmp_path, monkeypatch):
     """Panels sorted by (setting, grammar, back end), a column per back end; a rule's line has the same colour in
     every panel, also when a panel lacks a rule (the first setting has no bp here: the colour cycle shifted)."""

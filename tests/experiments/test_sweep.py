@@ -120,6 +120,22 @@ def test_example_configs_are_valid():
                 raise
 
 
+def test_readme_main_job_runs_every_rule_it_names_with_test_points_left():
+    """experiments/configs/demo.toml (the README's main job): bp, dfa, sibling-cca, clapp and the control, every
+    run a disjoint train/test split below P_max, the P grid spanning n_c m^L to 8 n_c m^L (bp reaches P* inside)."""
+    import re
+
+    sweep = SweepConfig.from_file(HERE.parents[1] / "experiments" / "configs" / "demo.toml")
+    runs = sweep.runs()
+    assert {c.rule for c in runs} == {"bp", "dfa", "sibling-cca", "clapp", "random-features"}
+    (scale,) = {c.rhm.n_c * c.rhm.m ** c.rhm.L for c in runs}
+    sizes = [c.sizes() for c in runs]  # raises when P + P_test > P_max
+    assert {P for P, _ in sizes} == {k * scale for k in (1, 2, 4, 8)} and min(t for _, t in sizes) >= 1024
+    readme = (HERE.parents[1] / "README.md").read_text()
+    job = readme[readme.index("## Main job"):]
+    assert "experiments/configs/demo.toml" in job and len(runs) == int(re.search(r"(\d+) runs", job).group(1))
+
+
 def test_cli_list_syntax():
     assert parse_size_list("256, 2x,0.5x,max") == (256, "2x", "0.5x", "max")
     assert parse_int_list("0-2,5,5") == (0, 1, 2, 5)
