@@ -317,8 +317,8 @@ def ratio_legend(reference: str, n_boot: int, confidence: float) -> str:
             f"resamples, seed 0, as the P* interval), each resample drawing the same pairs for both rules and "
             f"recomputing both P*; per grammar: ratio of that grammar's seed-mean P*s; inf: the rule never reaches "
             f"eps (a resample in which it does not counts as inf, also when {reference} does not either); 0: only "
-            f"{reference} never reaches it; <=: the rule's error is already <= eps at the smallest P (its P* is an upper "
-            f"bound), so the ratio is an upper bound; >=: the same for {reference}, a lower bound.")
+            f"{reference} never reaches it; <=: the rule's error is already <= eps at the smallest P (its P* is an "
+            f"upper bound), so the ratio is an upper bound; >=: the same for {reference}, a lower bound.")
 
 
 def format_ratio_table(rows: list[dict], eps: float, confidence: float = 0.9) -> str:

@@ -261,7 +261,8 @@ def markdown_ratios(rows: list[dict]) -> str:
         reference = f"{r['reference']} [{r['reference_backend']}]" + (f" {r['reference_variant']}"
                                                                        if r["reference_variant"] else "")
         body.append([_label(r), _setting(r), reference, _size(r["pstar"]), _size(r["pstar_reference"]),
-                     r["bound"] + _fmt_ratio(r["ratio"]), f"[{_fmt_ratio(r['ratio_low'])}, {_fmt_ratio(r['ratio_high'])}]",
+                     r["bound"] + _fmt_ratio(r["ratio"]),
+                     f"[{_fmt_ratio(r['ratio_low'])}, {_fmt_ratio(r['ratio_high'])}]",
                      r["ratio_per_grammar"] or "-", r["n_pairs"], r["scoring"], r["notes"]])
     return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "reference", "P*", "P*(reference)", "ratio", "interval",
                       "ratio per grammar", "shared (grammar, seed) pairs", "scoring", "notes"], body)

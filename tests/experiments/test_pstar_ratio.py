@@ -120,7 +120,8 @@ def test_report_ratio_to_prints_the_table_and_writes_csv(stored, tmp_path):
     assert result.exit_code == 0, result.output
     report = build_report([str(stored)], n_boot=50, ratio_to="bp")
     assert result.output.replace(f"wrote {csv_path}\n", "") == report.markdown()
-    assert "### P* / P*(bp), 90 % paired bootstrap interval" in result.output and "ratio = P*(rule) / P*(bp)" in result.output
+    assert "### P* / P*(bp), 90 % paired bootstrap interval" in result.output
+    assert "ratio = P*(rule) / P*(bp)" in result.output
     rows = read_csv(csv_path)
     assert list(rows[0]) == list(RATIO_COLUMNS) and [r["rule"] for r in rows] == ["fa", "never"]
     want = hand_pstar(mean_curve("fa", PAIRS)) / hand_pstar(mean_curve("bp", PAIRS))
