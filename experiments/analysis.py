@@ -26,7 +26,7 @@ import numpy as np
 from spiking_rhm.api import NO_TEST_POINTS
 from spiking_rhm.config import _default_dict
 from spiking_rhm.errors import ConfigError
-from spiking_rhm.metrics import PStar, pstar, pstar_point
+from spiking_rhm.metrics import PStar, pstar, pstar_point, pstar_ratio, ratio_value
 
 from experiments.sweep import _deep_merge
 
@@ -72,15 +72,7 @@ class Curve:
     def pstar_by_grammar(self, eps: float = 0.1) -> dict[int, float]:
         """``grammar -> P*`` of that grammar's seed-mean curve (:func:`~spiking_rhm.metrics.pstar_point`): the
         spread over grammars, beside the bootstrap over (grammar, seed) rows."""
-        out = {}
-        for grammar in sorted({g for g, _ in self.seeds}):
-            rows = self.errors[[i for i, (g, _) in enumerate(self.seeds) if g == grammar]]
-            finished = rows[np.isfinite(rows).any(axis=1)]
-            if len(finished):
-                with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # a P without finished runs: NaN, skipped
-                    out[grammar] = pstar_point(self.P, np.nanmean(finished, axis=0), eps)[0]
-        return out
+        return _pstar_by_grammar(self.P, self.errors, self.seeds, eps)
 
     def metric_by_P(self, getter) -> dict[int, list]:
         """``P -> [getter(record) for its ok records]`` (None values dropped)."""
@@ -92,6 +84,19 @@ class Curve:
             if value is not None:
                 out.setdefault(record["P"], []).append(value)
         return dict(sorted(out.items()))
+
+
+def _pstar_by_grammar(P: list[int], errors: np.ndarray, seeds: list[tuple[int, int]], eps: float) -> dict[int, float]:
+    """``grammar -> P*`` of the seed-mean curve of the rows ``errors[i]`` whose ``seeds[i]`` has that grammar."""
+    out = {}
+    for grammar in sorted({g for g, _ in seeds}):
+        rows = errors[[i for i, (g, _) in enumerate(seeds) if g == grammar]]
+        finished = rows[np.isfinite(rows).any(axis=1)]
+        if len(finished):
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a P without finished runs: NaN, skipped
+                out[grammar] = pstar_point(P, np.nanmean(finished, axis=0), eps)[0]
+    return out
 
 
 def _flatten(obj, prefix=""):
@@ -249,6 +254,87 @@ def pstar_rows(records: list[dict], eps: float = 0.1, n_boot: int = 2000, confid
     return rows
 
 
+def pstar_ratio_rows(records: list[dict], reference: str, eps: float = 0.1, n_boot: int = 2000,
+                     confidence: float = 0.9) -> list[dict]:
+    """``P*(rule) / P*(reference)`` for every curve of another rule that has a curve of rule ``reference`` at
+    the same RHM setting (of the same back end if there is one; one row per such reference curve).
+
+    Both P* come from the seed-mean curves over the (grammar, seed) pairs the two curves share; the interval
+    is :func:`~spiking_rhm.metrics.pstar_ratio`'s paired bootstrap (the resampling and seed of the P* interval,
+    each resample drawing the same pairs for both curves); ``per_grammar``: ``grammar -> ratio`` of that
+    grammar's seed-mean P* over the shared pairs.  Raises :class:`ConfigError` when no curve is of ``reference``.
+    """
+    grouped = curves(records)
+    rules = sorted({c.rule for c in grouped})
+    if reference not in rules:
+        raise ConfigError(f"no runs of the reference rule {reference!r} (rules here: {', '.join(rules)})")
+    refs = [c for c in grouped if c.rule == reference]
+    rows = []
+    for curve in grouped:
+        if curve.rule == reference:
+            continue
+        matches = [r for r in refs if r.rhm == curve.rhm]
+        matches = [r for r in matches if r.backend == curve.backend] or matches
+        for ref in matches:
+            rows.append(_ratio_row(curve, ref, eps, n_boot, confidence))
+    return rows
+
+
+def _ratio_row(curve: Curve, ref: Curve, eps: float, n_boot: int, confidence: float) -> dict:
+    shared = sorted(set(curve.seeds) & set(ref.seeds))
+    errors = [c.errors[[c.seeds.index(pair) for pair in shared]].reshape(len(shared), len(c.P)) for c in (curve, ref)]
+    result = pstar_ratio(curve.P, errors[0], ref.P, errors[1], eps=eps, n_boot=n_boot, confidence=confidence)
+    by_grammar = [_pstar_by_grammar(c.P, e, shared, eps) for c, e in zip((curve, ref), errors)]
+    per_grammar = {g: ratio_value(by_grammar[0][g], by_grammar[1][g]) for g in by_grammar[0] if g in by_grammar[1]}
+    notes = []
+    if result.a_status == "not_reached":
+        notes.append("rule never reaches eps: ratio inf" + ("" if result.n_pairs else " (no shared finished pairs)"))
+    elif result.b_status == "not_reached":
+        notes.append("reference never reaches eps: ratio 0")
+    bounds = (result.a_status == "below_range", result.b_status == "below_range")
+    if any(bounds):
+        notes.append({(True, False): f"rule already <= {eps} at the smallest P: ratio is an upper bound",
+                      (False, True): f"reference already <= {eps} at the smallest P: ratio is a lower bound",
+                      (True, True): f"both already <= {eps} at the smallest P: ratio of two upper bounds"}[bounds])
+    for c in (curve, ref):
+        unshared = len(c.seeds) - len(shared)
+        if unshared:
+            notes.append(f"{unshared} (grammar, seed) pair(s) of {c.label} not shared (left out)")
+    return {"curve": curve, "reference": ref, "result": result, "per_grammar": per_grammar,
+            "bound": {("below_range", "reached"): "<=", ("reached", "below_range"): ">="}.get(
+                (result.a_status, result.b_status), ""),
+            "notes": "; ".join(notes)}
+
+
+def _fmt_ratio(x: float) -> str:
+    return "inf" if math.isinf(x) else ("-" if math.isnan(x) else f"{x:.2f}")
+
+
+def ratio_legend(reference: str, n_boot: int, confidence: float) -> str:
+    """What the ratio table's columns mean (printed under or above it)."""
+    return (f"ratio = P*(rule) / P*({reference}), both P* from the seed-mean curves over the (grammar, seed) pairs the "
+            f"two rules share; interval: {int(confidence * 100)} % percentile bootstrap over those pairs ({n_boot} "
+            f"resamples, seed 0, as the P* interval), each resample drawing the same pairs for both rules and "
+            f"recomputing both P*; per grammar: ratio of that grammar's seed-mean P*s; inf: the rule never reaches "
+            f"eps (a resample in which it does not counts as inf, also when {reference} does not either); 0: only "
+            f"{reference} never reaches it; <=: the rule's error is already <= eps at the smallest P (its P* is an "
+            f"upper bound), so the ratio is an upper bound; >=: the same for {reference}, a lower bound.")
+
+
+def format_ratio_table(rows: list[dict], eps: float, confidence: float = 0.9) -> str:
+    """Ratio rows (:func:`pstar_ratio_rows`) as plain aligned columns."""
+    header = ["rule [backend]", "reference", "(v,m,n_c,s,L)", f"P*(eps={eps})", "P*(reference)", "ratio",
+              f"{int(confidence * 100)}% paired interval", "ratio per grammar", "pairs", "notes"]
+    body = []
+    for row in rows:
+        r = row["result"]
+        body.append([row["curve"].label, row["reference"].label, ",".join(map(str, row["curve"].rhm)), _fmt_p(r.a),
+                     _fmt_p(r.b), row["bound"] + _fmt_ratio(r.value), f"[{_fmt_ratio(r.low)}, {_fmt_ratio(r.high)}]",
+                     " ".join(f"g{g}:{_fmt_ratio(v)}" for g, v in row["per_grammar"].items()) or "-",
+                     str(r.n_pairs), row["notes"]])
+    return _aligned(header, body)
+
+
 def format_pstar_table(rows: list[dict], eps: float, confidence: float = 0.9) -> str:
     """Plain aligned columns (no table library is a dependency)."""
     header = ["rule [backend]", "(v,m,n_c,s,L)", f"P*(eps={eps})", f"{int(confidence * 100)}% interval",
@@ -262,6 +348,10 @@ def format_pstar_table(rows: list[dict], eps: float, confidence: float = 0.9) ->
             f"[{_fmt_p(result.low)}, {_fmt_p(result.high)}]", prefix + _fmt_p(row["ratio"]), str(row["n_seeds"]),
             str(row["n_P"]), row["notes"],
         ])
+    return _aligned(header, body)
+
+
+def _aligned(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))

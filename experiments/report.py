@@ -13,6 +13,10 @@ is :func:`experiments.analysis.pstar_rows`.
 the scoring named by ``metrics.evaluation``), ``online`` (``metrics.online_readout``: the rule's own
 readout) or ``probe`` (``metrics.probe``: the converged linear probe).  With ``online``/``probe``, ok
 runs whose record lacks that scoring are left out and counted.
+
+``ratio_to`` (a rule name) adds the ratio table :func:`experiments.analysis.pstar_ratio_rows`:
+``P*(rule) / P*(ratio_to)`` per rule and setting, with a paired bootstrap interval over the (grammar, seed)
+pairs both rules share and the per-grammar ratios.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import csv
 import io
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from experiments.analysis import SCORINGS, _fmt_p as _size, curves, pstar_rows, rescore, scoring_headline
+from experiments.analysis import (SCORINGS, _fmt_p as _size, _fmt_ratio, curves, pstar_ratio_rows, pstar_rows,
+                                  ratio_legend, rescore, scoring_headline)
 from experiments.store import read_results
 from spiking_rhm.errors import ConfigError
 
@@ -45,6 +50,15 @@ PSTAR_COLUMNS = (
 )
 """Columns of the P* table (CSV); ``pstar_rel`` = P* / (n_c m^L), ``scale`` = n_c m^L."""
 
+RATIO_COLUMNS = (
+    "source", "v", "m", "n_c", "s", "L", "rule_seed", "rule", "backend", "variant", "reference",
+    "reference_backend", "reference_variant", "scoring", "eps", "pstar", "pstar_reference", "status",
+    "status_reference", "ratio", "ratio_low", "ratio_high", "ratio_per_grammar", "n_pairs", "notes",
+)
+"""Columns of the ratio table (CSV, ``--ratio-csv``): ``ratio`` = ``pstar / pstar_reference`` over the ``n_pairs``
+shared (grammar, seed) pairs, ``ratio_low``/``ratio_high`` its paired bootstrap interval, ``ratio_per_grammar``
+``g0:1.49 g1:...``."""
+
 
 @dataclass
 class Report:
@@ -56,6 +70,9 @@ class Report:
     confidence: float
     notes: list[str]
     headline: str = ""  # which scoring the tables use (analysis.scoring_headline)
+    ratios: list[dict] = field(default_factory=list)  # RATIO_COLUMNS rows when ratio_to is given
+    ratio_to: str = ""
+    n_boot: int = 2000
 
     def markdown(self) -> str:
         """Both tables as Markdown, one section per source directory."""
@@ -67,6 +84,11 @@ class Report:
             parts.append("P* per grammar: the P* of each grammar's seed-mean curve; train error (worst P): the largest "
                          "seed-mean final train error over P (NOT CONVERGED above 0.01).\n")
             parts.append(markdown_pstar(pstar) + "\n")
+            if self.ratio_to:
+                parts.append(f"### P* / P*({self.ratio_to}), {int(self.confidence * 100)} % paired bootstrap interval "
+                             "over the (grammar, seed) pairs both rules share\n")
+                parts.append(ratio_legend(self.ratio_to, self.n_boot, self.confidence) + "\n")
+                parts.append(markdown_ratios([r for r in self.ratios if r["source"] == source]) + "\n")
             parts.append("### Test error per P (seed mean [min, max]; diverged runs at chance)\n")
             parts.append(markdown_summary([r for r in self.summary if r["source"] == source]) + "\n")
         parts.extend(f"note: {note}" for note in self.notes)
@@ -144,8 +166,25 @@ def pstar_table_rows(records: list[dict], source: str = "", eps: float = 0.1, n_
     return out
 
 
+def ratio_table_rows(records: list[dict], reference: str, source: str = "", eps: float = 0.1, n_boot: int = 2000,
+                     confidence: float = 0.9) -> list[dict]:
+    """:func:`experiments.analysis.pstar_ratio_rows` flattened into :data:`RATIO_COLUMNS`."""
+    out = []
+    for row in pstar_ratio_rows(records, reference, eps=eps, n_boot=n_boot, confidence=confidence):
+        curve, ref, result = row["curve"], row["reference"], row["result"]
+        out.append({
+            **_curve_fields(curve, source), "reference": ref.rule, "reference_backend": ref.backend,
+            "reference_variant": ref.variant, "scoring": _scoring(curve.records), "eps": eps, "pstar": result.a,
+            "pstar_reference": result.b, "status": result.a_status, "status_reference": result.b_status,
+            "ratio": result.value, "ratio_low": result.low, "ratio_high": result.high, "bound": row["bound"],
+            "ratio_per_grammar": " ".join(f"g{g}:{_fmt_ratio(v)}" for g, v in row["per_grammar"].items()),
+            "n_pairs": result.n_pairs, "notes": row["notes"],
+        })
+    return out
+
+
 def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 2000, confidence: float = 0.9,
-                 scoring: str = "recorded") -> Report:
+                 scoring: str = "recorded", ratio_to: str | None = None) -> Report:
     """Read every directory through the store and tabulate it (see the module docstring)."""
     if not 0 < eps < 1:
         raise ConfigError(f"eps must lie in (0, 1), got {eps}")
@@ -153,7 +192,7 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         raise ConfigError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must lie in (0, 1), got {confidence}")
-    summary, pstar, notes, scored = [], [], [], []
+    summary, pstar, notes, scored, ratios = [], [], [], [], []
     for directory in directories:
         records = read_results(directory)
         if not records:
@@ -167,7 +206,13 @@ def build_report(directories: Sequence[str], eps: float = 0.1, n_boot: int = 200
         scored += records
         summary += summary_rows(records, source)
         pstar += pstar_table_rows(records, source, eps=eps, n_boot=n_boot, confidence=confidence)
-    return Report(summary, pstar, eps, confidence, notes, scoring_headline(scored, scoring))
+        if ratio_to:
+            try:
+                ratios += ratio_table_rows(records, ratio_to, source, eps=eps, n_boot=n_boot, confidence=confidence)
+            except ConfigError as err:
+                raise ConfigError(f"--ratio-to {ratio_to}: {directory}: {err}") from None
+    return Report(summary, pstar, eps, confidence, notes, scoring_headline(scored, scoring), ratios, ratio_to or "",
+                  n_boot)
 
 
 # -- formatting -----------------------------------------------------------------
@@ -207,6 +252,20 @@ def markdown_pstar(rows: list[dict]) -> str:
                      r["n_seeds"], r["n_P"], _num(r.get("train_error_worst")), r["scoring"], r["notes"]])
     return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "P*", "interval", "P* per grammar", "P*/(n_c m^L)",
                       "(grammar, seed) rows", "P values", "train error (worst P)", "scoring", "notes"], body)
+
+
+def markdown_ratios(rows: list[dict]) -> str:
+    """Ratio rows (:data:`RATIO_COLUMNS`) as a Markdown table."""
+    body = []
+    for r in rows:
+        reference = f"{r['reference']} [{r['reference_backend']}]" + (f" {r['reference_variant']}"
+                                                                       if r["reference_variant"] else "")
+        body.append([_label(r), _setting(r), reference, _size(r["pstar"]), _size(r["pstar_reference"]),
+                     r["bound"] + _fmt_ratio(r["ratio"]),
+                     f"[{_fmt_ratio(r['ratio_low'])}, {_fmt_ratio(r['ratio_high'])}]",
+                     r["ratio_per_grammar"] or "-", r["n_pairs"], r["scoring"], r["notes"]])
+    return _markdown(["rule [backend]", "(v,m,n_c,s,L)", "reference", "P*", "P*(reference)", "ratio", "interval",
+                      "ratio per grammar", "shared (grammar, seed) pairs", "scoring", "notes"], body)
 
 
 def markdown_summary(rows: list[dict]) -> str:

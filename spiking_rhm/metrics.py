@@ -163,16 +163,92 @@ def pstar(P: Sequence[float], errors_by_seed, eps: float = 0.1, n_boot: int = 20
     if n_seeds == 0:
         return PStar(math.inf, math.inf, math.inf, "not_reached", eps, 0)
     value, status = pstar_point(P, _nanmean(err), eps)
+    low, high = bootstrap_interval(lambda rows: pstar_point(P, _nanmean(err[rows]), eps)[0], n_seeds,
+                                   n_boot=n_boot, confidence=confidence, seed=seed)
+    return PStar(value, low, high, status, float(eps), n_seeds)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n_rows: int, n_boot: int = 2000,
+                       confidence: float = 0.9, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(rows)`` over ``n_boot`` resamples ``rows`` of
+    ``range(n_rows)`` drawn with replacement (``numpy.random.default_rng(seed)``).
+
+    ``statistic`` gets the resampled row indices, so statistics of several arrays resample their rows
+    jointly (paired).  A NaN statistic sorts last, like inf.  ``(low, high)`` = the resamples at ranks
+    ``floor(a (n_boot - 1))`` and ``ceil((1 - a)(n_boot - 1))`` of the sorted list, ``a = (1 - confidence) / 2``.
+    """
     rng = np.random.default_rng(seed)
     boots = np.empty(n_boot)
     for b in range(n_boot):
-        rows = err[rng.integers(0, n_seeds, size=n_seeds)]
-        boots[b] = pstar_point(P, _nanmean(rows), eps)[0]
+        boots[b] = statistic(rng.integers(0, n_rows, size=n_rows))
     boots.sort()
     alpha = (1.0 - confidence) / 2.0
     low = float(boots[int(math.floor(alpha * (n_boot - 1)))])
     high = float(boots[int(math.ceil((1.0 - alpha) * (n_boot - 1)))])
-    return PStar(value, low, high, status, float(eps), n_seeds)
+    return low, high
+
+
+@dataclass(frozen=True)
+class PStarRatio:
+    """``P*(a) / P*(b)`` over paired rows, with its paired bootstrap interval (:func:`pstar_ratio`).
+
+    ``a``/``b``: the two P* over the shared rows (:func:`pstar_point` of their mean curves) and
+    ``a_status``/``b_status`` theirs (as :class:`PStar`'s). ``value``: ``inf`` when ``a`` never reaches eps
+    (also when neither does), ``0`` when only ``b`` never reaches it.
+    """
+
+    value: float
+    low: float
+    high: float
+    a: float
+    b: float
+    a_status: str
+    b_status: str
+    n_pairs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ratio_value(a: float, b: float) -> float:
+    """``a / b`` for P* values (never NaN): inf when ``a`` is inf (whatever ``b``), 0 when only ``b`` is."""
+    if math.isinf(a):
+        return math.inf
+    return 0.0 if math.isinf(b) else a / b
+
+
+def pstar_ratio(P_a: Sequence[float], errors_a, P_b: Sequence[float], errors_b, eps: float = 0.1,
+                n_boot: int = 2000, confidence: float = 0.9, seed: int = 0) -> PStarRatio:
+    r"""``P*(a) / P*(b)`` with a paired bootstrap interval; row ``i`` of ``errors_a`` and of ``errors_b`` are
+    the same (grammar, seed) pair (``errors_x[row][P_index]`` as in :func:`pstar`, NaN = missing run).
+
+    Pairs where either curve has no finished run are dropped. Point estimate: the ratio of the two
+    seed-mean-curve P* (:func:`pstar_point`); interval: :func:`bootstrap_interval` (the same resampling and
+    seed as :func:`pstar`'s) of that ratio, each resample drawing the same pairs for both curves.
+    A ratio whose numerator never reaches eps is inf (one whose denominator only never reaches it is 0).
+    """
+    P_a, P_b = (np.asarray(x, dtype=np.float64) for x in (P_a, P_b))
+    err_a, err_b = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (errors_a, errors_b))
+    for P, err in ((P_a, err_a), (P_b, err_b)):
+        if P.ndim != 1 or err.shape[1] != P.size:
+            raise SpikingRHMError(f"errors must be [n_pairs, {P.size}], got {list(err.shape)}")
+    if err_a.shape[0] != err_b.shape[0]:
+        raise SpikingRHMError(f"paired errors need the same rows, got {err_a.shape[0]} and {err_b.shape[0]}")
+    keep = np.isfinite(err_a).any(axis=1) & np.isfinite(err_b).any(axis=1)
+    err_a, err_b = err_a[keep], err_b[keep]
+    if not 0 < confidence < 1:
+        raise SpikingRHMError(f"confidence must lie in (0, 1), got {confidence}")
+    n_pairs = int(keep.sum())
+    if n_pairs == 0:
+        return PStarRatio(math.inf, math.inf, math.inf, math.inf, math.inf, "not_reached", "not_reached", 0)
+    (a, a_status), (b, b_status) = (pstar_point(P, _nanmean(err), eps) for P, err in ((P_a, err_a), (P_b, err_b)))
+
+    def ratio(rows):
+        return ratio_value(pstar_point(P_a, _nanmean(err_a[rows]), eps)[0],
+                           pstar_point(P_b, _nanmean(err_b[rows]), eps)[0])
+
+    low, high = bootstrap_interval(ratio, n_pairs, n_boot=n_boot, confidence=confidence, seed=seed)
+    return PStarRatio(ratio_value(a, b), low, high, a, b, a_status, b_status, n_pairs)
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:

@@ -248,3 +248,33 @@ def test_delta_readout_learns_a_separable_task_and_its_map_gives_its_scores():
     again = probe_scores(fit, f[400:], y[400:])
     assert again["error"] == pytest.approx(fit.metrics["test_error"])
     assert again["loss"] == pytest.approx(fit.metrics["test_loss"])
+
+
+def test_pstar_ratio_of_a_curve_shifted_in_P_is_exact_in_every_resample():
+    """Curve a = curve b at twice the P, pair by pair: the paired ratio is 2 in every resample."""
+    from spiking_rhm.metrics import pstar_ratio
+
+    P = np.array([100.0, 200.0, 400.0, 800.0])
+    err = np.array([[0.6, 0.3, 0.05, 0.0], [0.7, 0.5, 0.2, 0.01], [0.5, 0.15, 0.02, 0.0]])
+    result = pstar_ratio(2 * P, err, P, err, eps=0.1, n_boot=100)
+    assert result.n_pairs == 3 and result.a_status == result.b_status == "reached"
+    assert result.value == pytest.approx(2.0) and result.low == pytest.approx(2.0) and result.high == pytest.approx(2.0)
+    unpaired = pstar(P, err, eps=0.1, n_boot=100)
+    assert unpaired.low < unpaired.high  # the rows differ, so an unpaired ratio would spread
+
+
+def test_pstar_ratio_with_a_curve_that_never_reaches_eps_is_inf_or_zero_never_nan():
+    from spiking_rhm.metrics import pstar_ratio
+
+    P = [100, 200, 400]
+    learns, never = np.array([[0.5, 0.2, 0.05], [0.4, 0.1, 0.0]]), np.full((2, 3), 0.8)
+    a_never = pstar_ratio(P, never, P, learns, n_boot=50)
+    b_never = pstar_ratio(P, learns, P, never, n_boot=50)
+    both = pstar_ratio(P, never, P, never, n_boot=50)
+    assert (a_never.value, a_never.low, a_never.high) == (math.inf, math.inf, math.inf)
+    assert (b_never.value, b_never.low, b_never.high) == (0.0, 0.0, 0.0)
+    assert (both.value, both.low, both.high) == (math.inf, math.inf, math.inf)
+    missing = np.array([[0.5, 0.2, 0.05], [np.nan, np.nan, np.nan]])  # the second pair has no run of a: dropped
+    assert pstar_ratio(P, missing, P, learns, n_boot=10).n_pairs == 1
+    with pytest.raises(SpikingRHMError, match="same rows"):
+        pstar_ratio(P, learns, P, learns[:1])

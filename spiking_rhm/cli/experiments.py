@@ -143,9 +143,12 @@ def _check_sizes(data: dict, where: str) -> list[str]:
 @click.option("--confidence", type=float, default=0.9, show_default=True, help="coverage of the bootstrap interval")
 @click.option("--scoring", type=click.Choice(["recorded", "online", "probe"]), default="recorded", show_default=True,
               help="test error of the record, of the rule's own online readout, or of the linear probe")
-def pstar_command(directory, eps, boot, confidence, scoring):
+@click.option("--ratio-to", metavar="RULE", help="also print P*(rule) / P*(RULE) per rule and setting, with a paired "
+                                                 "bootstrap interval over the shared (grammar, seed) pairs")
+def pstar_command(directory, eps, boot, confidence, scoring, ratio_to):
     """Sample complexity P*(eps) per rule and back end, with bootstrap intervals over grammars and seeds."""
-    from experiments.analysis import TRAIN_ERROR_FLAG, format_pstar_table, pstar_rows, rescore, scoring_headline
+    from experiments.analysis import (TRAIN_ERROR_FLAG, format_pstar_table, format_ratio_table, pstar_ratio_rows,
+                                      pstar_rows, ratio_legend, rescore, scoring_headline)
     from experiments.store import read_results
 
     if not 0 < eps < 1:
@@ -158,12 +161,22 @@ def pstar_command(directory, eps, boot, confidence, scoring):
     records, missing = rescore(records, scoring)
     if missing:
         note(f"{missing} ok run(s) have no '{scoring}' scoring in their record (left out)")
+    ratios = None
+    if ratio_to:
+        try:
+            ratios = pstar_ratio_rows(records, ratio_to, eps=eps, n_boot=boot, confidence=confidence)
+        except ConfigError as err:
+            raise ConfigError(f"--ratio-to {ratio_to}: {err}") from None
     click.echo(scoring_headline(records, scoring))
     rows = pstar_rows(records, eps=eps, n_boot=boot, confidence=confidence)
     click.echo(format_pstar_table(rows, eps, confidence))
     click.echo("P*: first crossing of the seed-mean test error, linear in log P; '<=' = already below eps at the "
                f"smallest P; inf = never reached; interval: bootstrap over (grammar, seed) pairs; NOT CONVERGED: "
                f"the seed-mean final train error exceeds {TRAIN_ERROR_FLAG} at some P.")
+    if ratios is not None:
+        click.echo("")
+        click.echo(format_ratio_table(ratios, eps, confidence))
+        click.echo(ratio_legend(ratio_to, boot, confidence))
 
 
 @click.command("plot")

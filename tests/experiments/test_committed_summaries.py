@@ -150,3 +150,31 @@ def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
         assert re.search(rf"{num['test_error_mean']} \[{num['test_error_min']}, {num['test_error_max']}\] \| "
                          rf"{num['train_error_mean']} \|", line), line
         assert re.search(rf"\| {num['online_test_error_mean']} \| {num['probe_test_error_mean']} \|", line), line
+
+
+# docs/results.md section heading -> the committed ratio table (report --ratio-to bp --ratio-csv) it shows
+RATIO_SECTIONS = {"## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv"}
+
+
+@pytest.mark.parametrize("heading", sorted(RATIO_SECTIONS))
+def test_the_ratio_tables_in_results_md_are_the_committed_ratio_csv(heading):
+    """The P* / P*(bp) rows of the section (report --scoring online --ratio-to bp) carry the committed CSV's
+    numbers: both P*, the ratio, its paired interval and the per-grammar ratios."""
+    from experiments.analysis import _fmt_ratio
+    from experiments.report import RATIO_COLUMNS, _setting, _size
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    start = text.index(heading)
+    section = text[start:text.index("\n## ", start + 1)]
+    rows = read_csv(ROOT / "experiments" / "results" / RATIO_SECTIONS[heading])
+    assert rows and list(rows[0]) == list(RATIO_COLUMNS)
+    for row in rows:
+        size = {k: _spellings(row[k], _size) for k in ("pstar", "pstar_reference")}
+        ratio = {k: _spellings(row[k], _fmt_ratio) for k in ("ratio", "ratio_low", "ratio_high")}
+        reference = f"{row['reference']} [{row['reference_backend']}]"
+        head = re.escape(f"| {row['rule']} [rate] | {_setting(row)} | {reference} | ")
+        grammars = re.escape(row["ratio_per_grammar"])
+        assert re.search(head + rf"{size['pstar']} \| {size['pstar_reference']} \| {ratio['ratio']} \| "
+                         rf"\[{ratio['ratio_low']}, {ratio['ratio_high']}\] \| {grammars} \| "
+                         rf"{row['n_pairs']} \| online readout \|", section), row
+
