@@ -46,6 +46,19 @@ def _no_minor_labels(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _label_P(ax, P_values) -> None:
+    """x ticks (log axis) at the measured P values, labelled as integers: a sweep's P grid is rarely powers of 10."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+    ticks = sorted({float(p) for p in P_values if np.isfinite(p) and p > 0})
+    if not ticks:
+        return
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(ticks) > 6 else 0)
+
+
 def _grid(n: int):
     cols = min(3, n)
     rows = (n + cols - 1) // cols
@@ -80,6 +93,7 @@ def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1, y
                              gridspec_kw={"hspace": 0.75 if rows > 1 else 0.2})
     for ax, ((rhm, rule_seed, backend), members) in zip(axes.flat, panels.items()):
         floor = None
+        measured: list[float] = []
         for curve in members:
             P = np.asarray(curve.P, dtype=float)
             err = curve.errors
@@ -90,6 +104,7 @@ def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1, y
             floor = 0.5 / P_test if P_test else 1e-4  # half a test point: where a zero error is drawn
             mean = np.nanmean(err[:, keep], axis=0)
             low, high = np.nanmin(err[:, keep], axis=0), np.nanmax(err[:, keep], axis=0)
+            measured.extend(P[keep])
             (line,) = ax.plot(P[keep], np.maximum(mean, floor), marker="o", ms=3, label=f"{curve.label} (n={len(curve.seeds)})",
                               color=colours[(curve.rule, curve.variant)])
             ax.fill_between(P[keep], np.maximum(low, floor), np.maximum(high, floor), color=line.get_color(), alpha=0.2)
@@ -102,6 +117,7 @@ def plot_learning_curves(all_curves: list[Curve], out: Path, eps: float = 0.1, y
         ax.set_xlabel("training points P")
         ax.set_ylabel(ylabel)
         _no_minor_labels(ax)
+        _label_P(ax, measured)
         note = f"; error 0 drawn at {floor:.1g}" if floor else ""
         ax.set_title(f"(v,m,n_c,s,L)=({v},{m},{n_c},{s},{L}), rule seed {rule_seed}, {backend}{note}", fontsize=8)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, -0.14))
@@ -186,6 +202,7 @@ def _per_layer_figure(all_curves: list[Curve], out: Path, name: str, getter, yla
         ax.set_xlabel("training points P")
         ax.set_ylabel(ylabel)
         _no_minor_labels(ax)
+        _label_P(ax, P)
         ax.set_title(textwrap.fill(f"{curve.label} {curve.rhm}", 60), fontsize=8)
         ax.legend(fontsize=6, ncol=2)
     for ax in axes.flat[len(panels):]:
