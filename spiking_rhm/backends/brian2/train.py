@@ -160,7 +160,7 @@ class Brian2Backend(SetupParameters):
             if self.delivers:  # how far the delivered update is from the point-neuron update of the same window
                 point = combine(self.last_delivery["signal"], traces, spec.fan_in, spec.connectivity.shared,
                                 learner.scale, active)
-                self._running_mean("gradient_cosine", _cosine(point, grads))
+                self._running_mean("gradient_cosine", training.cosine_similarity(_flat(point), _flat(grads)))
         grads = [torch.as_tensor(np.asarray(g), dtype=torch.float64) for g in grads]
         grad_out = readout_gradient(hbar, logits, batch.target)
         wrong = int((logits.argmax(1).numpy() != sample.labels).sum())
@@ -193,7 +193,7 @@ class Brian2Backend(SetupParameters):
         if float(L.norm()) == 0:
             return
         self.delivery_stats["steps"] += 1
-        self._running_mean("cosine", _cosine([L], [D]))
+        self._running_mean("cosine", training.cosine_similarity(L, D))
         self._running_mean("relative_error", float((D - L).norm() / L.norm()))
 
     def _running_mean(self, key: str, value: float | None) -> None:
@@ -273,12 +273,9 @@ class Brian2Backend(SetupParameters):
                            **({"delivered_signal": dict(self.delivery_stats)} if self.delivers else {})}}
 
 
-def _cosine(a, b) -> float | None:
-    """cos between two lists of tensors taken as one vector (None when either is zero)."""
-    x = torch.cat([torch.as_tensor(t).double().flatten() for t in a])
-    y = torch.cat([torch.as_tensor(t).double().flatten() for t in b])
-    norm = float(x.norm() * y.norm())
-    return float(x @ y) / norm if norm > 0 else None
+def _flat(tensors) -> torch.Tensor:
+    """A list of arrays / tensors as one float64 vector."""
+    return torch.cat([torch.as_tensor(t).double().flatten() for t in tensors])
 
 
 def train_brian2(cfg, progress: bool = False, checkpoint=None) -> dict:
