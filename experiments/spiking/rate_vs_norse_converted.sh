@@ -5,8 +5,9 @@
 # the network on Norse at the back end's defaults (regular 200 Hz code, T = 30, rest v_th / 2, reset by subtraction,
 # g = 6), weight-normalised (p99.9, one spike per step) and read out by the rate network's own readout.
 # bp and sibling-cca, rate and converted, 3 seeds, on (8,4,8,2,2) (P = 128, 256, 384) and (8,4,8,2,3) (P = 512,
-# 1024, 1536; sibling-cca also 2048, 3072); sibling-cca converted also with near-IF neurons (tau_mem = 1 s) at
-# T = 100.  One output directory (resumable), one report (also as CSV in experiments/spiking/rate_vs_norse_converted/).
+# 1024, 1536; sibling-cca also 2048, 3072); both converted also at T = 100 with near-IF neurons (tau_mem = 1 s),
+# sibling-cca also at T = 100 with the default 10 ms leak.  One output directory (resumable), one report (also as
+# CSV in experiments/spiking/rate_vs_norse_converted/) and one figure (docs/figures/spiking/rate_vs_norse_converted.png).
 #   bash experiments/spiking/rate_vs_norse_converted.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +22,13 @@ run --config $L2 --rule bp,sibling-cca --backend rate,norse-converted
 run --config $L3 --rule sibling-cca --backend rate,norse-converted --P 2048,3072
 run --config $L2 --rule sibling-cca --backend norse-converted $NEAR_IF
 run --config $L3 --rule sibling-cca --backend norse-converted --P 512,1024,1536,2048,3072 $NEAR_IF
+run --config $L2 --rule bp --backend norse-converted $NEAR_IF
+run --config $L3 --rule bp --backend norse-converted $NEAR_IF
+run --config $L2 --rule sibling-cca --backend norse-converted --option spiking.T=100
+run --config $L3 --rule sibling-cca --backend norse-converted --P 512,1024,1536,2048,3072 --option spiking.T=100
 mkdir -p experiments/spiking/rate_vs_norse_converted
 spiking-rhm report $OUT --out $OUT/report.md --csv experiments/spiking/rate_vs_norse_converted/summary.csv \
     --pstar-csv experiments/spiking/rate_vs_norse_converted/pstar.csv
 cat $OUT/report.md
+spiking-rhm plot $OUT
+cp $OUT/figures/learning_curves.png docs/figures/spiking/rate_vs_norse_converted.png
