@@ -69,7 +69,7 @@ from experiments.store import ResultStore
 TrainFn = Callable[..., dict]  # (cfg: RunConfig, progress=False) -> results record
 
 # RunConfig sections a sweep sets once for all its runs (the rest is swept).
-RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "rule_options", "grid")
+RUN_KEYS = ("P_test", "device", "net", "optim", "spiking", "convert", "rule_options", "grid")
 SWEEP_KEYS = ("rules", "backends", "rhm", "rule_seeds", "P", "seeds", "out", "workers", "dask", "retry_failed",
               "overrides", "stack", "vary", *RUN_KEYS)
 
@@ -335,6 +335,8 @@ def _backend_option_names(backend: str) -> set[str]:
         module = importlib.import_module(target.split(":")[0])
     except ImportError:  # back end not installed: run_sweep reports it
         return set()
+    if getattr(module, "TRAINED_ON", None):  # a back end that trains on another one takes its options
+        return _backend_option_names(module.TRAINED_ON)
     return set(getattr(module, "BACKEND_OPTIONS", {}))
 
 

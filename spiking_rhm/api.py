@@ -26,6 +26,8 @@ from spiking_rhm.errors import BackendUnavailableError, UnknownNameError
 BACKEND_TRAINERS: dict[str, str | Callable] = {
     "norse": "spiking_rhm.backends.norse.train:train_norse",
     "brian2": "spiking_rhm.backends.brian2.train:train_brian2",
+    # trained on the rate back end (found through this registry), converted and scored on Norse
+    "norse-converted": "spiking_rhm.backends.norse.converted:train_converted",
 }
 NO_TEST_POINTS = "no-test-points"  # status of a run with P_test = 0 (e.g. P = P_max)
 ENTRY_POINTS = "spiking_rhm.backends"  # entry-point group: name = back end, value = "module:function"

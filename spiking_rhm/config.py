@@ -28,7 +28,8 @@ from spiking_rhm.errors import ConfigError, RHMParameterError
 from spiking_rhm.network import ARCHITECTURES as _NETWORK_ARCHITECTURES
 from spiking_rhm.quantisation import check_weight_bits
 
-BACKENDS = ("rate", "norse", "brian2", "lava")
+BACKENDS = ("rate", "norse", "brian2", "lava", "norse-converted")
+CONVERTED_READOUTS = ("rate", "refitted")
 ARCHITECTURES = tuple(_NETWORK_ARCHITECTURES)  # spiking_rhm.network
 SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
@@ -136,6 +137,21 @@ class SpikingConfig:
 
 
 @dataclass(frozen=True)
+class ConvertConfig:
+    """How the ``norse-converted`` back end turns its rate-trained network into a spiking one (the simulation
+    itself: ``spiking``).  ``normalise``: data-based weight normalisation (Rueckauer et al. 2017) with the
+    ``percentile`` of each layer's rate activations on ``n_points`` training points firing at ``target`` (a
+    fraction of one spike per step); ``readout``: ``rate`` (the rate network's own readout) or ``refitted``
+    (a linear probe on the spiking features of the training points)."""
+
+    normalise: bool = True
+    percentile: float = 99.9
+    target: float = 1.0
+    readout: str = "rate"
+    n_points: int = 2048
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run."""
 
@@ -149,6 +165,7 @@ class RunConfig:
     net: NetConfig = field(default_factory=NetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)  # backend norse-converted only
     rule_options: Mapping[str, Any] = field(default_factory=dict)
     preset: str | None = None  # the protocol preset the run was built from (spiking_rhm.presets), for labels
     # hyper-parameter grid (spiking_rhm.selection): setting -> candidate values; the run trains every point on
@@ -319,6 +336,7 @@ def validate(cfg: RunConfig) -> None:
     if sp.weight_bits is not None and cfg.backend != "norse":
         raise ConfigError(f"spiking.weight_bits (fixed-point-aware training) is an option of the norse back end, "
                           f"not {cfg.backend}")
+    _validate_convert(cfg.convert)
     o = cfg.optim
     if o.epochs < 0 or o.batch_size < 1 or o.min_steps < 0 or o.plateau < 0:
         raise ConfigError("optim.epochs, optim.min_steps and optim.plateau must be >= 0 and optim.batch_size >= 1")
@@ -396,6 +414,18 @@ def _validate_neuron(cfg: "RunConfig") -> None:
     elif abs(sp.modulator_delay / sp.dt - round(sp.modulator_delay / sp.dt)) > 1e-6:
         raise ConfigError(f"spiking.modulator_delay = {sp.modulator_delay} s is not a whole number of time steps "
                           f"dt = {sp.dt} s")
+
+
+def _validate_convert(c: "ConvertConfig") -> None:
+    """The conversion settings: a percentile in (0, 100], a target rate in (0, 1], a known readout."""
+    if not (math.isfinite(c.percentile) and 0 < c.percentile <= 100):
+        raise ConfigError(f"convert.percentile must be a percentile in (0, 100], got {c.percentile}")
+    if not (math.isfinite(c.target) and 0 < c.target <= 1):
+        raise ConfigError(f"convert.target must be a fraction of one spike per step in (0, 1], got {c.target}")
+    if c.readout not in CONVERTED_READOUTS:
+        raise ConfigError(f"unknown convert.readout {c.readout!r}; valid: {', '.join(CONVERTED_READOUTS)}")
+    if c.n_points < 1:
+        raise ConfigError(f"convert.n_points must be >= 1 training point, got {c.n_points}")
 
 
 def _validate_code(sp: "SpikingConfig") -> None:

@@ -1,5 +1,9 @@
 """A rate-trained network converted to spikes: test error vs T, as is or weight-normalised, readout kept or refitted.
 
+A table of variants of one network (its rate checkpoint trained once, then simulated at several T, percentiles and
+readouts).  Converted networks as rows of a sweep, with P* and learning curves, are the ``norse-converted`` back end
+(``spiking-rhm curve --backend rate,norse-converted``; experiments/spiking/rate_vs_norse_converted.sh).
+
 Trains (or loads) a rate network, simulates it on the Norse back end's defaults (regular 200 Hz code, rest v_th / 2,
 reset by subtraction, g = 6) at each T, with the weights as trained or after data-based normalisation
 (``deployed.normalise``: each layer scaled by the p-th percentile of its rate activations on the training points),
@@ -28,7 +32,7 @@ from spiking_rhm.backends.norse.deployed import (
     from_checkpoint,
     held_out_error,
     normalise,
-    rate_activations,
+    rate_logits,
     refit_readout,
     run_points,
     simulate,
@@ -40,9 +44,7 @@ from spiking_rhm.config import RunConfig
 def rate_error(net, n_test: int) -> float:
     """The rate network's error on the first ``n_test`` held-out points (ReLU, the checkpoint's readout)."""
     _, test = run_points(net.config, n_test)
-    top = rate_activations(net, test.inputs)[-1].mean(1)
-    logits = top @ net.readout_weight + net.readout_bias
-    return float((logits.argmax(1).numpy() != test.labels).mean())
+    return float((rate_logits(net, test.inputs).argmax(1).numpy() != test.labels).mean())
 
 
 def train_checkpoint(a, path: Path) -> Checkpoint:

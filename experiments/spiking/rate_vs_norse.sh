@@ -3,9 +3,10 @@
 # (8,4,8,2,2) from experiments/spiking/rate_vs_norse.toml and (8,4,8,2,3) from rate_vs_norse_L3.toml.
 # The sweeps (resumable), one figure with a panel per (setting, back end)
 # (docs/figures/spiking/rate_vs_norse.png), the P* table and per-P summary (spiking-rhm report; also as CSV
-# in experiments/spiking/rate_vs_norse/).  Then, beside the P* table: the rate networks of (8,4,8,2,3) converted to
-# spikes (experiments/spiking/rate_vs_norse_converted.sh: bp and sibling-cca, T = 30 and 100) and sibling-cca on
-# Norse with the drive raised to g = 18 (experiments/spiking/scca_drive_L3.toml, its own report).
+# in experiments/spiking/rate_vs_norse/).  Then, beside the P* table: bp and sibling-cca converted to spikes, as rows of
+# their own sweep with the rate rows they come from (experiments/spiking/rate_vs_norse_converted.sh, back end
+# norse-converted, results/rate_vs_norse_converted) and sibling-cca on Norse with the drive raised to g = 18
+# (experiments/spiking/scca_drive_L3.toml, its own report).
 #   bash experiments/spiking/rate_vs_norse.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

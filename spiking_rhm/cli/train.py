@@ -53,7 +53,7 @@ def _write_json_atomically(path: Path, record: dict) -> None:
 
 @click.command()
 @click.option("--rule", help="learning rule (see `spiking-rhm rules`)")
-@click.option("--backend", help="rate | norse | brian2 | lava")
+@click.option("--backend", help="rate | norse | brian2 | lava | norse-converted")
 @click.option("--neuron", help="spiking neuron model: lif | cond | adex | two-compartment (detailed ones: brian2)")
 @click.option("--v", "v", type=int, help="vocabulary size")
 @click.option("--m", "m", type=int, help="synonyms per symbol")
@@ -132,7 +132,7 @@ def _check_rule(cfg) -> None:
     from spiking_rhm.cli.rule_table import check_rule_names
 
     check_rule_names([cfg.rule])
-    if cfg.backend == "rate":
+    if cfg.backend in ("rate", "norse-converted"):  # norse-converted trains on the rate back end
         from rate_models.train import build_rule
 
         build_rule(cfg)

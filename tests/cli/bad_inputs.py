@@ -17,6 +17,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [  # (arguments, a phrase the error li
     (["train", "--rule", "bp", "--v", "0", "--P", "16"], "v must be >= 2"),
     (["train", "--rule", "bp", "--backend", "spinnaker", "--P", "16"], "unknown backend 'spinnaker'"),
     (["train", "--rule", "bpp", *RHM, "--P", "16"], "unknown rule 'bpp'; valid: "),
+    (["train", "--rule", "bp", "--backend", "norse-converted", *RHM, "--P", "16", "--option", "convert.readout=spikes"],
+     "unknown convert.readout 'spikes'"),
     (["curve", "--rule", "bp,dfaa", *RHM, "--P", "16", "--out", "{tmp}/sweep"], "unknown rule 'dfaa'; valid: "),
     (["train", "--config", f"{MISSING}/run.toml"], "does not exist"),
     (["train", "--rule", "bp", *RHM, "--P", "16", "--option", "noequals"], "expected key=value"),

@@ -44,6 +44,19 @@ SWEEPS = {
         ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["eprop", "dfa", "clapp", "random-features"],
                                                        "backends": ["norse"], "seeds": [0], "P": [1024]}),
     ],
+    # experiments/spiking/rate_vs_norse_converted.sh: rate and converted rows, converted also at T = 100
+    "experiments/spiking/rate_vs_norse_converted": [
+        *[(config, {"rules": ["bp", "sibling-cca"], "backends": ["rate", "norse-converted"]})
+          for config in ("experiments/spiking/rate_vs_norse_L3.toml", "experiments/spiking/rate_vs_norse.toml")],
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["rate", "norse-converted"],
+                                                       "P": [2048, 3072]}),
+        *[(config, {"rules": [rule], "backends": ["norse-converted"], "spiking.T": 100, **neuron, **sizes})
+          for rule, neuron in (("sibling-cca", {"spiking.tau_mem": 1.0}), ("bp", {"spiking.tau_mem": 1.0}),
+                               ("sibling-cca", {}))
+          for config, sizes in (("experiments/spiking/rate_vs_norse.toml", {}),
+                                ("experiments/spiking/rate_vs_norse_L3.toml",
+                                 {"P": [512, 1024, 1536, 2048, 3072]} if rule == "sibling-cca" else {}))],
+    ],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
        for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
     # experiments/brian2/neurons.sh

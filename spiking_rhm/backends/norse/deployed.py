@@ -156,15 +156,10 @@ def refit_readout(net: TrainedNetwork, seed: int | None = None, batch: int = 102
     cfg = net.config
     train, test = run_points(cfg, n_test=2048)
     seed = cfg.seed + 2 if seed is None else int(seed)
+    train_feats, _ = features(net, train.inputs, seed, batch)
+    test_feats, _ = features(net, test.inputs, seed + 10**6, batch)
 
-    def features(sample, offset):
-        parts = []
-        for k, i in enumerate(range(0, len(sample.labels), batch)):
-            counts, _, _ = simulate(net, encode(net, sample.inputs[i:i + batch], seed + offset + k))
-            parts.append(top_rates(counts[-1], net.steps, net.params))
-        return torch.cat(parts) if parts else torch.zeros(0, net.spec.widths[-1])
-
-    fit = fit_linear_probe(features(train, 0), train.labels, features(test, 10**6), test.labels, net.spec.n_out)
+    fit = fit_linear_probe(train_feats, train.labels, test_feats, test.labels, net.spec.n_out)
     like = net.readout_weight
     weight = torch.as_tensor(fit.weight, dtype=like.dtype, device=like.device)
     bias = torch.as_tensor(fit.bias, dtype=like.dtype, device=like.device)
@@ -184,6 +179,12 @@ def rate_activations(net: TrainedNetwork, inputs: np.ndarray) -> list[Tensor]:
         x = torch.relu(net.spec.connectivity.apply(patches(x, net.spec.patch), W) / K**0.5)
         out.append(x)
     return out
+
+
+def rate_logits(net: TrainedNetwork, inputs: np.ndarray) -> Tensor:
+    """The rate network's logits ``hbar . R + c``, ``hbar`` = the top layer's position-averaged ReLU activations
+    (:func:`rate_activations`): what ``net`` computes without spikes."""
+    return rate_activations(net, inputs)[-1].mean(1) @ net.readout_weight + net.readout_bias
 
 
 def normalise(net: TrainedNetwork, percentile: float = 99.9, target: float = 1.0, n_points: int = 2048
@@ -222,11 +223,22 @@ def held_out_error(net: TrainedNetwork, n_test: int | None = None, seed: int = 1
     """Error of ``net`` on the held-out points of its run (the first ``n_test``; all by default), encoded with
     ``seed`` (the readout of ``net`` as it is)."""
     _, test = run_points(net.config, n_test=n_test)
-    wrong = 0
-    for k, i in enumerate(range(0, len(test.labels), batch)):
-        _, logits, _ = simulate(net, encode(net, test.inputs[i:i + batch], seed + k))
-        wrong += int((logits.argmax(1).cpu().numpy() != test.labels[i:i + batch]).sum())
-    return wrong / max(1, len(test.labels))
+    _, logits = features(net, test.inputs, seed, batch)
+    return int((logits.argmax(1).cpu().numpy() != test.labels).sum()) / max(1, len(test.labels))
+
+
+def features(net: TrainedNetwork, inputs: np.ndarray, seed: int, batch: int = 1024) -> tuple[Tensor, Tensor]:
+    """``(hbar [N, H], logits [N, n_out])`` of RHM ``inputs`` simulated in batches of ``batch`` points, batch k
+    encoded with seed ``seed + k``: the top layer's position-averaged rates and the readout of ``net``."""
+    rates, logits = [], []
+    for k, i in enumerate(range(0, len(inputs), batch)):
+        counts, out, _ = simulate(net, encode(net, inputs[i:i + batch], seed + k))
+        rates.append(top_rates(counts[-1], net.steps, net.params))
+        logits.append(out)
+    if not rates:
+        like = net.readout_weight
+        return like.new_zeros(0, net.spec.widths[-1]), like.new_zeros(0, net.spec.n_out)
+    return torch.cat(rates), torch.cat(logits)
 
 
 def encode(net: TrainedNetwork, inputs: np.ndarray, seed: int) -> Tensor:
@@ -238,5 +250,5 @@ def encode(net: TrainedNetwork, inputs: np.ndarray, seed: int) -> Tensor:
     return net.encoder(x, torch.Generator().manual_seed(int(seed)))
 
 
-__all__ = ["TrainedNetwork", "encode", "from_checkpoint", "held_out_error", "normalise", "rate_activations",
+__all__ = ["TrainedNetwork", "encode", "features", "from_checkpoint", "held_out_error", "normalise", "rate_activations", "rate_logits",
            "refit_readout", "run_points", "simulate"]
