@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from rate_models.networks import (
     Activity,
     NetParams,
+    Workspace,
     batched_forward,
     batched_gradients,
     bp_signals,
@@ -177,6 +178,7 @@ class RateBackend:
         # of one; alignment steps and the reference test take the generic three-factor path)
         self.fast_path = rule.gradient_signal and backend["readout"] == "top"
         self._stack_of_one: list[Tensor] | None = None
+        self._work = Workspace()  # the fast path's and the test error's output buffers, reused every step
 
     def trainable(self):
         p = self.params
@@ -250,7 +252,7 @@ class RateBackend:
         autograd."""
         idx_dev = idx.to(self.device)
         grads, loss, wrong = batched_gradients(self.spec, self._stacked(), self.X[idx_dev][None],
-                                               self.Y[idx_dev][None])
+                                               self.Y[idx_dev][None], self._work)
         return StepOutput([g[0] for g in grads], loss[0], wrong[0], idx.shape[0])
 
     def _stacked(self) -> list[Tensor]:
@@ -266,7 +268,8 @@ class RateBackend:
             return self._evaluate(self.X_test, self.Y_test)[0]
         n = self.Y_test.shape[0]  # readout = top: the batched forward (no activity kept, ReLU in place)
         with torch.no_grad():
-            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK])[0][0]
+            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK],
+                                                             self._work)[0][0]
                              .argmax(1) != self.Y_test[i:i + EVAL_CHUNK]).sum()) for i in range(0, n, EVAL_CHUNK))
         return wrong / n if n else float("nan")
 
