@@ -159,6 +159,15 @@ class Workspace:
             buf = self.buffers[key] = like.new_empty(tuple(shape))
         return buf
 
+    def swap(self, taken: Sequence[Tensor], given: Sequence[Tensor]) -> None:
+        """The caller keeps the buffers ``taken`` (e.g. as momentum buffers) and gives ``given`` (same shapes)
+        in their place; tensors of ``taken`` that are not this workspace's are ignored."""
+        where = {id(buf): key for key, buf in self.buffers.items()}
+        for t, g in zip(taken, given):
+            key = where.get(id(t))
+            if key is not None and g.shape == t.shape and g.is_contiguous():
+                self.buffers[key] = g
+
 
 def _take(work: Workspace | None, name: str, shape: Sequence[int], like: Tensor) -> Tensor | None:
     """``work``'s buffer (None without a workspace: the operation allocates its output)."""

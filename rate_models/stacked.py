@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.func import vmap
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from rate_models.networks import (NetParams, batched_forward, batched_gradients, branch_inputs,
+from rate_models.networks import (NetParams, Workspace, batched_forward, batched_gradients, branch_inputs,
                                   explicit_bias_update, forward)
 from rate_models.train import EVAL_CHUNK, RateBackend, build_rule, rate_update
 from spiking_rhm import training
@@ -151,6 +151,7 @@ class _Stack:
         lrs = torch.tensor([b.learning_rates() for b in backends], dtype=torch.float64)
         self.lr_hidden, self.lr_readout = lrs[:, 0], lrs[:, 1]
         self.bufs: list[Tensor] | None = None
+        self.work = Workspace()  # the batched step's and test error's output buffers (new shapes when runs stop)
 
     # -- the stacked tensors ------------------------------------------------
     def trainables(self) -> list[Tensor]:
@@ -170,6 +171,7 @@ class _Stack:
         self.lr_hidden, self.lr_readout = take(self.lr_hidden), take(self.lr_readout)
         self.bufs = None if self.bufs is None else [take(t) for t in self.bufs]
         self.backends = [self.backends[i] for i in rows]
+        self.work = Workspace()
 
     def params(self, weights, biases, beta, net_readout) -> NetParams:
         """One run's :class:`NetParams` from its slices (inside vmap); the network's readout is ``beta`` for
@@ -193,12 +195,12 @@ class _Stack:
     # -- every run at once, batched matmuls (no vmap) --------------------------
     def stacked_forward(self, trainables: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list]:
         """:func:`rate_models.networks.batched_forward` of the stacked tensors."""
-        return batched_forward(self.spec, trainables, x)
+        return batched_forward(self.spec, trainables, x, self.work)
 
     def stacked_gradients(self, trainables: Sequence[Tensor], x: Tensor, y: Tensor
                           ) -> tuple[list[Tensor], Tensor, Tensor]:
         """:func:`rate_models.networks.batched_gradients` of the stacked tensors."""
-        return batched_gradients(self.spec, trainables, x, y)
+        return batched_gradients(self.spec, trainables, x, y, self.work)
 
     # -- one run's functions (vmapped) ---------------------------------------
     def logits(self, weights, biases, beta, net_readout, x):
@@ -249,9 +251,11 @@ def _sgd(stack: _Stack, grads: Sequence[Tensor], scale: float, momentum: float, 
     if momentum != 0:
         if first:
             stack.bufs = [g.clone() for g in grads]
-        else:  # buf <- g + momentum buf in one pass, written into the step's own gradient tensors
+        else:  # buf <- g + momentum buf in one pass, written into the step's own gradient tensors, which become
+            # the buffers (the workspace gets the old buffers in their place)
             grads = [g if g._base is None and g.is_contiguous() else g.clone() for g in grads]
             torch._foreach_add_(grads, stack.bufs, alpha=momentum)
+            stack.work.swap(grads, stack.bufs)
             stack.bufs = grads
         grads = stack.bufs
     for lrs, ps, ds in ((stack.lr_hidden, params[:n - 1], grads[:n - 1]), (stack.lr_readout, params[-1:], grads[-1:])):

@@ -332,8 +332,9 @@ def _alignment(rule: Rule, rule_signals: list[Tensor], rule_grads: list[Tensor],
                ) -> tuple[list[float | None], list[float | None] | None]:
     r"""Per layer, the cosine between the rule's weight update and BP's on the same batch and weights, and the
     mean over the first ``PER_SAMPLE_POINTS`` samples of the cosine between each sample's own updates
-    ``dW_n^l = rho'(a_n^l) L_n^l x_n^l`` (:meth:`~spiking_rhm.plasticity.RateEligibility.contract_samples`;
-    None for branch rules, whose update is not of that form)."""
+    ``dW_n^l = rho'(a_n^l) L_n^l x_n^l`` (their inner products by
+    :meth:`~spiking_rhm.plasticity.RateEligibility.sample_inner`, without forming them; None for branch rules,
+    whose update is not of that form)."""
     weights = list(params.weights)
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
@@ -348,8 +349,9 @@ def _alignment(rule: Rule, rule_signals: list[Tensor], rule_grads: list[Tensor],
             per_sample.append(None)
             continue
         e = RateEligibility(e.psi[:n], e.pre[:n])
-        per_sample.append(training.mean_sample_cosine(e.contract_samples(L[:n].detach().transpose(1, 2), shared),
-                                                      e.contract_samples(B[:n].detach().transpose(1, 2), shared)))
+        La, Lb = L[:n].detach().transpose(1, 2), B[:n].detach().transpose(1, 2)
+        per_sample.append(training.mean_cosine_of_inner(e.sample_inner(La, Lb, shared), e.sample_inner(La, La, shared),
+                                                        e.sample_inner(Lb, Lb, shared)))
     return batch, per_sample
 
 
