@@ -209,13 +209,25 @@ def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, work
     r"""``x [R, B, v, d]`` -> (logits ``[R, B, n_out]``, per layer ``(patches, h^l)``): :func:`forward` of ``R``
     networks at once (``trainables`` = :func:`trainable` of each, stacked on a leading axis; readout = beta),
     each layer's ``a^l = patch^l W^l / sqrt(K)`` one batched matmul (``[R, B P_l, K] x [R, K, H]`` for
-    shared weights) with the ``1/sqrt(K)`` inside the product; no autograd.  ``work``: write the outputs into
-    its buffers (:class:`Workspace`).  ``x`` may be a view of a channel-last tensor (``[R, B, d, v]``
-    transposed): the first layer's patches are then a view, not a copy."""
+    shared weights) with the ``1/sqrt(K)`` inside the product; no autograd.  ``work``: write the outputs (and
+    the channel-last copy of ``x``) into its buffers (:class:`Workspace`)."""
+    return _batched_forward(spec, trainables, x, work)[:2]
+
+
+def _position_mean(h: Tensor) -> Tensor:
+    """``mean_p h`` of ``[R, B, P, H]`` (a view when ``P = 1``, as every RHM network's top layer: the same floats)."""
+    return h[:, :, 0] if h.shape[2] == 1 else h.mean(2)
+
+
+def _batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, work: Workspace | None
+                     ) -> tuple[Tensor, list, Tensor]:
+    """:func:`batched_forward` and the readout's input ``mean_p h^L`` ``[R, B, H]``."""
     n_w = spec.depth
     weights, biases, beta = trainables[:n_w], iter(trainables[n_w:-1]), trainables[-1]
     R, B = x.shape[:2]
     h = x.transpose(-1, -2)  # channel-last [R, B, d, v]
+    if work is not None and not h.is_contiguous():  # the copy the first patches would make, into a kept buffer
+        h = work.take("x", h.shape, x).copy_(h)
     tape = []
     shared = spec.connectivity.shared
     for l, W in enumerate(weights):
@@ -228,7 +240,8 @@ def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, work
             a.add_(BIAS_SCALE * next(biases)[:, None])
         h = torch.relu_(a)  # a^l is not kept: rho'(a) = [h > 0]
         tape.append((pat, h))
-    return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
+    feats = _position_mean(h)
+    return _bmm(feats, beta, 1.0 / beta.shape[1]), tape, feats
 
 
 def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y: Tensor,
@@ -247,14 +260,14 @@ def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y:
     weights, beta = trainables[:n_w], trainables[-1]
     shared = spec.connectivity.shared
     with torch.no_grad():
-        out, tape = batched_forward(spec, trainables, x, work)
+        out, tape, feats = _batched_forward(spec, trainables, x, work)
         R, B, n_out = out.shape
         loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
         dz = torch.softmax(out, -1)  # - y*, without one_hot's range check (two syncs):
         dz.scatter_add_(-1, y[..., None], dz.new_full((1, 1, 1), -1.0).expand(R, B, 1)).div_(B)
         H = beta.shape[1]
         top = tape[-1][1]
-        grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)
+        grad_beta = _bmm(feats.transpose(1, 2), dz, 1.0 / H)
         dh = _bmm(dz, beta.transpose(1, 2), 1.0 / (H * top.shape[2]))[:, :, None, :]  # [R, B, 1, H]
         grads_w, grads_b = [None] * n_w, []
         for l in range(n_w - 1, -1, -1):

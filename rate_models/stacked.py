@@ -232,11 +232,12 @@ class _Stack:
 
 
 def _finite_rows(tensors: Sequence[Tensor]) -> Tensor:
-    """``[R]`` bool: every entry of run ``r``'s slices is finite (``max |t|`` of a slice is finite iff all its
-    entries are: ``amax`` propagates NaN; one reduction, ~10x faster than ``isfinite(t).all``)."""
+    """``[R]`` bool: every entry of run ``r``'s slices is finite (its least and largest entries are finite iff all
+    are: ``aminmax`` propagates NaN; one reduction, no temporary, ~10x faster than ``isfinite(t).all``)."""
     ok = None
     for t in tensors:
-        rows = torch.isfinite(t.reshape(t.shape[0], -1).abs().amax(1))
+        least, most = torch.aminmax(t.reshape(t.shape[0], -1), dim=1)
+        rows = torch.isfinite(least) & torch.isfinite(most)
         ok = rows if ok is None else ok & rows
     return ok
 
