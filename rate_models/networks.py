@@ -274,7 +274,8 @@ def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y:
             pat, h = tape[l]
             # dh [h > 0], as ReLU's backward; below the top layer in place (dh is this function's own tensor)
             da = dh if l < n_w - 1 and dh.shape == h.shape else _take(work, f"da{l}", h.shape, h)
-            da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0, **({} if da is None else {"grad_input": da}))
+            into = {} if da is None else {"grad_input": da}
+            da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0, **into)
             scale = 1.0 / math.sqrt(pat.shape[-1])
             grads_w[l] = _apply_grad_weight(shared, da, pat, scale,
                                             _take(work, f"gw{l}", weights[l].shape, h) if shared else None)
