@@ -13,7 +13,10 @@ at the network's shapes.  ``--clock cpu`` (default) times with this process's CP
 the core ran it, usable on a shared machine), ``--clock wall`` with wall time.  docs/performance.md has results.
 
     OMP_NUM_THREADS=1 python benchmarks/train_speed.py [--clock cpu|wall] [--repeats 2] [--rules bp,dfa,clapp]
-        [--reference] [--device cpu|cuda]
+        [--reference] [--device cpu|cuda] [--step-scaling]
+
+``--step-scaling`` prints only the CPU time per run of one stacked bp step of case a for stacks of 1, 2, 4 and
+8 runs.
 
 ``--reference`` adds a reference-style loop, written from the description of ``pcsl-epfl/hierarchy-learning``:
 ``NonOverlappingConv1d`` built with ``unfold`` and a broadcast product that materialises a
@@ -291,6 +294,30 @@ def limit_report(clock_name: str, repeats: int, stack_b: int, seeds_a: int, epoc
                           f"after another", flush=True)
 
 
+def step_scaling(clock_name: str, sizes=(1, 2, 4, 8), steps: int = 50, repeats: int = 3) -> None:
+    """Case a: CPU time of one stacked bp step (batched_gradients + momentum SGD) per run, for stacks of
+    ``sizes`` runs (the best of ``repeats`` blocks of ``steps`` steps): what stacking saves per step."""
+    from rate_models.stacked import _sgd, _Stack
+    from rate_models.train import RateBackend
+
+    torch.set_num_threads(1)
+    clock = CLOCKS[clock_name]
+    for R in sizes:
+        stack = _Stack([RateBackend(case_config(CASE_A, "bp", seed=s)) for s in range(R)])
+        gen = torch.Generator().manual_seed(0)
+        idx = torch.stack([torch.randperm(stack.X.shape[1], generator=gen)[:128] for _ in range(R)])
+        rows = torch.arange(R)[:, None]
+
+        def step():
+            grads, _loss, _wrong = stack.stacked_gradients(stack.trainables(), stack.X[rows, idx], stack.Y[rows, idx])
+            _sgd(stack, grads, 1e-3, 0.9, 0.0)
+
+        for _ in range(10):
+            step()
+        t = best_time(lambda: [step() for _ in range(steps)], repeats, clock) / steps
+        print(f"  case a stacked bp step, {R} run(s): {t * 1e3:.2f} ms = {t * 1e3 / R:.2f} ms per run", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -304,7 +331,11 @@ def main():
     ap.add_argument("--epochs-a", type=int, default=60, help="[60]")
     ap.add_argument("--epochs-b", type=int, default=40, help="[40]")
     ap.add_argument("--rules", default=",".join(FLOP_RULES), help=f"[{','.join(FLOP_RULES)}]")
+    ap.add_argument("--step-scaling", action="store_true", help="only the per-run time of a stacked step of case a "
+                    "for stacks of 1, 2, 4, 8 runs")
     args = ap.parse_args()
+    if args.step_scaling:
+        return step_scaling(args.clock)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"device={args.device} torch threads={torch.get_num_threads()} torch {torch.__version__}")

@@ -138,59 +138,114 @@ def forward(params: NetParams, x: Tensor, cut: bool = False) -> tuple[Tensor, Ac
 
 
 # --------------------------------------------------------------------------- R networks at once (bp)
-def _bmm(a: Tensor, b: Tensor, alpha: float) -> Tensor:
+class Workspace:
+    """Output buffers of :func:`batched_forward` / :func:`batched_gradients`, kept and reused across calls.
+
+    A training loop calls them with the same shapes every step; a fresh tensor per product would be freed
+    and allocated again each step, and the allocator hands such blocks (hundreds of kB) back to the
+    operating system, so every step pays page faults on cold memory.  With a workspace every output is
+    written in place (``out=``) into the buffer kept for its (name, shape): the same operations and floats.
+    The returned tensors are these buffers, overwritten by the next call with the same workspace.
+    """
+
+    def __init__(self):
+        self.buffers: dict[tuple, Tensor] = {}
+
+    def take(self, name: str, shape: Sequence[int], like: Tensor) -> Tensor:
+        """The buffer of ``name`` and ``shape`` (dtype and device of ``like``), allocated at its first use."""
+        key = (name, *shape)
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = like.new_empty(tuple(shape))
+        return buf
+
+    def swap(self, taken: Sequence[Tensor], given: Sequence[Tensor]) -> None:
+        """The caller keeps the buffers ``taken`` (e.g. as momentum buffers) and gives ``given`` (same shapes)
+        in their place; tensors of ``taken`` that are not this workspace's are ignored."""
+        where = {id(buf): key for key, buf in self.buffers.items()}
+        for t, g in zip(taken, given):
+            key = where.get(id(t))
+            if key is not None and g.shape == t.shape and g.is_contiguous():
+                self.buffers[key] = g
+
+
+def _take(work: Workspace | None, name: str, shape: Sequence[int], like: Tensor) -> Tensor | None:
+    """``work``'s buffer (None without a workspace: the operation allocates its output)."""
+    return None if work is None else work.take(name, shape, like)
+
+
+def _bmm(a: Tensor, b: Tensor, alpha: float, out: Tensor | None = None) -> Tensor:
     """``alpha a b`` as one batched matmul (``alpha`` applied inside the product, no pass of its own)."""
-    return torch.baddbmm(a.new_empty(()), a, b, beta=0.0, alpha=alpha)
+    return torch.baddbmm(a.new_empty(()), a, b, beta=0.0, alpha=alpha, out=out)
 
 
-def _apply(shared: bool, pat: Tensor, W: Tensor, scale: float) -> Tensor:
-    """``a [R, B, P, H] = scale patch W^T``: ``pat [R, B, P, K]``, ``W [R, H, K]`` (shared) or ``[R, P, H, K]``."""
+def _apply(shared: bool, pat: Tensor, W: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
+    """``a [R, B, P, H] = scale patch W^T``: ``pat [R, B, P, K]``, ``W [R, H, K]`` (shared) or ``[R, P, H, K]``;
+    ``out``: a ``[R, B P, H]`` buffer (shared weights)."""
     R, B, P, K = pat.shape
     if shared:
-        return _bmm(pat.reshape(R, B * P, K), W.transpose(1, 2), scale).reshape(R, B, P, -1)
+        return _bmm(pat.reshape(R, B * P, K), W.transpose(1, 2), scale, out).reshape(R, B, P, -1)
     return torch.einsum("rnpk,rphk->rnph", pat, W).mul_(scale)
 
 
-def _apply_grad_weight(shared: bool, da: Tensor, pat: Tensor, scale: float) -> Tensor:
+def _apply_grad_weight(shared: bool, da: Tensor, pat: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
     """``scale sum_{b,p} da pat`` in the layout of ``W`` (``da [R, B, P, H]``)."""
     R, B, P, K = pat.shape
     if shared:
-        return _bmm(da.reshape(R, B * P, -1).transpose(1, 2), pat.reshape(R, B * P, K), scale)
+        return _bmm(da.reshape(R, B * P, -1).transpose(1, 2), pat.reshape(R, B * P, K), scale, out)
     return torch.einsum("rnph,rnpk->rphk", da, pat).mul_(scale)
 
 
-def _apply_grad_input(shared: bool, da: Tensor, W: Tensor, scale: float) -> Tensor:
-    """``scale da W``: the gradient on the patches, ``[R, B, P, K]``."""
+def _apply_grad_input(shared: bool, da: Tensor, W: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
+    """``scale da W``: the gradient on the patches, ``[R, B, P, K]``; ``out``: a ``[R, B P, K]`` buffer."""
     R, B, P, H = da.shape
     if shared:
-        return _bmm(da.reshape(R, B * P, H), W, scale).reshape(R, B, P, -1)
+        return _bmm(da.reshape(R, B * P, H), W, scale, out).reshape(R, B, P, -1)
     return torch.einsum("rnph,rphk->rnpk", da, W).mul_(scale)
 
 
-def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list]:
+def batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, work: Workspace | None = None
+                    ) -> tuple[Tensor, list]:
     r"""``x [R, B, v, d]`` -> (logits ``[R, B, n_out]``, per layer ``(patches, h^l)``): :func:`forward` of ``R``
     networks at once (``trainables`` = :func:`trainable` of each, stacked on a leading axis; readout = beta),
     each layer's ``a^l = patch^l W^l / sqrt(K)`` one batched matmul (``[R, B P_l, K] x [R, K, H]`` for
-    shared weights) with the ``1/sqrt(K)`` inside the product; no autograd."""
+    shared weights) with the ``1/sqrt(K)`` inside the product; no autograd.  ``work``: write the outputs (and
+    the channel-last copy of ``x``) into its buffers (:class:`Workspace`)."""
+    return _batched_forward(spec, trainables, x, work)[:2]
+
+
+def _position_mean(h: Tensor) -> Tensor:
+    """``mean_p h`` of ``[R, B, P, H]`` (a view when ``P = 1``, as every RHM network's top layer: the same floats)."""
+    return h[:, :, 0] if h.shape[2] == 1 else h.mean(2)
+
+
+def _batched_forward(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, work: Workspace | None
+                     ) -> tuple[Tensor, list, Tensor]:
+    """:func:`batched_forward` and the readout's input ``mean_p h^L`` ``[R, B, H]``."""
     n_w = spec.depth
     weights, biases, beta = trainables[:n_w], iter(trainables[n_w:-1]), trainables[-1]
     R, B = x.shape[:2]
     h = x.transpose(-1, -2)  # channel-last [R, B, d, v]
+    if work is not None and not h.is_contiguous():  # the copy the first patches would make, into a kept buffer
+        h = work.take("x", h.shape, x).copy_(h)
     tape = []
-    for W in weights:
+    shared = spec.connectivity.shared
+    for l, W in enumerate(weights):
         pat = layer_patches(h.reshape(R * B, *h.shape[2:]), spec.patch)  # [R B, P_l, K]
         P_l, K = pat.shape[1:]
         pat = pat.reshape(R, B, P_l, K)
-        a = _apply(spec.connectivity.shared, pat, W, 1.0 / math.sqrt(K))
+        a = _apply(shared, pat, W, 1.0 / math.sqrt(K), _take(work, f"a{l}", (R, B * P_l, W.shape[-2]), x)
+                   if shared else None)
         if spec.bias:
             a.add_(BIAS_SCALE * next(biases)[:, None])
         h = torch.relu_(a)  # a^l is not kept: rho'(a) = [h > 0]
         tape.append((pat, h))
-    return _bmm(h.mean(2), beta, 1.0 / beta.shape[1]), tape
+    feats = _position_mean(h)
+    return _bmm(feats, beta, 1.0 / beta.shape[1]), tape, feats
 
 
-def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y: Tensor
-                      ) -> tuple[list[Tensor], Tensor, Tensor]:
+def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y: Tensor,
+                      work: Workspace | None = None) -> tuple[list[Tensor], Tensor, Tensor]:
     r"""Every network's ``dLoss_r/dtheta_r`` (``Loss_r`` its batch's mean cross-entropy), ``[R]`` losses and
     wrong counts, for :func:`batched_forward`: backprop written out (what autograd of :func:`forward`
     computes; ``rho'(a) = [h > 0]`` as torch's ReLU), every scale inside a matmul::
@@ -198,30 +253,39 @@ def batched_gradients(spec: NetSpec, trainables: Sequence[Tensor], x: Tensor, y:
         dz = (softmax(z) - y*) / B;   grad beta = mean_p(h^L)^T dz / H;   dh^L_p = dz beta^T / (H P_L)
         da^l = dh^l [h^l > 0];  grad W^l = da^T patch^l / sqrt(K);  grad b^l = 0.1 sum_b da;
         d patch^l = da W^l / sqrt(K)  (reshaped: dh^{l-1})
-    """
+
+    ``work``: write the activities, their gradients and the weight gradients into its buffers
+    (:class:`Workspace`; the returned gradients are overwritten by the next call with it)."""
     n_w = spec.depth
     weights, beta = trainables[:n_w], trainables[-1]
+    shared = spec.connectivity.shared
     with torch.no_grad():
-        out, tape = batched_forward(spec, trainables, x)
+        out, tape, feats = _batched_forward(spec, trainables, x, work)
         R, B, n_out = out.shape
         loss = F.cross_entropy(out.reshape(R * B, n_out), y.reshape(R * B), reduction="none").reshape(R, B).mean(1)
         dz = torch.softmax(out, -1)  # - y*, without one_hot's range check (two syncs):
         dz.scatter_add_(-1, y[..., None], dz.new_full((1, 1, 1), -1.0).expand(R, B, 1)).div_(B)
         H = beta.shape[1]
         top = tape[-1][1]
-        grad_beta = _bmm(top.mean(2).transpose(1, 2), dz, 1.0 / H)
+        grad_beta = _bmm(feats.transpose(1, 2), dz, 1.0 / H)
         dh = _bmm(dz, beta.transpose(1, 2), 1.0 / (H * top.shape[2]))[:, :, None, :]  # [R, B, 1, H]
         grads_w, grads_b = [None] * n_w, []
         for l in range(n_w - 1, -1, -1):
             pat, h = tape[l]
-            da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0)  # dh [h > 0], as ReLU's backward
+            # dh [h > 0], as ReLU's backward; below the top layer in place (dh is this function's own tensor)
+            da = dh if l < n_w - 1 and dh.shape == h.shape else _take(work, f"da{l}", h.shape, h)
+            into = {} if da is None else {"grad_input": da}
+            da = torch.ops.aten.threshold_backward(dh.expand_as(h), h, 0.0, **into)
             scale = 1.0 / math.sqrt(pat.shape[-1])
-            grads_w[l] = _apply_grad_weight(spec.connectivity.shared, da, pat, scale)
+            grads_w[l] = _apply_grad_weight(shared, da, pat, scale,
+                                            _take(work, f"gw{l}", weights[l].shape, h) if shared else None)
             if spec.bias:
                 grads_b.append(BIAS_SCALE * da.sum(1))
             if l > 0:
                 prev = tape[l - 1][1]
-                dh = _apply_grad_input(spec.connectivity.shared, da, weights[l], scale).reshape(prev.shape)
+                Rb, Bb, P_l, K = pat.shape
+                dh = _apply_grad_input(shared, da, weights[l], scale, _take(work, f"dp{l}", (Rb, Bb * P_l, K), h)
+                                       if shared else None).reshape(prev.shape)
     return [*grads_w, *grads_b[::-1], grad_beta], loss, (out.argmax(-1) != y).sum(1)
 
 
@@ -347,7 +411,7 @@ def spec_from_config(cfg) -> NetSpec:
 
 
 __all__ = ["ARCHITECTURES", "Activity", "DenseNetwork", "HierarchicalCNN", "LocallyConnectedNetwork", "NetParams",
-           "batched_forward", "batched_gradients",
+           "Workspace", "batched_forward", "batched_gradients",
            "NetSpec", "RateNetwork", "bp_signals", "branch_inputs", "branch_pre_activations", "explicit_bias_update",
            "explicit_update", "feedback_vjp", "forward", "init_params", "layer_forward", "layer_vjp", "make_spec", "readout",
            "relu_derivative", "spec_from_config", "trainable"]

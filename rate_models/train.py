@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from rate_models.networks import (
     Activity,
     NetParams,
+    Workspace,
     batched_forward,
     batched_gradients,
     bp_signals,
@@ -177,6 +178,7 @@ class RateBackend:
         # of one; alignment steps and the reference test take the generic three-factor path)
         self.fast_path = rule.gradient_signal and backend["readout"] == "top"
         self._stack_of_one: list[Tensor] | None = None
+        self._work = Workspace()  # the fast path's and the test error's output buffers, reused every step
 
     def trainable(self):
         p = self.params
@@ -250,7 +252,7 @@ class RateBackend:
         autograd."""
         idx_dev = idx.to(self.device)
         grads, loss, wrong = batched_gradients(self.spec, self._stacked(), self.X[idx_dev][None],
-                                               self.Y[idx_dev][None])
+                                               self.Y[idx_dev][None], self._work)
         return StepOutput([g[0] for g in grads], loss[0], wrong[0], idx.shape[0])
 
     def _stacked(self) -> list[Tensor]:
@@ -266,7 +268,8 @@ class RateBackend:
             return self._evaluate(self.X_test, self.Y_test)[0]
         n = self.Y_test.shape[0]  # readout = top: the batched forward (no activity kept, ReLU in place)
         with torch.no_grad():
-            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK])[0][0]
+            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK],
+                                                             self._work)[0][0]
                              .argmax(1) != self.Y_test[i:i + EVAL_CHUNK]).sum()) for i in range(0, n, EVAL_CHUNK))
         return wrong / n if n else float("nan")
 
@@ -329,8 +332,9 @@ def _alignment(rule: Rule, rule_signals: list[Tensor], rule_grads: list[Tensor],
                ) -> tuple[list[float | None], list[float | None] | None]:
     r"""Per layer, the cosine between the rule's weight update and BP's on the same batch and weights, and the
     mean over the first ``PER_SAMPLE_POINTS`` samples of the cosine between each sample's own updates
-    ``dW_n^l = rho'(a_n^l) L_n^l x_n^l`` (:meth:`~spiking_rhm.plasticity.RateEligibility.contract_samples`;
-    None for branch rules, whose update is not of that form)."""
+    ``dW_n^l = rho'(a_n^l) L_n^l x_n^l`` (their inner products by
+    :meth:`~spiking_rhm.plasticity.RateEligibility.sample_inner`, without forming them; None for branch rules,
+    whose update is not of that form)."""
     weights = list(params.weights)
     signals = ctx.bp_signals if ctx.bp_signals is not None else _bp_reference(head, task_loss, act, ctx.target)
     bp_loss = sum((s.detach() * h).sum() for s, h in zip(signals, act.post))
@@ -345,8 +349,9 @@ def _alignment(rule: Rule, rule_signals: list[Tensor], rule_grads: list[Tensor],
             per_sample.append(None)
             continue
         e = RateEligibility(e.psi[:n], e.pre[:n])
-        per_sample.append(training.mean_sample_cosine(e.contract_samples(L[:n].detach().transpose(1, 2), shared),
-                                                      e.contract_samples(B[:n].detach().transpose(1, 2), shared)))
+        La, Lb = L[:n].detach().transpose(1, 2), B[:n].detach().transpose(1, 2)
+        per_sample.append(training.mean_cosine_of_inner(e.sample_inner(La, Lb, shared), e.sample_inner(La, La, shared),
+                                                        e.sample_inner(Lb, Lb, shared)))
     return batch, per_sample
 
 

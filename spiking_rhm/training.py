@@ -151,6 +151,17 @@ def mean_sample_cosine(a: Tensor, b: Tensor) -> float | None:
     return float(((a * b).sum(1)[ok] / (na * nb)[ok]).mean())
 
 
+def mean_cosine_of_inner(ab: Tensor, aa: Tensor, bb: Tensor) -> float | None:
+    """``mean_n ab_n / sqrt(aa_n bb_n)`` over the samples whose two squared norms ``aa_n``, ``bb_n`` are positive
+    and finite: :func:`mean_sample_cosine` from the samples' inner products (e.g.
+    :meth:`~spiking_rhm.plasticity.RateEligibility.sample_inner`) instead of the vectors (None when no
+    sample counts)."""
+    ok = (aa > 0) & (bb > 0) & torch.isfinite(aa * bb)
+    if not bool(ok.any()):
+        return None
+    return float((ab[ok] / (aa[ok] * bb[ok]).sqrt()).mean())
+
+
 def alignment_snapshot(step: int, epoch: int, out: StepOutput) -> dict:
     """The record's entry of an alignment step: ``{"step", "epoch", "cosine"}``, plus ``"cosine_per_sample"``
     where the back end measured it."""
@@ -335,5 +346,5 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
 
 
 __all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "alignment_points", "alignment_snapshot", "all_finite", "carve_validation",
-           "cosine_factor", "mean_sample_cosine",
+           "cosine_factor", "mean_cosine_of_inner", "mean_sample_cosine",
            "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

@@ -34,6 +34,19 @@ def test_per_sample_contraction_is_each_sample_alone_and_sums_to_the_batch(gen):
             torch.testing.assert_close(per[b], RateEligibility(psi[b:b + 1], pre[b:b + 1]).contract(L[b:b + 1], shared))
 
 
+def test_per_sample_inner_products_equal_those_of_the_formed_per_sample_updates(gen):
+    B, P, H, K = 3, 4, 5, 6
+    psi, pre = torch.rand(B, P, H, generator=gen), torch.randn(B, P, K, generator=gen)
+    La, Lb = torch.randn(B, P, H, generator=gen), torch.randn(B, P, H, generator=gen)
+    psi[1] = 0  # a sample without any update
+    e = RateEligibility(psi, pre)
+    for shared in (True, False):
+        a, b = e.contract_samples(La, shared).double(), e.contract_samples(Lb, shared).double()
+        for (x, y), got in (((a, b), e.sample_inner(La, Lb, shared)), ((a, a), e.sample_inner(La, La, shared))):
+            assert got.shape == (B,) and got[1] == 0
+            torch.testing.assert_close(got, (x * y).reshape(B, -1).sum(1), rtol=1e-6, atol=1e-9)
+
+
 def test_expected_scale_normalises_by_ebar_and_refuses_an_unaccumulated_trace():
     assert eligibility_scale("expected").factor(0.25, 0.5) == 2.0
     assert eligibility_scale("expected").factor(0.0, 0.5) == 0.0

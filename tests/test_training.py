@@ -8,7 +8,7 @@ import torch
 from spiking_rhm.config import OptimConfig, RHMConfig, RunConfig
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.training import Final, StepOutput, alignment_points, cosine_factor, learning_rates, split_options
-from spiking_rhm.training import cosine_similarity, mean_sample_cosine
+from spiking_rhm.training import cosine_similarity, mean_cosine_of_inner, mean_sample_cosine
 from spiking_rhm.training import train
 
 
@@ -95,6 +95,21 @@ def test_mean_sample_cosine_is_the_mean_of_per_sample_cosines_over_the_samples_t
     assert math.isclose(mean_sample_cosine(a, 3 * a), 1.0, rel_tol=1e-6)
     assert math.isclose(mean_sample_cosine(a, -a), -1.0, rel_tol=1e-6)
     assert mean_sample_cosine(a, torch.zeros_like(a)) is None
+
+
+def test_mean_cosine_of_inner_products_is_mean_sample_cosine():
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 12, generator=gen, dtype=torch.float64), torch.randn(5, 12, generator=gen,
+                                                                                dtype=torch.float64)
+    b[2] = 0
+    a[3, 0] = float("nan")  # a sample with a non-finite update does not count either
+
+    def inner(x, y):
+        return (x * y).sum(1)
+
+    got = mean_cosine_of_inner(inner(a, b), inner(a, a), inner(b, b))
+    assert math.isclose(got, mean_sample_cosine(a, b), rel_tol=1e-12)
+    assert mean_cosine_of_inner(inner(a, b), inner(a, a), inner(b, b) * 0) is None
 
 
 def test_warmup_ramps_the_scheduled_rate():

@@ -125,3 +125,40 @@ def test_cuda_matches_cpu():
     cuda = params._replace(weights=tuple(w.detach().cuda() for w in params.weights), biases=params.biases,
                            readout=params.readout.detach().cuda())
     torch.testing.assert_close(forward(cuda, x.cuda())[0].cpu(), forward(params, x)[0].detach())
+
+
+@pytest.mark.parametrize("arch, bias", [("cnn", False), ("cnn", True), ("lcn", False), ("fcn", False)])
+def test_workspace_gives_the_same_floats_and_reuses_its_buffers(arch, bias):
+    """batched_gradients / batched_forward into a Workspace: bitwise the floats of fresh outputs, in the same
+    buffers call after call (one set per shape)."""
+    from rate_models.networks import Workspace, batched_forward, batched_gradients, trainable
+
+    spec, params, x = _net(arch, bias)
+    stacked = [torch.stack([t.detach(), 2 * t.detach()]) for t in trainable(params)]  # two runs
+    xs, ys = torch.stack([x, x.flip(0)]), torch.tensor([[0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, 2]])
+    work = Workspace()
+    want = batched_gradients(spec, stacked, xs, ys)
+    ptrs = None
+    for _ in range(2):
+        got = batched_gradients(spec, stacked, xs, ys, work)
+        for g, w in zip([*got[0], *got[1:]], [*want[0], *want[1:]]):
+            assert torch.equal(g, w)
+        if arch != "lcn":  # shared weights: the weight gradients are the workspace's buffers
+            now = [g.data_ptr() for g in got[0][:spec.depth]]
+            assert ptrs is None or now == ptrs
+            ptrs = now
+    n_buffers = len(work.buffers)
+    assert torch.equal(batched_forward(spec, stacked, xs, work)[0], batched_forward(spec, stacked, xs)[0])
+    assert len(work.buffers) == n_buffers  # the same shapes: no new buffers
+    batched_forward(spec, stacked, xs[:, :3], work)  # another batch size: its own buffers
+    assert len(work.buffers) > n_buffers or arch == "lcn"
+
+
+def test_workspace_swap_hands_over_buffers():
+    from rate_models.networks import Workspace
+
+    work, like = Workspace(), torch.zeros(1)
+    a = work.take("g", (2, 3), like)
+    mine = torch.ones(2, 3)
+    work.swap([a, torch.zeros(4)], [mine, torch.zeros(4)])  # a tensor that is not the workspace's is ignored
+    assert work.take("g", (2, 3), like) is mine and len(work.buffers) == 1
