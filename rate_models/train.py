@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -193,15 +193,19 @@ class RateBackend:
         out, act = forward(self.params, x)
         return self.head.logits(out, act)
 
+    def _chunks(self, x: Tensor, y: Tensor, predict) -> Iterator[tuple[Tensor, Tensor]]:
+        """(logits, labels) of ``x`` in chunks of ``EVAL_CHUNK`` points, without autograd."""
+        with torch.no_grad():
+            for i in range(0, x.shape[0], EVAL_CHUNK):
+                yield predict(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK]
+
     def _evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float]:
         if x.shape[0] == 0:
             return float("nan"), float("nan")
         wrong, loss = 0, 0.0
-        with torch.no_grad():
-            for i in range(0, x.shape[0], EVAL_CHUNK):
-                logits = self._predict(x[i:i + EVAL_CHUNK])
-                wrong += int((logits.argmax(1) != y[i:i + EVAL_CHUNK]).sum())
-                loss += float(F.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum"))
+        for logits, labels in self._chunks(x, y, self._predict):
+            wrong += int((logits.argmax(1) != labels).sum())
+            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
         return wrong / x.shape[0], loss / x.shape[0]
 
     def _positive_views(self, idx: Tensor) -> list[Tensor]:
@@ -267,10 +271,9 @@ class RateBackend:
         if self.head.which != "top":
             return self._evaluate(self.X_test, self.Y_test)[0]
         n = self.Y_test.shape[0]  # readout = top: the batched forward (no activity kept, ReLU in place)
-        with torch.no_grad():
-            wrong = sum(int((batched_forward(self.spec, self._stacked(), self.X_test[None, i:i + EVAL_CHUNK],
-                                                             self._work)[0][0]
-                             .argmax(1) != self.Y_test[i:i + EVAL_CHUNK]).sum()) for i in range(0, n, EVAL_CHUNK))
+        top = lambda x: batched_forward(self.spec, self._stacked(), x[None], self._work)[0][0]  # noqa: E731
+        wrong = sum(int((logits.argmax(1) != labels).sum())
+                    for logits, labels in self._chunks(self.X_test, self.Y_test, top))
         return wrong / n if n else float("nan")
 
     def final(self, diverged):

@@ -40,8 +40,10 @@ ENGINES = ("lava", "norse", "loihi-fixed")
 
 
 def learning_rates(rule, width: int, H: int, lr: float | None, readout_lr: float | None) -> tuple[float, float]:
-    """(hidden, readout) rates: the rule's default ``lr`` (times the width for width-scaled rules) and a
-    readout rate of ``H`` (``lr H`` for width-scaled rules), the conventions of the Norse back end."""
+    """(hidden, readout) rates.  Defaults as on the Norse back end (:func:`spiking_rhm.training.learning_rates`):
+    the rule's ``default_lr`` (times the width for width-scaled rules) and a readout rate of ``H`` (``lr H`` for
+    width-scaled rules).  Unlike there, a given ``lr`` or ``readout_lr`` is used as it is, not scaled by the
+    width or the readout's fan-in ``H`` (the on-chip scripts pass one absolute rate for both)."""
     scaled = rule.width_scaled_lr
     base = rule.default_lr if lr is None else float(lr)
     hidden = base * (width if scaled and lr is None else 1.0)
