@@ -221,7 +221,7 @@ def remeasure(a, out) -> None:
         m = probe.measure(saved["hidden"], rule, saved["projections"], model)
         row = {"backend": cfg.backend, "epoch": cfg.optim.epochs, "model": model, "seed": cfg.seed, "P": cfg.sizes()[0],
                "L": cfg.rhm.L, "spiking": {k: str(v) for k, v in dataclasses.asdict(trained).items()
-                                           if v != getattr(type(trained)(), k) and k not in changed},
+                                           if v != getattr(type(trained)(), k)},
                "measured_with": changed, "rule_options": {}, **m}
         print(json.dumps(row), flush=True)
         if out:
@@ -230,9 +230,10 @@ def remeasure(a, out) -> None:
 
 
 def label(r: dict) -> str:
-    """A row's settings: the trained run's spiking settings and rule options (``defaults`` when none), its P when not
-    1024, and the forward settings it was measured with when they differ from the trained ones (``--load``)."""
-    text = ", ".join(f"{k} = {v}" for k, v in {**r.get("spiking", {}), **r.get("rule_options", {})}.items())
+    """A row's settings: the trained run's spiking settings and rule options sorted by name (``defaults`` when none),
+    its P when not 1024, and the forward settings it was measured with when they differ from the trained ones
+    (``--load``)."""
+    text = ", ".join(f"{k} = {v}" for k, v in sorted({**r.get("spiking", {}), **r.get("rule_options", {})}.items()))
     text = text or "defaults"
     if r.get("P", 1024) != 1024:
         text += f", P = {r['P']}"

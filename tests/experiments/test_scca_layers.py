@@ -32,7 +32,7 @@ def test_loaded_weights_give_the_final_measurement_of_the_run_that_saved_them(tm
     assert [r["model"] for r in final] == ["norse", "rate"]
     assert same_norse["layers"] == final[0]["layers"] and same_rate["layers"] == final[1]["layers"]
     assert same_norse["measured_with"] == {} and same_norse["spiking"] == {"T": "10"}
-    assert longer["measured_with"] == {"T": "40"} and longer["spiking"] == {}
+    assert longer["measured_with"] == {"T": "40"} and longer["spiking"] == {"T": "10"}
     # the longer window, simulated directly with the saved weights on the same points (seed 11 of the code)
     saved = torch.load(tmp_path / "net.norse.pt", weights_only=False)
     cfg = RunConfig.from_dict(saved["config"])
@@ -48,4 +48,4 @@ def test_loaded_weights_give_the_final_measurement_of_the_run_that_saved_them(tm
     assert longer["layers"][0]["spikes_per_step"] != final[0]["layers"][0]["spikes_per_step"]
     capsys.readouterr()
     compact(str(loaded))
-    assert "measured at T = 40" in capsys.readouterr().out
+    assert "| norse | T = 10, P = 64; measured at T = 40 | 1 |" in capsys.readouterr().out
