@@ -5,7 +5,8 @@
 # (docs/figures/spiking/rate_vs_norse.png), the P* table and per-P summary (spiking-rhm report; also as CSV
 # in experiments/spiking/rate_vs_norse/).  Then, beside the P* table: the rate networks of (8,4,8,2,3) converted to
 # spikes (experiments/spiking/rate_vs_norse_converted.sh: bp and sibling-cca, T = 30 and 100) and sibling-cca on
-# Norse with the drive raised to g = 18 (experiments/spiking/scca_drive_L3.toml, its own report).
+# Norse with the drive raised to g = 18 (experiments/spiking/scca_drive_L3.toml, its own report) and with g = 18 and
+# T = 100 (experiments/spiking/scca_T100_L3.toml: its report and CSVs in experiments/spiking/scca_T100_L3/).
 #   bash experiments/spiking/rate_vs_norse.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,3 +29,7 @@ nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --qu
 nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet --rule random-features --seeds 0 \
     --P 1024
 spiking-rhm report results/scca_drive_L3
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_T100_L3.toml --quiet
+mkdir -p experiments/spiking/scca_T100_L3
+spiking-rhm report results/scca_T100_L3 --csv experiments/spiking/scca_T100_L3/summary.csv \
+    --pstar-csv experiments/spiking/scca_T100_L3/pstar.csv
