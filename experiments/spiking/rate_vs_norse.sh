@@ -6,7 +6,8 @@
 # in experiments/spiking/rate_vs_norse/).  Then, beside the P* table: bp and sibling-cca converted to spikes, as rows of
 # their own sweep with the rate rows they come from (experiments/spiking/rate_vs_norse_converted.sh, back end
 # norse-converted, results/rate_vs_norse_converted) and sibling-cca on Norse with the drive raised to g = 18
-# (experiments/spiking/scca_drive_L3.toml, its own report).
+# (experiments/spiking/scca_drive_L3.toml, its own report) and with g = 18 and T = 100
+# (experiments/spiking/scca_T100_L3.toml: its report and CSVs in experiments/spiking/scca_T100_L3/).
 #   bash experiments/spiking/rate_vs_norse.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,3 +30,7 @@ nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --qu
 nice -n 5 spiking-rhm curve --config experiments/spiking/scca_drive_L3.toml --quiet --rule random-features --seeds 0 \
     --P 1024
 spiking-rhm report results/scca_drive_L3
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_T100_L3.toml --quiet
+mkdir -p experiments/spiking/scca_T100_L3
+spiking-rhm report results/scca_T100_L3 --csv experiments/spiking/scca_T100_L3/summary.csv \
+    --pstar-csv experiments/spiking/scca_T100_L3/pstar.csv

@@ -14,17 +14,23 @@ held-out points under two forward models -- the rate network's ReLU chain (``rat
 * a converged linear probe on each layer's flattened features ``[H P_l]`` (train on the training points, error on
   the held-out ones) and its train error.
 
-One JSON line per (back end, epoch, forward model); ``--table FILE`` prints them as Markdown.
+One JSON line per (back end, epoch, forward model); ``--table FILE`` prints them as Markdown.  ``--save PREFIX``
+keeps the final weights; ``--load PREFIX.<backend>.pt`` measures them again without training, with the ``--spiking``
+settings changed in the forward model only (e.g. a longer window at test time).
 
     OMP_NUM_THREADS=1 nice -n 5 python experiments/spiking/scca_layers.py --out results/scca_layers.jsonl
     python experiments/spiking/scca_layers.py --table results/scca_layers.jsonl     # every layer, epoch, forward
     python experiments/spiking/scca_layers.py --compact results/scca_layers.jsonl   # one row per trained network
     python experiments/spiking/scca_layers.py --curve results/scca_layers.jsonl     # objective and probe vs epoch
+    python experiments/spiking/scca_layers.py --backend norse --at "" --save results/net --out results/l.jsonl
+    python experiments/spiking/scca_layers.py --load results/net.norse.pt --models norse --spiking T=100 \
+        --out results/l.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -59,7 +65,7 @@ def make_config(a, backend: str) -> RunConfig:
     return RunConfig.from_dict({
         "rhm": {"v": 8, "m": 4, "n_c": 8, "s": 2, "L": a.L}, "P": a.P, "P_test": a.P_test, "rule": a.rule,
         "rule_options": options, "backend": backend, "seed": a.seed, "net": {"width": a.width},
-        "optim": {"epochs": a.epochs, "batch_size": 32, "min_steps": 400}, "spiking": spiking})
+        "optim": {"epochs": a.epochs, "batch_size": 32, "min_steps": a.min_steps}, "spiking": spiking})
 
 
 def participation_ratio(feats: Tensor) -> float:
@@ -191,9 +197,49 @@ def run(a, backend: str, out):
     t0 = time.perf_counter()
     metrics = training.train(b, cfg)
     emit(a.epochs)
+    if a.save:
+        torch.save({"config": cfg.to_dict(), "hidden": hidden(),
+                    "projections": state().projections}, f"{a.save}.{backend}.pt")
     print(json.dumps({"backend": backend, "test_error": metrics["test_error"],
                       "train_error": metrics["train_error"],
                       "wall_s": time.perf_counter() - t0 - t_measure[0]}), flush=True)
+
+
+def remeasure(a, out) -> None:
+    """Measure saved final weights (``--save`` of an earlier run) under the forward models with the ``--spiking``
+    settings applied on top of the saved run's (e.g. a longer window at test time only): no training."""
+    from spiking_rhm.rules.base import get_rule
+
+    saved = torch.load(a.load, weights_only=False)
+    cfg = RunConfig.from_dict(saved["config"])
+    trained = cfg.spiking
+    cfg = cfg.replace(spiking=dataclasses.replace(trained, **parse(a.spiking)))
+    probe = Probe(cfg, a.n_points)
+    rule = get_rule(cfg.rule, **dict(cfg.rule_options))
+    changed = {k: str(v) for k, v in dataclasses.asdict(cfg.spiking).items() if v != getattr(trained, k)}
+    for model in a.models:
+        m = probe.measure(saved["hidden"], rule, saved["projections"], model)
+        row = {"backend": cfg.backend, "epoch": cfg.optim.epochs, "model": model, "seed": cfg.seed, "P": cfg.sizes()[0],
+               "L": cfg.rhm.L, "spiking": {k: str(v) for k, v in dataclasses.asdict(trained).items()
+                                           if v != getattr(type(trained)(), k)},
+               "measured_with": changed, "rule_options": {}, **m}
+        print(json.dumps(row), flush=True)
+        if out:
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def label(r: dict) -> str:
+    """A row's settings: the trained run's spiking settings and rule options sorted by name (``defaults`` when none),
+    its P when not 1024, and the forward settings it was measured with when they differ from the trained ones
+    (``--load``)."""
+    text = ", ".join(f"{k} = {v}" for k, v in sorted({**r.get("spiking", {}), **r.get("rule_options", {})}.items()))
+    text = text or "defaults"
+    if r.get("P", 1024) != 1024:
+        text += f", P = {r['P']}"
+    if r.get("measured_with"):
+        text += "; measured at " + ", ".join(f"{k} = {v}" for k, v in r["measured_with"].items())
+    return text
 
 
 def table(path: str) -> None:
@@ -202,13 +248,13 @@ def table(path: str) -> None:
           "| a <= rheobase | spikes/step | corr(h, relu a) | slope | objective | probe train / test |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        settings = ", ".join(f"{k} = {v}" for k, v in {**r.get("spiking", {}), **r.get("rule_options", {})}.items())
+        settings = label(r)
         for x in r["layers"]:
             sps = f"{x['spikes_per_step']:.3f}" if "spikes_per_step" in x else ""
             corr = f"{x['corr_relu']:.2f}" if "corr_relu" in x else ""
             slope = f"{x['slope_relu']:.2f}" if "slope_relu" in x else ""
             obj = f"{x['objective']:.3f}" if "objective" in x else ""
-            print(f"| {r['backend']} | {settings or 'defaults'} | {r['epoch']} | {r['model']} | {x['layer']} | "
+            print(f"| {r['backend']} | {settings} | {r['epoch']} | {r['model']} | {x['layer']} | "
                   f"{x['h_mean']:.3f} | {x['zero']:.2f} | {x['silent_units']:.2f} | {x['pr']:.1f} | "
                   f"{x['a_mean']:.3f} / {x['a_std']:.3f} | {x['below_rheobase']:.2f} | {sps} | {corr} | {slope} | "
                   f"{obj} | {x['probe_train']:.3f} / {x['probe_test']:.3f} |")
@@ -220,7 +266,7 @@ def compact(path: str) -> None:
     rows = [json.loads(line) for line in open(path) if '"layers"' in line]
     last: dict = {}
     for r in rows:
-        key = (r["backend"], json.dumps({**r.get("spiking", {}), **r.get("rule_options", {})}), r["model"])
+        key = (r["backend"], label(r), r["model"])
         if key not in last or r["epoch"] >= last[key]["epoch"]:
             last[key] = r
     slash = lambda xs, f: " / ".join(f.format(x) for x in xs)  # noqa: E731
@@ -232,7 +278,6 @@ def compact(path: str) -> None:
             continue
         rate = last.get((backend, settings, "rate"))
         n = r["layers"]
-        settings = ", ".join(f"{k} = {v}" for k, v in json.loads(settings).items()) or "defaults"
         zeros = slash([x["zero"] for x in n], "{:.2f}") + (" (" + slash([x["zero"] for x in rate["layers"]], "{:.2f}")
                                                            + ")" if rate else "")
         print(f"| {backend} | {settings} | {r['epoch']} | {slash([x['spikes_per_step'] for x in n], '{:.3f}')} | "
@@ -249,10 +294,10 @@ def curve(path: str) -> None:
     for r in rows:
         if r["model"] != r["backend"]:
             continue
-        settings = ", ".join(f"{k} = {v}" for k, v in {**r.get("spiking", {}), **r.get("rule_options", {})}.items())
+        settings = label(r)
         obj = " / ".join(f"{x['objective']:.3f}" if "objective" in x else "--" for x in r["layers"])
         probe = " / ".join(f"{x['probe_test']:.3f}" for x in r["layers"])
-        print(f"| {r['backend']} | {settings or 'defaults'} | {r['epoch']} | {obj} | {probe} |")
+        print(f"| {r['backend']} | {settings} | {r['epoch']} | {obj} | {probe} |")
 
 
 def main(argv=None):
@@ -265,12 +310,15 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-steps", type=int, default=400)
     ap.add_argument("--at", default="0,3,10", help="epochs (before their first step) to measure at; and the end")
     ap.add_argument("--models", default="rate,norse", help="forward models to measure with")
     ap.add_argument("--n-points", type=int, default=1024, help="training and held-out points measured")
     ap.add_argument("--spiking", action="append", default=[], metavar="K=V", help="cfg.spiking field (repeatable)")
     ap.add_argument("--rule-option", action="append", default=[], metavar="K=V", help="rule option (repeatable)")
     ap.add_argument("--out", help="append JSON lines here")
+    ap.add_argument("--load", help="measure the weights saved by --save (no training); --spiking changes the forward")
+    ap.add_argument("--save", help="save the final hidden weights and projections to SAVE.<backend>.pt")
     ap.add_argument("--table", help="print the Markdown table of a results file and stop")
     ap.add_argument("--compact", help="print one row per trained network (last epoch) of a results file and stop")
     ap.add_argument("--curve", help="print the objective and probe over training of a results file and stop")
@@ -283,6 +331,8 @@ def main(argv=None):
         return compact(a.compact)
     a.at = [int(e) for e in a.at.split(",") if e]
     a.models = a.models.split(",")
+    if a.load:
+        return remeasure(a, a.out)
     for backend in a.backend.split(","):
         run(a, backend, a.out)
 

@@ -58,7 +58,8 @@ SWEEPS = {
                                  {"P": [512, 1024, 1536, 2048, 3072]} if rule == "sibling-cca" else {}))],
     ],
     **{f"experiments/spiking/{name}": [(f"experiments/spiking/{name}.toml", {})]
-       for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100")},
+       for name in ("curve_small", "curve_small_200hz", "curve_t30", "curve_t30_scca", "scca_s8", "scca_s8_t100",
+                    "scca_T100_L3")},
     # experiments/brian2/neurons.sh
     "experiments/brian2/neurons": [("experiments/brian2/neurons.toml", {}),
                                    ("experiments/brian2/neurons_reference.toml", {})],
