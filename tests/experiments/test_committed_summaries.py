@@ -28,6 +28,8 @@ SWEEPS = {
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
     "experiments/results/fair_claim1_reduced": [("experiments/claims/fair/claim1_reduced.toml", {})],
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
+    "experiments/results/fair_claim2_L4_reduced": [("experiments/claims/fair/claim2_L4_reduced.toml", {})],
+    "experiments/results/fair_claim2_L4_dfa_budget": [("experiments/claims/fair/claim2_L4_dfa_budget.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
     "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
@@ -111,6 +113,8 @@ def test_every_committed_summary_has_its_config():
 FAIR_SECTIONS = {
     "## Reduced fair-protocol run: claim 1": "fair_claim1_reduced",
     "## Reduced fair-protocol run: claim 2": "fair_claim2_reduced",
+    "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced",
+    "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget",
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
     "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
@@ -153,7 +157,11 @@ def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
 
 
 # docs/results.md section heading -> the committed ratio table (report --ratio-to bp --ratio-csv) it shows
-RATIO_SECTIONS = {"## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv"}
+RATIO_SECTIONS = {
+    "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget/ratio_bp.csv",
+}
 
 
 @pytest.mark.parametrize("heading", sorted(RATIO_SECTIONS))
