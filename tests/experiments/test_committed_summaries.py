@@ -31,6 +31,11 @@ SWEEPS = {
     "experiments/results/fair_claim2_L4_reduced": [("experiments/claims/fair/claim2_L4_reduced.toml", {})],
     "experiments/results/fair_claim2_L4_dfa_budget": [("experiments/claims/fair/claim2_L4_dfa_budget.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
+    # the self-supervised rules run with --rule RULE --P 2x,4x,8x; bp, reference-bp and the control at every P
+    "experiments/results/fair_claim3_L4_reduced": [
+        ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["bp", "reference-bp", "random-features"]}),
+        ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["clapp", "sibling-cca", "vicreg", "infonce"],
+                                                            "P": ["2x", "4x", "8x"]})],
     "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     # experiments/spiking/rate_vs_norse.sh: (8,4,8,2,2); (8,4,8,2,3) with its command-line additions
@@ -116,6 +121,7 @@ FAIR_SECTIONS = {
     "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced",
     "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget",
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
+    "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced",
     "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
 }
@@ -161,6 +167,7 @@ RATIO_SECTIONS = {
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv",
     "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced/ratio_bp.csv",
     "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced/ratio_bp.csv",
 }
 
 
