@@ -37,11 +37,11 @@ SWEEPS = {
         ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["clapp", "sibling-cca", "vicreg", "infonce"],
                                                             "P": ["2x", "4x", "8x"]})],
     "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
-    # the four masking rules run with --rule ... --P 8x; bp and the control at every P
+    # the four masking rules run with --rule ... --P 8x, then --P 4x; bp and the control at every P
     "experiments/results/fair_masking_L4_reduced": [
         ("experiments/claims/fair/masking_L4_reduced.toml", {"rules": ["bp", "random-features"]}),
         ("experiments/claims/fair/masking_L4_reduced.toml", {"rules": ["bp-unmasked", "fa", "fa-unmasked",
-                                                                       "dfa-masked"], "P": ["8x"]})],
+                                                                       "dfa-masked"], "P": ["4x", "8x"]})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     # experiments/spiking/rate_vs_norse.sh: (8,4,8,2,2); (8,4,8,2,3) with its command-line additions
     "experiments/spiking/rate_vs_norse": [
