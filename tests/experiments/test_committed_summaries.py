@@ -28,8 +28,20 @@ SWEEPS = {
     "experiments/results/claim3_selfsupervised": [("experiments/claims/claim3_selfsupervised.toml", {})],
     "experiments/results/fair_claim1_reduced": [("experiments/claims/fair/claim1_reduced.toml", {})],
     "experiments/results/fair_claim2_reduced": [("experiments/claims/fair/claim2_reduced.toml", {})],
+    "experiments/results/fair_claim2_L4_reduced": [("experiments/claims/fair/claim2_L4_reduced.toml", {})],
+    "experiments/results/fair_claim2_L4_dfa_budget": [("experiments/claims/fair/claim2_L4_dfa_budget.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
+    # the self-supervised rules run with --rule RULE --P 2x,4x,8x; bp, reference-bp and the control at every P
+    "experiments/results/fair_claim3_L4_reduced": [
+        ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["bp", "reference-bp", "random-features"]}),
+        ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["clapp", "sibling-cca", "vicreg", "infonce"],
+                                                            "P": ["2x", "4x", "8x"]})],
     "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
+    # the four masking rules run with --rule ... --P 8x, then --P 4x; bp and the control at every P
+    "experiments/results/fair_masking_L4_reduced": [
+        ("experiments/claims/fair/masking_L4_reduced.toml", {"rules": ["bp", "random-features"]}),
+        ("experiments/claims/fair/masking_L4_reduced.toml", {"rules": ["bp-unmasked", "fa", "fa-unmasked",
+                                                                       "dfa-masked"], "P": ["4x", "8x"]})],
     "experiments/results/fair_sibling_cca_reduced": [("experiments/claims/fair/sibling_cca_reduced.toml", {})],
     # experiments/spiking/rate_vs_norse.sh: (8,4,8,2,2); (8,4,8,2,3) with its command-line additions
     "experiments/spiking/rate_vs_norse": [
@@ -125,8 +137,12 @@ def test_every_committed_summary_has_its_config():
 FAIR_SECTIONS = {
     "## Reduced fair-protocol run: claim 1": "fair_claim1_reduced",
     "## Reduced fair-protocol run: claim 2": "fair_claim2_reduced",
+    "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced",
+    "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget",
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
+    "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced",
     "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
+    "## Reduced fair-protocol run at depth 4: the masking 2x2": "fair_masking_L4_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
 }
 
@@ -154,7 +170,9 @@ def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
     for row in read_csv(directory / "pstar.csv"):
         size = {k: _spellings(row[k], _size) for k in ("pstar", "pstar_low", "pstar_high")}
         head = re.escape(f"| {row['rule']} [rate] | {_setting(row)} | ")
-        assert re.search(head + rf"{size['pstar']} \| \[{size['pstar_low']}, {size['pstar_high']}\] \|", section)
+        bound = "<=" if row["status"] == "below_range" else ""  # an upper bound: below eps at the smallest P
+        assert re.search(head + rf"{bound}{size['pstar']} \| \[{size['pstar_low']}, {size['pstar_high']}\] \|",
+                         section)
     for row in read_csv(directory / "summary.csv"):
         num = {k: _spellings(row[k], _num) for k in ("test_error_mean", "test_error_min", "test_error_max",
                                                      "train_error_mean", "online_test_error_mean",
@@ -167,7 +185,12 @@ def test_the_fair_run_tables_in_results_md_are_the_committed_summaries(heading):
 
 
 # docs/results.md section heading -> the committed ratio table (report --ratio-to bp --ratio-csv) it shows
-RATIO_SECTIONS = {"## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv"}
+RATIO_SECTIONS = {
+    "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: claim 2": "fair_claim2_L4_reduced/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget/ratio_bp.csv",
+    "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced/ratio_bp.csv",
+}
 
 
 @pytest.mark.parametrize("heading", sorted(RATIO_SECTIONS))
