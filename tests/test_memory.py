@@ -1,5 +1,7 @@
 """spiking_rhm.memory: the peak resident memory of one run in a process that trains many."""
 
+import mmap
+
 import numpy as np
 import pytest
 
@@ -8,20 +10,24 @@ from spiking_rhm.config import NetConfig, OptimConfig, RHMConfig, RunConfig
 from spiking_rhm.memory import PeakMemory
 
 
-def _touch(mb: int) -> np.ndarray:
-    return np.ones(mb * 2**20 // 8)  # written pages: resident
+def _touch(mb: int) -> mmap.mmap:
+    """``mb`` MB of fresh pages, written (resident): an anonymous mapping of its own, never memory that the
+    allocator kept from earlier tests (a numpy array of 20 MB can land in such memory and add nothing)."""
+    pages = mmap.mmap(-1, mb * 2**20)
+    written = np.frombuffer(pages, dtype=np.uint8)
+    written.fill(1)
+    del written  # the mapping can close once no array views it
+    return pages
 
 
 def test_the_peak_of_a_run_counts_its_own_allocations_and_not_earlier_ones():
     with PeakMemory() as big:
-        a = _touch(200)
-        del a
+        _touch(200).close()
     if "VmHWM" not in big.fields["measure"]:
         pytest.skip("no resettable high-water mark here (not Linux)")
     assert big.fields["peak_increase_mb"] >= 150
     with PeakMemory() as small:  # the earlier 200 MB peak is not this run's
-        b = _touch(20)
-        del b
+        _touch(20).close()
     assert 15 <= small.fields["peak_increase_mb"] < 100
     assert small.fields["peak_rss_mb"] >= small.fields["rss_start_mb"]
 
