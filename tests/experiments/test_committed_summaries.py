@@ -37,6 +37,8 @@ SWEEPS = {
         ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["clapp", "sibling-cca", "vicreg", "infonce"],
                                                             "P": ["2x", "4x", "8x"]})],
     "experiments/results/fair_masking_reduced": [("experiments/claims/fair/masking_reduced.toml", {})],
+    # run with --rule fa-unmasked first, then the whole config (fa)
+    "experiments/results/fair_fa_unmasked_check": [("experiments/claims/fair/masking_fa_unmasked_check.toml", {})],
     # the four masking rules run with --rule ... --P 8x, then --P 4x; bp and the control at every P
     "experiments/results/fair_masking_L4_reduced": [
         ("experiments/claims/fair/masking_L4_reduced.toml", {"rules": ["bp", "random-features"]}),
@@ -142,6 +144,7 @@ FAIR_SECTIONS = {
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
     "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced",
     "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
+    "## Reduced fair-protocol run: fa-unmasked and fa at depth 3": "fair_fa_unmasked_check",
     "## Reduced fair-protocol run at depth 4: the masking 2x2": "fair_masking_L4_reduced",
     "## Reduced fair-protocol run: the sibling-cca headline": "fair_sibling_cca_reduced",
 }
