@@ -31,6 +31,8 @@ SWEEPS = {
     "experiments/results/fair_claim2_L4_reduced": [("experiments/claims/fair/claim2_L4_reduced.toml", {})],
     "experiments/results/fair_claim2_L4_dfa_budget": [("experiments/claims/fair/claim2_L4_dfa_budget.toml", {})],
     "experiments/results/fair_claim3_reduced": [("experiments/claims/fair/claim3_reduced.toml", {})],
+    # infonce and vicreg at 8 n_c m^L without the plateau rule, run with --rule infonce, then --rule vicreg
+    "experiments/results/fair_claim3_L4_ssl_budget": [("experiments/claims/fair/claim3_L4_ssl_budget.toml", {})],
     # the self-supervised rules run with --rule RULE --P 2x,4x,8x; bp, reference-bp and the control at every P
     "experiments/results/fair_claim3_L4_reduced": [
         ("experiments/claims/fair/claim3_L4_reduced.toml", {"rules": ["bp", "reference-bp", "random-features"]}),
@@ -143,6 +145,7 @@ FAIR_SECTIONS = {
     "## Reduced fair-protocol run at depth 4: dfa without the plateau rule": "fair_claim2_L4_dfa_budget",
     "## Reduced fair-protocol run: claim 3": "fair_claim3_reduced",
     "## Reduced fair-protocol run at depth 4: claim 3": "fair_claim3_L4_reduced",
+    "## Reduced fair-protocol run at depth 4: infonce and vicreg without the plateau rule": "fair_claim3_L4_ssl_budget",
     "## Reduced fair-protocol run: the masking 2x2": "fair_masking_reduced",
     "## Reduced fair-protocol run: fa-unmasked and fa at depth 3": "fair_fa_unmasked_check",
     "## Reduced fair-protocol run at depth 4: the masking 2x2": "fair_masking_L4_reduced",
