@@ -64,7 +64,7 @@ from rate_models.networks import (
 from spiking_rhm import training
 from spiking_rhm.checkpoint import check_checkpoint_path
 from spiking_rhm.device import resolve_device
-from spiking_rhm.metrics import fit_delta_readout, fit_linear_probe, probe_scores
+from spiking_rhm.metrics import fit_linear_probe, probe_scores
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.rhm import onehot
 from spiking_rhm.plasticity import RateEligibility, learning_context, weight_gradients
@@ -75,7 +75,6 @@ from spiking_rhm.training import Final, StepOutput, learning_rates
 Tensor = torch.Tensor
 BACKEND_OPTIONS: Mapping[str, Any] = {"readout": "top", "readout_lr": None, "online_readout": None}
 READOUTS = ("top", "all")
-ONLINE_READOUTS = ("joint", "frozen")
 N_ALIGNMENT_POINTS = 5
 EVAL_CHUNK = 4096
 SENSITIVITY_POINTS = 1000
@@ -87,8 +86,6 @@ def split_options(options: Mapping[str, Any]) -> tuple[dict, dict]:
     rule_opts, backend = training.split_options(options, BACKEND_OPTIONS)
     if backend["readout"] not in READOUTS:
         raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {backend['readout']!r}")
-    if backend["online_readout"] not in (None, *ONLINE_READOUTS):
-        raise ConfigError(f"online_readout must be one of {', '.join(ONLINE_READOUTS)}, got {backend['online_readout']!r}")
     return rule_opts, backend
 
 
@@ -98,11 +95,7 @@ def build_rule(cfg) -> tuple[Rule, dict]:
     rule = get_rule(cfg.rule, **rule_opts)
     if backend["readout"] == "all" and rule.supervised:
         raise ConfigError(f"readout=all is for unsupervised rules; {cfg.rule!r} trains through its own top readout")
-    if backend["online_readout"] is None:
-        backend["online_readout"] = "joint" if rule.supervised else "frozen"
-    if backend["online_readout"] == "frozen" and rule.supervised:
-        raise ConfigError(f"online_readout=frozen is for unsupervised rules; {cfg.rule!r} trains its readout with "
-                          f"its layers")
+    backend["online_readout"] = training.online_readout_mode(backend["online_readout"], rule.supervised, cfg.rule)
     return rule, backend
 
 
@@ -289,13 +282,11 @@ class RateBackend:
             if val:
                 probe_val = probe_scores(probe, val_feats, self.Y_val.cpu())
             if self.options["online_readout"] == "frozen":  # the local readout, trained on the frozen layers
-                self.local = fit_delta_readout(feats[0], self.Y.cpu(), feats[1], self.Y_test.cpu(), self.spec.n_out,
-                                               seed=self.cfg.seed)
-                m = self.local.metrics
-                test_error, test_loss, train_error, train_loss = (m["test_error"], m["test_loss"], m["train_error"],
-                                                                  m["train_loss"])
-                if val:
-                    online_val = probe_scores(self.local, val_feats, self.Y_val.cpu())
+                self.local, scores = training.frozen_readout_scores(
+                    feats[0], self.Y.cpu(), feats[1], self.Y_test.cpu(), self.spec.n_out, self.cfg.seed,
+                    val_feats, self.Y_val.cpu() if val else None)
+                test_error, test_loss, train_error, train_loss, local_val = scores
+                online_val = local_val if val else online_val
         P_test = self.Y_test.shape[0]
         sensitivity = None if diverged else _sensitivity(self.params, self.rhm, self.test if P_test >= 2 else self.train,
                                                          self.cfg.seed, self.device)
@@ -313,10 +304,7 @@ class RateBackend:
         return {"rule": {"name": rule.name, "family": rule.family, "supervised": rule.supervised, "local": rule.local,
                          "options": dict(rule.options)},
                 "readout": self.options["readout"], "device": str(self.device),
-                **({"local_readout": {"kind": "delta rule on centred frozen features with a bias (trained after "
-                                              "the layers; metrics.online_readout)",
-                                      **{k: self.local.metrics[k] for k in ("epochs", "steps", "lr")}}}
-                   if getattr(self, "local", None) is not None else {})}
+                **training.local_readout_record(getattr(self, "local", None))}
 
 
 def train_rate(cfg, progress: bool = False, checkpoint=None) -> dict:

@@ -108,6 +108,47 @@ def warmup_factor(step: int, total_steps: int, warmup: float) -> float:
     return 1.0 if n_warm <= 0 else min(1.0, (step + 1) / n_warm)
 
 
+ONLINE_READOUTS = ("joint", "frozen")
+"""``online_readout`` (a back-end option of every back end): ``joint``, the readout trained with the layers
+(supervised rules: the one they learn through), or ``frozen``, a delta rule on the centred frozen top-layer
+features trained after the layers (:func:`spiking_rhm.metrics.fit_delta_readout`; the default of unsupervised
+rules, whose layers never see a label)."""
+LOCAL_READOUT_KIND = ("delta rule on centred frozen features with a bias (trained after the layers; "
+                      "metrics.online_readout)")
+
+
+def online_readout_mode(choice: str | None, supervised: bool, rule_name: str) -> str:
+    """The ``online_readout`` of a run: ``choice``, or by default ``joint`` for supervised rules and ``frozen``
+    for unsupervised ones (a clear error for an unknown value or ``frozen`` with a supervised rule)."""
+    if choice not in (None, *ONLINE_READOUTS):
+        raise ConfigError(f"online_readout must be one of {', '.join(ONLINE_READOUTS)}, got {choice!r}")
+    if choice is None:
+        return "joint" if supervised else "frozen"
+    if choice == "frozen" and supervised:
+        raise ConfigError(f"online_readout=frozen is for unsupervised rules; {rule_name!r} trains its readout with "
+                          f"its layers")
+    return choice
+
+
+def frozen_readout_scores(train_features, train_labels, test_features, test_labels, n_out: int, seed: int,
+                          val_features=None, val_labels=None):
+    """``(local, scores)``: the frozen local readout (:func:`spiking_rhm.metrics.fit_delta_readout`) fitted on the
+    training features and its ``(test_error, test_loss, train_error, train_loss, validation scores or None)``."""
+    from spiking_rhm.metrics import fit_delta_readout, probe_scores
+
+    local = fit_delta_readout(train_features, train_labels, test_features, test_labels, n_out, seed=seed)
+    m = local.metrics
+    val = None if val_features is None else probe_scores(local, val_features, val_labels)
+    return local, (m["test_error"], m["test_loss"], m["train_error"], m["train_loss"], val)
+
+
+def local_readout_record(local) -> dict:
+    """The record's ``local_readout`` field of a frozen local readout (empty without one)."""
+    if local is None:
+        return {}
+    return {"local_readout": {"kind": LOCAL_READOUT_KIND, **{k: local.metrics[k] for k in ("epochs", "steps", "lr")}}}
+
+
 def carve_validation(train, fraction: float):
     """``(train, validation)``: the last ``round(fraction x P)`` of the ``P`` training points (an
     :class:`~spiking_rhm.rhm.Sample`, already in random order) are held out; ``fraction = 0``: no split."""
@@ -345,6 +386,6 @@ def validation_fields(scores: dict | None, supervised: bool, diverged: bool, n_v
             "linear probe", "online_readout": online, "probe": probe}
 
 
-__all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "alignment_points", "alignment_snapshot", "all_finite", "carve_validation",
-           "cosine_factor", "mean_cosine_of_inner", "mean_sample_cosine",
-           "learning_rates", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]
+__all__ = ["Backend", "Final", "MomentumSGD", "Plan", "StepOutput", "ONLINE_READOUTS", "alignment_points", "alignment_snapshot", "all_finite",
+           "carve_validation", "cosine_factor", "frozen_readout_scores", "mean_cosine_of_inner", "mean_sample_cosine",
+           "learning_rates", "local_readout_record", "online_readout_mode", "plan", "run_record", "split_options", "train", "validation_fields", "warmup_factor"]

@@ -36,7 +36,8 @@ RATE_RUNS = {
 }
 NORSE_RUNS = {
     "norse-dfa": dict(rule="dfa"),
-    "norse-clapp": dict(rule="clapp"),
+    # the readout trained with the layers (online_readout = joint), what the run was recorded with
+    "norse-clapp": dict(rule="clapp", rule_options={"online_readout": "joint"}),
 }
 
 

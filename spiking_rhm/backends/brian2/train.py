@@ -18,8 +18,8 @@ per-synapse eligibility of that step, the weights updated and written into the s
 The loop (epochs, schedule, SGD, early stop, scores, record) is :func:`spiking_rhm.training.train`.
 The neuron comes from ``cfg.spiking.neuron`` / ``neuron_options`` (:data:`.equations.NEURON_MODELS`), the
 modulator from ``cfg.spiking.modulator_delay`` / ``modulator_tau``.  Back-end options (given with the rule
-options): ``readout_lr`` and ``codegen`` (``auto``: Cython where it compiles, else numpy; ``numpy``;
-``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
+options): ``readout_lr``, ``online_readout`` (as the Norse back end) and ``codegen`` (``auto``: Cython where it
+compiles, else numpy; ``numpy``; ``cython``).  Weights and readout are float64.  Rules: every registered three-factor rule without positive
 views and without non-local needs (``bp``, ``eprop`` (a per-step signal) and the pair rules are refused with one
 line); the branch-local ``sibling-cca`` with the two-compartment neuron only (``learning.branch_update`` on the
 dendrite's tap branches).  With the two-compartment neuron a rule with a dendritic signal (``Rule.dendritic_signal``:
@@ -46,7 +46,7 @@ from spiking_rhm.errors import ConfigError
 from spiking_rhm.plasticity import OnlineUpdates, active_fraction, combine, learning_context, weight_gradients
 from spiking_rhm.training import StepOutput
 
-BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "codegen": "auto"}
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "online_readout": None, "codegen": "auto"}
 CODEGEN = ("auto", "numpy", "cython")
 
 
@@ -102,7 +102,8 @@ class Brian2Backend(SetupParameters):
         self.target = codegen_target(own["codegen"]) if target is None else target
         self.cfg = cfg
         # encoder, shapes, parameters, weights, rule and its state: the Norse set-up in float64
-        self.setup = setup = NorseSetup(cfg.replace(rule_options={**rule_opts, "readout_lr": own["readout_lr"]}),
+        self.setup = setup = NorseSetup(cfg.replace(rule_options={**rule_opts, "readout_lr": own["readout_lr"],
+                                                                  "online_readout": own["online_readout"]}),
                                         dtype=torch.float64)
         learner = setup.learner
         self.rule = learner.rule
@@ -257,14 +258,16 @@ class Brian2Backend(SetupParameters):
         return self.evaluate(self.test_set, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        return final_scores(self.evaluate, self.train_set, self.test_set, self.setup.spec.n_out, self.cfg.seed,
-                            diverged, self.val_set)
+        final, self.local = final_scores(self.evaluate, self.train_set, self.test_set, self.setup.spec.n_out,
+                                         self.cfg.seed, diverged, self.val_set, self.setup.backend["online_readout"])
+        return final
 
     def record(self):
         setup, cfg = self.setup, self.cfg
         return {"rule": {"name": cfg.rule, "family": self.rule.family, "supervised": self.supervised,
                          "local": self.rule.local, "options": dict(self.rule.options), "learner": type(self).__name__},
                 "readout": "top",
+                **training.local_readout_record(getattr(self, "local", None)),
                 "device": "cpu",
                 "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
                             "eligibility": "synapse", "eligibility_scale": setup.backend["eligibility_scale"]},

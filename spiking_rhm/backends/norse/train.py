@@ -11,7 +11,9 @@ scores, record) is :func:`spiking_rhm.training.train`, the same as the rate back
 
 Learning rates: :func:`spiking_rhm.training.learning_rates` (hidden ``lr x H`` for width-scaled rules,
 readout ``readout_lr x H``, default: the rule's lr for width-scaled rules, else 1.0).  Back-end options
-given with the rule options: ``readout_lr`` (as the rate back end).  The neuron and trace
+given with the rule options: ``readout_lr`` and ``online_readout`` (as the rate back end: for unsupervised
+rules the rule's own scores are by default those of a frozen local delta-rule readout fitted on the top-layer
+rates after training; ``joint``: the readout trained alongside the layers).  The neuron and trace
 parameters come from ``cfg.spiking``: taus, ``drive`` g, ``psi_beta``, ``eligibility``
 (factored | synapse) and ``eligibility_scale`` (``expected`` (default): the trace normalised to
 the rate eligibility's scale, so the same learning rates apply; ``none``: the raw trace).
@@ -53,7 +55,7 @@ from spiking_rhm.rhm import onehot
 from spiking_rhm.training import Final, StepOutput, cosine_similarity, learning_rates
 
 Tensor = torch.Tensor
-BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None}
+BACKEND_OPTIONS: Mapping[str, Any] = {"readout_lr": None, "online_readout": None}
 EVAL_CHUNK = 2048
 N_ALIGNMENT_POINTS = 3
 
@@ -97,6 +99,8 @@ class NorseSetup:
                                              modulator_delay=round(sp.modulator_delay / sp.dt),
                                              momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                              weight_bits=sp.weight_bits)
+        self.backend["online_readout"] = training.online_readout_mode(self.backend["online_readout"],
+                                                                      self.learner.rule.supervised, cfg.rule)
         self.levels = self.learner.positive_view_levels()
         self.spike_gen = torch.Generator().manual_seed(cfg.seed + 104729)
         self.view_rng = np.random.default_rng([cfg.seed, 2])
@@ -146,21 +150,32 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
     return wrong / n, loss / n, torch.cat(feats)
 
 
-def final_scores(evaluate_part, train, test, n_out: int, seed: int, diverged: bool, val=None) -> Final:
-    """Errors and losses of the final network on ``test`` and ``train`` (``evaluate_part(sample, generator) ->
-    (error, loss, top-layer rates)``, one generator seeded ``seed + 1``) and, unless it diverged, the converged
-    linear probe on the top-layer rates (as the rate back end); both scorings on the validation points ``val``
-    when there are any."""
+def final_scores(evaluate_part, train, test, n_out: int, seed: int, diverged: bool, val=None,
+                 online_readout: str = "joint") -> tuple[Final, Any]:
+    """``(scores, local readout or None)`` of the final network on ``test`` and ``train`` (``evaluate_part(sample,
+    generator) -> (error, loss, top-layer rates)``, one generator seeded ``seed + 1``) and, unless it diverged, the
+    converged linear probe on the top-layer rates (as the rate back end); both scorings on the validation points
+    ``val`` when there are any.  ``online_readout = frozen``: the rule's own scores are those of the frozen local
+    readout fitted on the top-layer rates after training (:func:`spiking_rhm.training.frozen_readout_scores`, as
+    the rate back end), not of the readout trained alongside."""
     gen = torch.Generator().manual_seed(seed + 1)
     test_error, test_loss, test_feats = evaluate_part(test, gen)
     train_error, train_loss, train_feats = evaluate_part(train, gen)
     probe = None if diverged else fit_linear_probe(train_feats, train.labels, test_feats, test.labels, n_out)
-    validation = None
+    validation, val_feats, online_val = None, None, None
     if val is not None:
         val_error, val_loss, val_feats = evaluate_part(val, gen)
-        validation = {"online_readout": {"error": val_error, "loss": val_loss},
+        online_val = {"error": val_error, "loss": val_loss}
+    local = None
+    if online_readout == "frozen" and not diverged:
+        local, scores = training.frozen_readout_scores(train_feats, train.labels, test_feats, test.labels, n_out,
+                                                       seed, val_feats, None if val is None else val.labels)
+        test_error, test_loss, train_error, train_loss, local_val = scores
+        online_val = local_val if val is not None else None
+    if val is not None:
+        validation = {"online_readout": online_val,
                       "probe": None if probe is None else probe_scores(probe, val_feats, val.labels)}
-    return Final(test_error, test_loss, train_error, train_loss, probe, None, validation)
+    return Final(test_error, test_loss, train_error, train_loss, probe, None, validation), local
 
 
 def alignment_with_bptt(setup: NorseSetup, batch: PresentedBatch, grads: list[Tensor]) -> list[float | None]:
@@ -251,8 +266,10 @@ class NorseBackend(SetupParameters):
         return evaluate(self.setup, self.test, torch.Generator().manual_seed(self.cfg.seed + 1))[0]
 
     def final(self, diverged):
-        return final_scores(lambda part, gen: evaluate(self.setup, part, gen), self.train, self.test,
-                            self.setup.spec.n_out, self.cfg.seed, diverged, self.val)
+        final, self.local = final_scores(lambda part, gen: evaluate(self.setup, part, gen), self.train, self.test,
+                                         self.setup.spec.n_out, self.cfg.seed, diverged, self.val,
+                                         self.setup.backend["online_readout"])
+        return final
 
     def energy(self):
         """Energy proxy: spikes and synaptic operations per inference, per layer (test points, at most 256)."""
@@ -271,6 +288,7 @@ class NorseBackend(SetupParameters):
                 "rule": {"name": cfg.rule, "family": rule.family, "supervised": self.supervised, "local": rule.local,
                          "options": dict(rule.options), "learner": type(setup.learner).__name__},
                 "readout": "top",
+                **training.local_readout_record(getattr(self, "local", None)),
                 "energy": self.energy(),
                 "device": str(setup.device),
                 "spiking": {**dataclasses.asdict(cfg.spiking), **describe(setup.spec, setup.params),
