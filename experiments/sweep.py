@@ -320,24 +320,11 @@ def _grid_rule_options(template: RunConfig, backend_options: set[str]) -> list[d
 
 
 def _backend_option_names(backend: str) -> set[str]:
-    """Names in ``rule_options`` that the back end consumes itself (its ``BACKEND_OPTIONS``)."""
-    import importlib
-
+    """Names in ``rule_options`` that the back end consumes itself (:func:`spiking_rhm.api.backend_option_names`)."""
     _register_backends()
     from spiking_rhm import api
 
-    target = api.trainer_target(backend)
-    if target is None:
-        return set()
-    if callable(target):
-        target = target.__module__
-    try:
-        module = importlib.import_module(target.split(":")[0])
-    except ImportError:  # back end not installed: run_sweep reports it
-        return set()
-    if getattr(module, "TRAINED_ON", None):  # a back end that trains on another one takes its options
-        return _backend_option_names(module.TRAINED_ON)
-    return set(getattr(module, "BACKEND_OPTIONS", {}))
+    return api.backend_option_names(backend)
 
 
 def _register_backends() -> None:

@@ -59,6 +59,22 @@ def trainer_target(name: str) -> str | Callable | None:
     return BACKEND_TRAINERS.get(name)
 
 
+def backend_option_names(name: str) -> set[str]:
+    """Names in ``cfg.rule_options`` that back end ``name`` consumes itself (its module's ``BACKEND_OPTIONS``; a
+    back end that trains on another one, ``TRAINED_ON``, takes that one's); empty when it is not installed."""
+    target = trainer_target(name)
+    if target is None:
+        return set()
+    module_name = target.__module__ if callable(target) else target.split(":")[0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # back end not installed: training it reports that
+        return set()
+    if getattr(module, "TRAINED_ON", None):
+        return backend_option_names(module.TRAINED_ON)
+    return set(getattr(module, "BACKEND_OPTIONS", {}))
+
+
 def backend_trainer(name: str) -> Callable[[RunConfig], dict]:
     if name not in BACKENDS:
         raise UnknownNameError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")

@@ -137,9 +137,11 @@ def _check_rule(cfg) -> None:
 
         build_rule(cfg)
     else:
+        from spiking_rhm.api import backend_option_names
         from spiking_rhm.rules import get_rule
 
-        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in ("readout", "readout_lr", "codegen")})
+        own = backend_option_names(cfg.backend)
+        get_rule(cfg.rule, **{k: v for k, v in cfg.rule_options.items() if k not in own | {"readout"}})
 
 
 @click.command()

@@ -87,3 +87,15 @@ def test_section_options_and_min_steps_reach_the_config():
     assert cfg.optim.min_steps == 50 and cfg.optim.lr == 0.5 and cfg.net.bias is True
     assert cfg.rule_options == {"feedback_shape": "shared"}
     assert cfg.optim.n_epochs(steps_per_epoch=2) == max(cfg.optim.epochs, 25)
+
+
+@pytest.mark.parametrize("backend, option", [("norse", "online_readout=joint"), ("norse", "readout_lr=0.5")])
+def test_back_end_options_pass_the_rule_check(tmp_path, backend, option):
+    """A back end's own options (its BACKEND_OPTIONS) are not taken for unknown rule options."""
+    pytest.importorskip("norse")
+    out = tmp_path / "r.json"
+    res = _run(["train", "--backend", backend, "--rule", "clapp", "--v", "8", "--m", "4", "--nc", "8", "--s", "2",
+                "--L", "2", "--P", "32", "--P-test", "16", "--width", "8", "--epochs", "1", "--quiet",
+                "--option", "spiking.T=4", "--option", option, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(out.read_text())["config"]["rule_options"]) == {option.split("=")[0]}
