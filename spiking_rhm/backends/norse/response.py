@@ -50,9 +50,11 @@ def describe_point(spiking) -> str:
 
 
 def summary(curve: ResponseCurve, points: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.5)) -> dict:
-    """Counts at a few pre-activations, the rheobase and the largest count (for tables and tests)."""
+    """Counts at a few pre-activations (those on the curve's grid), the rheobase and the largest count (for tables
+    and tests)."""
     fire = curve.a[curve.counts > 0]
-    at = {f"{x:g}": float(curve.counts[(curve.a - x).abs().argmin()]) for x in points}
+    at = {f"{x:g}": float(curve.counts[(curve.a - x).abs().argmin()]) for x in points
+          if float(curve.a.min()) <= x <= float(curve.a.max())}
     return {"label": curve.label, "counts_at": at, "rheobase": float(fire.min()) if len(fire) else None,
             "max_count": float(curve.counts.max()), "T": curve.T,
             "saturated": bool(float(curve.counts.max()) >= curve.T)}
@@ -83,12 +85,13 @@ def plot_response(curves: Sequence[ResponseCurve], path: str | Path, title: str 
     return path
 
 
-def curves_for(base, variants: Mapping[str, Mapping]) -> list[ResponseCurve]:
-    """One curve per variant: ``base`` (SpikingConfig) with the variant's fields replaced."""
+def curves_for(base, variants: Mapping[str, Mapping], a: torch.Tensor | None = None) -> list[ResponseCurve]:
+    """One curve per variant: ``base`` (SpikingConfig) with the variant's fields replaced (``a``: the
+    pre-activations, :func:`response_curve`'s default grid if None)."""
     import dataclasses
 
     out = []
     for label, changes in variants.items():
         sp = dataclasses.replace(base, **dict(changes))
-        out.append(response_curve(sp, label=label or describe_point(sp)))
+        out.append(response_curve(sp, a, label=label or describe_point(sp)))
     return out

@@ -177,3 +177,24 @@ def test_dithered_start_in_the_record_and_refused_where_it_cannot_be_simulated()
             RunConfig.from_dict({"backend": "norse", "spiking": {"v_init": bad}})
     with pytest.raises(ConfigError, match="v_init"):
         build_parameters(SPEC, 0.2, v_init="gaussian")
+
+
+def test_response_cli_draws_the_mean_count_over_dithered_starts(tmp_path):
+    from click.testing import CliRunner
+
+    from spiking_rhm.backends.norse.response import response_curve, summary
+    from spiking_rhm.cli import cli
+    from spiking_rhm.config import SpikingConfig
+
+    out = tmp_path / "dither.png"
+    res = CliRunner().invoke(cli, ["response", "--out", str(out), "--option", "spiking.v_init=uniform",
+                                   "--compare", "v_init=rest", "--a-max", "0.4"])
+    assert res.exit_code == 0, res.output
+    first, second = res.output.splitlines()[:2]
+    assert "v_init uniform" in first and "0.5:" not in first  # a = 0.5 lies beyond --a-max: not reported
+    assert "0.1: 1.10938" in first and "0.1: 1," in second  # the mean over starts vs the count from rest
+    grid = torch.tensor([0.1, 0.2], dtype=torch.float64)
+    curve = summary(response_curve(SpikingConfig(v_init="uniform"), grid))
+    assert curve["counts_at"]["0.1"] == pytest.approx(_hand_mean(0.6, 30, 256), abs=1e-9)
+    bad = CliRunner().invoke(cli, ["response", "--out", str(out), "--a-max", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
