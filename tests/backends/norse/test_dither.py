@@ -198,3 +198,11 @@ def test_response_cli_draws_the_mean_count_over_dithered_starts(tmp_path):
     assert curve["counts_at"]["0.1"] == pytest.approx(_hand_mean(0.6, 30, 256), abs=1e-9)
     bad = CliRunner().invoke(cli, ["response", "--out", str(out), "--a-max", "-1"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_the_brian2_network_refuses_a_dithered_start():
+    pytest.importorskip("brian2")
+    from spiking_rhm.backends.brian2.network import Brian2Network
+
+    with pytest.raises(ConfigError, match="norse back end"):
+        Brian2Network(SPEC, build_parameters(SPEC, 0.2, v_init="uniform"), 2, 5)
