@@ -96,8 +96,8 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
     reads as the rate layer ``c_l relu(a^l)`` (its rheobase ``(v_th - v_leak) / (g c_l)``).
     ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
     :data:`~.neurons.INITIAL_POTENTIALS` (``rest``, ``half`` = v_th / 2, or ``uniform``: a draw in
-    ``[v_reset, v_th)`` per neuron and window, from the generator handed to :func:`initial_state`).  The BPTT surrogate (Norse
-    ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
+    ``[v_reset, v_th)`` per neuron and window, from the generator handed to :func:`initial_state`).  The BPTT
+    surrogate (Norse ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
     """
     for name, value in (("dt", dt), ("tau_mem", tau_mem), ("tau_syn", tau_syn), ("tau_pre", tau_pre),
                         ("tau_elig", tau_elig), ("v_th", v_th), ("drive", drive), ("psi_beta", psi_beta),

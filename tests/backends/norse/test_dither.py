@@ -121,8 +121,9 @@ def test_mean_count_at_the_leaky_default_matches_a_hand_loop_and_the_draws():
 
 def test_dithered_response_is_closer_to_the_nominal_line_than_the_staircase_but_mode_locks():
     """At the default operating point the mean count over starts follows ``T rho_h a`` more closely than the count
-    from rest and rises in steps well below one spike; the leak still locks the firing onto cycles (here one spike every
-    third step for 0.535 < a < 0.575): on such a plateau every start gives the same count and dithering cannot resolve ``a``."""
+    from rest and rises in steps well below one spike; the leak still locks the firing onto cycles (here one spike
+    every third step for 0.535 < a < 0.575): on such a plateau every start gives the same count and dithering cannot
+    resolve ``a``."""
     T = 30
     params = uniform_params()
     rest = float64_parameters(build_parameters(build_spec("fcn", 1, 1, 2, 1, 6, 2), 1.0))
