@@ -33,7 +33,7 @@ CONVERTED_READOUTS = ("rate", "refitted")
 ARCHITECTURES = tuple(_NETWORK_ARCHITECTURES)  # spiking_rhm.network
 SPIKE_CODES = ("rate", "regular", "latency", "population")
 SPIKE_RESETS = ("zero", "subtract")
-SPIKE_V_INIT = ("rest", "half")
+SPIKE_V_INIT = ("rest", "half", "uniform")
 SPIKE_READOUTS = ("counts", "membrane")
 SPIKE_PLASTICITY = ("window", "online")
 DEFAULT_MAX_TEST = 20_000
@@ -112,7 +112,8 @@ class SpikingConfig:
     v_th: float = 1.0
     v_rest: float | None = 0.5  # resting potential (LIF v_leak), <= v_th; None: at threshold (v_th)
     reset: str = "subtract"  # zero (v <- 0 after a spike) | subtract (v <- v - v_th: the overshoot is kept)
-    v_init: str = "rest"  # membrane at the start of a window: rest | half (v_th / 2)
+    v_init: str = "rest"  # membrane at the start of a window: rest | half (v_th / 2) | uniform (norse: a draw in
+    #                        [v_reset, v_th) per neuron and window, dither)
     readout: str = "counts"  # the readout integrates spike counts | a leaky "membrane" (tau_readout)
     tau_readout: float = 2e-2  # time constant of the membrane readout (s)
     delay: int = 0  # steps between the two views of a self-supervised pair
@@ -325,6 +326,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"spiking.tau_readout must be a positive number of seconds, got {sp.tau_readout}")
     if sp.v_init not in SPIKE_V_INIT:
         raise ConfigError(f"unknown spiking.v_init {sp.v_init!r}; valid: {', '.join(SPIKE_V_INIT)}")
+    if sp.v_init == "uniform" and cfg.backend == "brian2":
+        raise ConfigError("spiking.v_init = uniform (a dithered start potential per neuron and window) is an option "
+                          "of the norse back end; brian2 starts every window at one potential: use rest or half")
     if cfg.spiking.delay < 0:
         raise ConfigError(f"spiking.delay must be >= 0 steps, got {cfg.spiking.delay}")
     _validate_neuron(cfg)

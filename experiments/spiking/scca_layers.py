@@ -107,8 +107,9 @@ class Probe:
                 h = torch.relu(a).transpose(1, 2)
                 outs.append(h)
             return ins, outs, None
-        spikes = self.encoder(x, torch.Generator().manual_seed(seed))
-        state = initial_state(spec, self.params, spikes.shape[1])
+        gen = torch.Generator().manual_seed(seed)
+        spikes = self.encoder(x, gen)
+        state = initial_state(spec, self.params, spikes.shape[1], generator=gen)  # draws only with v_init = uniform
         with torch.no_grad():
             res, _ = run_window(spikes, hidden, spec, self.params, state)
         outs = [rates(c, res.steps, self.params) for c in res.counts]

@@ -112,9 +112,13 @@ def dynamics(config_path, rule, backend, neuron, v, m, n_c, s, L, P, width, T, c
               help="override a spiking setting, e.g. spiking.v_rest=0.5 (repeatable)")
 @click.option("--compare", "compare", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
               help="another operating point to draw beside it, e.g. 'v_rest=none,reset=zero,v_init=rest'")
+@click.option("--a-max", "a_max", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True,
+              help="largest pre-activation a drawn (the curve runs from -a_max / 4)")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
-def response(config_path, options, compare, out):
+def response(config_path, options, compare, a_max, out):
     """Rate-to-spike response curve (count vs constant drive) of the spiking operating point."""
+    import torch
+
     from spiking_rhm.backends.norse.response import curves_for, describe_point, plot_response, summary
     from spiking_rhm.cli.options import parse_option, set_path
     from spiking_rhm.config import RunConfig, load_config_file
@@ -138,7 +142,7 @@ def response(config_path, options, compare, out):
             changes[key] = value
         sp = RunConfig.from_dict({**data, "spiking": {**data.get("spiking", {}), **changes}}).spiking
         variants[describe_point(sp)] = changes
-    curves = curves_for(base, variants)
+    curves = curves_for(base, variants, torch.linspace(-a_max / 4, a_max, 501, dtype=torch.float64))
     for c in curves:
         s = summary(c)
         click.echo(f"{c.label}: rheobase a = {s['rheobase']}, counts at a = "

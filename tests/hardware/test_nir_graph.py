@@ -142,6 +142,7 @@ def test_untied_weights_that_should_be_shared_are_rejected():
 
 @pytest.mark.parametrize("changes, match", [({"reset": "subtract"}, "spiking.reset=zero"),
                                             ({"v_init": "half"}, "spiking.reset=zero"),
+                                            ({"v_init": "uniform", "reset": "zero"}, "random potential"),
                                             ({"readout": "membrane"}, "spiking.readout=counts")])
 def test_operating_points_a_cuba_lif_cannot_express_are_refused(changes, match):
     from spiking_rhm.backends.norse.network import float64_parameters

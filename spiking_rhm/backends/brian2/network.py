@@ -177,6 +177,9 @@ class Brian2Network:
         }
         if hasattr(self.model, "a_delta"):
             self.namespace["a_delta"] = self.model.a_delta(dt_s, tau_mem)
+        if getattr(params, "v_spread", 0.0):
+            raise ConfigError("the brian2 network starts every window at one potential; a dithered start "
+                              "(spiking.v_init = uniform) is an option of the norse back end")
         self.v_init = float(lif.v_leak) if getattr(params, "v_init", None) is None else float(params.v_init)
         C0, d = spec.in_channels, spec.positions[0]
         self.n_input = N * d * C0

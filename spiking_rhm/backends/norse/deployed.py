@@ -112,8 +112,10 @@ def from_checkpoint(checkpoint, spiking: Mapping[str, Any] | None = None, dtype:
                           as_tensor(checkpoint.readout_bias), encoder, cfg)
 
 
-def simulate(net: TrainedNetwork, spikes: Tensor, record: bool = False) -> tuple[list[Tensor], Tensor, list | None]:
-    """One window of input ``spikes [T, N, C, d]`` from rest: ``(counts per layer [N, P, H], logits, trains)``.
+def simulate(net: TrainedNetwork, spikes: Tensor, record: bool = False, generator: torch.Generator | None = None
+             ) -> tuple[list[Tensor], Tensor, list | None]:
+    """One window of input ``spikes [T, N, C, d]`` from the start potential: ``(counts per layer [N, P, H], logits,
+    trains)`` (``generator``: the draws of a dithered start, ``spiking.v_init = uniform``).
 
     With ``record=True`` ``trains[l]`` is layer l's spike train ``[T, N, P, H]``.
     """
@@ -122,7 +124,7 @@ def simulate(net: TrainedNetwork, spikes: Tensor, record: bool = False) -> tuple
     def recorder(t, l, values):
         trains.setdefault(l, []).append(values["z"].clone())
 
-    state = initial_state(net.spec, net.params, spikes.shape[1], spikes.dtype, spikes.device)
+    state = initial_state(net.spec, net.params, spikes.shape[1], spikes.dtype, spikes.device, generator)
     with torch.no_grad():
         res, _ = run_window(spikes, net.hidden, net.spec, net.params, state, recorder=recorder if record else None)
     logits = net.readout(res.counts[-1], res.steps)
@@ -229,10 +231,13 @@ def held_out_error(net: TrainedNetwork, n_test: int | None = None, seed: int = 1
 
 def features(net: TrainedNetwork, inputs: np.ndarray, seed: int, batch: int = 1024) -> tuple[Tensor, Tensor]:
     """``(hbar [N, H], logits [N, n_out])`` of RHM ``inputs`` simulated in batches of ``batch`` points, batch k
-    encoded with seed ``seed + k``: the top layer's position-averaged rates and the readout of ``net``."""
+    encoded with seed ``seed + k`` (a dithered start from its own generator,
+    seeded ``seed + k + 104729``): the top
+    layer's position-averaged rates and the readout of ``net``."""
     rates, logits = [], []
     for k, i in enumerate(range(0, len(inputs), batch)):
-        counts, out, _ = simulate(net, encode(net, inputs[i:i + batch], seed + k))
+        starts = torch.Generator().manual_seed(seed + k + 104729) if net.params.v_spread else None
+        counts, out, _ = simulate(net, encode(net, inputs[i:i + batch], seed + k), generator=starts)
         rates.append(top_rates(counts[-1], net.steps, net.params))
         logits.append(out)
     if not rates:

@@ -87,6 +87,7 @@ class PresentedBatch(NamedTuple):
     spikes: Tensor  # [T, N, C, d] anchor view
     target: Tensor  # [N, n_out] one-hot
     views: dict[int, Tensor] | None = None  # resampling level -> spikes of the positive view
+    generator: torch.Generator | None = None  # draws the dithered start potentials (spiking.v_init = uniform)
 
 
 class StepResult(NamedTuple):
@@ -202,7 +203,7 @@ class ThreeFactorLearner(Learner):
         spec, p = self.spec, self.params
         N = batch.spikes.shape[1]
         traces = [make_eligibility(self.eligibility, p.elig, p.dt, p.pre) for _ in range(spec.depth)]
-        state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
+        state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device, batch.generator)
         with torch.no_grad():
             first, state = run_window(batch.spikes, weights.hidden, spec, p, state, traces, True, recorder)
             layers = [rates(c, first.steps, p) for c in first.counts]
@@ -231,7 +232,7 @@ class ThreeFactorLearner(Learner):
         T, N = batch.spikes.shape[:2]
         apply = self.plasticity == "online"
         traces = [make_eligibility("synapse", self.trace_parameters(), p.dt, p.pre) for _ in range(spec.depth)]
-        state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device)
+        state = initial_state(spec, p, N, batch.spikes.dtype, batch.spikes.device, batch.generator)
         lif, pre = list(state.lif), list(state.pre)  # advanced in place by network_step
         counts = [torch.zeros_like(s.v) for s in lif]  # running sums, accumulated in place
         v_sum = [torch.zeros_like(s.v) for s in lif]
@@ -378,7 +379,8 @@ class BPTTLearner(Learner):
         spec, p = self.spec, self.params
         # with weight_bits: the gradient at the quantised weights, for the master weights (straight-through)
         params = [w.detach().requires_grad_(True) for w in self.forward_weights(weights).parameters()]
-        state = initial_state(spec, p, batch.spikes.shape[1], batch.spikes.dtype, batch.spikes.device)
+        state = initial_state(spec, p, batch.spikes.shape[1], batch.spikes.dtype, batch.spikes.device,
+                              batch.generator)
         with torch.enable_grad():
             res, _ = run_window(batch.spikes, params[:-1], spec, p, state, None, True, recorder)
             _, logits = readout(res.readout_counts, res.steps, params[-1], p)

@@ -74,6 +74,7 @@ class NorseParameters(NamedTuple):
     v_init: float | None = None  # membrane potential at the start of a window (None: rest, v_leak)
     readout: str = "counts"  # READOUTS: what the readout integrates -- spike "counts" | leaky "membrane"
     tau_readout_inv: float = 1 / 2e-2  # 1 / tau of the membrane readout (1/s)
+    v_spread: float = 0.0  # > 0: each neuron starts each window at v_init + v_spread U, U ~ U[0, 1) (dither)
 
     @property
     def rho_hidden(self) -> float:
@@ -94,8 +95,9 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
     :func:`~.neurons.layer_gain` with ``g c_l``; the rates stay in units of ``rho_h = g dt / tau_mem``, so layer l
     reads as the rate layer ``c_l relu(a^l)`` (its rheobase ``(v_th - v_leak) / (g c_l)``).
     ``reset`` names a rule of :data:`~.neurons.RESETS`, ``v_init`` a start potential of
-    :data:`~.neurons.INITIAL_POTENTIALS` (``rest`` or ``half`` = v_th / 2).  The BPTT surrogate (Norse
-    ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
+    :data:`~.neurons.INITIAL_POTENTIALS` (``rest``, ``half`` = v_th / 2, or ``uniform``: a draw in
+    ``[v_reset, v_th)`` per neuron and window, from the generator handed to :func:`initial_state`).  The BPTT
+    surrogate (Norse ``method="super"``) uses ``alpha = psi_beta``, the same function as the eligibility's psi.
     """
     for name, value in (("dt", dt), ("tau_mem", tau_mem), ("tau_syn", tau_syn), ("tau_pre", tau_pre),
                         ("tau_elig", tau_elig), ("v_th", v_th), ("drive", drive), ("psi_beta", psi_beta),
@@ -123,10 +125,11 @@ def build_parameters(spec: NetworkSpec, input_rate: float, dt: float = 1e-3, tau
         raise ConfigError(f"layer_gain must hold one positive number per hidden layer ({spec.depth}), got "
                           f"{list(layer_gain)}")
     gains = tuple(layer_gain_of(drive * c, lif, dt, r, K) for c, r, K in zip(scale, rho_in, spec.fan_in))
-    v0 = None if v_init == "rest" else INITIAL_POTENTIALS[v_init](lif)
+    start = INITIAL_POTENTIALS[v_init](lif)
+    v0 = None if v_init == "rest" else start.low
     return NorseParameters(lif, PreTraceParameters(1 / tau_pre), SurrogateParameters(v_th, psi_beta),
                            EligibilityParameters(1 / tau_elig), dt, drive, rho_in, gains, reset, v0, readout,
-                           1 / tau_readout)
+                           1 / tau_readout, start.spread)
 
 
 def float64_parameters(params: NorseParameters) -> NorseParameters:
@@ -188,8 +191,11 @@ READOUTS = ("counts", "membrane")
 more; ``tau_readout -> inf`` gives the counts)."""
 
 
-def initial_state(spec: NetworkSpec, params: NorseParameters, N: int, dtype=torch.float32, device="cpu") -> NetState:
-    lif = tuple(initial_lif_state((N, P, H), params.lif, dtype, device, params.v_init)
+def initial_state(spec: NetworkSpec, params: NorseParameters, N: int, dtype=torch.float32, device="cpu",
+                  generator: torch.Generator | None = None) -> NetState:
+    """Every layer at its start potential (``params.v_init``; with ``params.v_spread`` a draw per neuron from
+    ``generator``, layer by layer), currents and pre traces at 0."""
+    lif = tuple(initial_lif_state((N, P, H), params.lif, dtype, device, params.v_init, params.v_spread, generator)
                 for P, H in zip(spec.positions[1:], spec.widths))
     pre = tuple(PreTraceState(torch.zeros(N, P, K, dtype=dtype, device=device))
                 for P, K in zip(spec.positions[1:], spec.fan_in))
@@ -291,17 +297,19 @@ def readout_gradient(hbar: Tensor, logits: Tensor, target: Tensor) -> Tensor:
     return hbar.T @ err / (hbar.shape[0] * hbar.shape[1])
 
 
-def forward_features(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters
-                     ) -> tuple[Tensor, Tensor]:
-    """``(hbar [N, H], logits [N, n_out])`` of a plain (non-plastic) presentation."""
-    state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device)
+def forward_features(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters,
+                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """``(hbar [N, H], logits [N, n_out])`` of a plain (non-plastic) presentation (``generator``: the dithered
+    start potentials', :func:`initial_state`)."""
+    state = initial_state(spec, params, spikes.shape[1], spikes.dtype, spikes.device, generator)
     res, _ = run_window(spikes, weights.hidden, spec, params, state)
     return readout(res.readout_counts, res.steps, weights.readout, params)
 
 
-def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> Tensor:
+def forward(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters,
+            generator: torch.Generator | None = None) -> Tensor:
     """Logits of a plain (non-plastic) presentation."""
-    return forward_features(spikes, weights, spec, params)[1]
+    return forward_features(spikes, weights, spec, params, generator)[1]
 
 
 def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
@@ -311,11 +319,13 @@ def describe(spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
             "rho_hidden": params.rho_hidden, "psi_beta": params.psi.beta,
             "v_leak": float(params.lif.v_leak), "v_th": float(params.lif.v_th), "reset": params.reset,
             "v_init": float(params.lif.v_leak) if params.v_init is None else params.v_init,
+            **({"v_init_spread": params.v_spread} if params.v_spread else {}),
             "readout": params.readout, "tau_readout": 1 / params.tau_readout_inv}
 
 
 # --------------------------------------------------------------------------- activity and energy proxy
-def activity(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters) -> dict[str, Any]:
+def activity(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseParameters,
+             generator: torch.Generator | None = None) -> dict[str, Any]:
     """Spikes and synaptic operations per inference, per layer, of a plain presentation of ``spikes``.
 
     A spike of a layer-(l-1) neuron (or an input) reaches every unit of the one patch it belongs to:
@@ -334,7 +344,7 @@ def activity(spikes: Tensor, weights: Weights, spec: NetworkSpec, params: NorseP
     def recorder(t, l, values):
         per_step[l].append(values["z"].flatten(1).mean(1))  # [N] fraction of layer l firing at step t
 
-    state = initial_state(spec, params, N, spikes.dtype, spikes.device)
+    state = initial_state(spec, params, N, spikes.dtype, spikes.device, generator)
     with torch.no_grad():
         res, _ = run_window(spikes, weights.hidden, spec, params, state, recorder=recorder)
     counts = [spikes.sum(0)] + [c for c in res.counts]  # input [N, C, d], layers [N, P, H]

@@ -3,7 +3,8 @@ r"""Rate-to-spike response curve of a configuration's LIF operating point (count
 A unit whose rate-network pre-activation is ``a`` receives, at steady state, a synaptic current
 ``D = g a`` (``g`` = ``spiking.drive``; mean potential ``v_rest + g a``).  The response curve is the
 spike count of one neuron over the window (T steps from ``v_init``) with that current held constant
-(:func:`~.neurons.response_counts`), beside the line the rules read the count as,
+(:func:`~.neurons.response_counts`; with a dithered start, ``v_init = uniform``, the mean count over starts,
+:func:`~.neurons.mean_response_counts`), beside the line the rules read the count as,
 ``count = T rho_h relu(a)`` with ``rho_h = g dt / tau_mem`` (:mod:`.network`).  Closed forms
 (:mod:`.neurons`): reset ``zero`` -- first-passage times; reset ``subtract`` -- a staircase
 ``floor(...)`` linear in the drive when the leak is small.
@@ -17,13 +18,13 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 
 from spiking_rhm.backends.norse.network import build_parameters, build_spec, float64_parameters
-from spiking_rhm.backends.norse.neurons import response_counts
+from spiking_rhm.backends.norse.neurons import mean_response_counts
 
 
 class ResponseCurve(NamedTuple):
     label: str
     a: torch.Tensor  # rate-network pre-activation
-    counts: torch.Tensor  # spikes in the window
+    counts: torch.Tensor  # spikes in the window (the mean over starts with a dithered start)
     ideal: torch.Tensor  # T rho_h relu(a)
     T: int
 
@@ -36,7 +37,8 @@ def response_curve(spiking, a: torch.Tensor | None = None, label: str = "") -> R
         spec, 1.0, dt=spiking.dt, tau_mem=spiking.tau_mem, tau_syn=spiking.tau_syn, tau_pre=spiking.tau_pre,
         tau_elig=spiking.tau_elig, v_th=spiking.v_th, drive=float(spiking.drive), psi_beta=float(spiking.psi_beta),
         v_leak=spiking.v_rest, reset=spiking.reset, v_init=spiking.v_init))
-    counts = response_counts(params.drive * a, spiking.T, params.lif, params.dt, params.reset, params.v_init)
+    counts = mean_response_counts(params.drive * a, spiking.T, params.lif, params.dt, params.reset, params.v_init,
+                                  params.v_spread)
     ideal = spiking.T * params.rho_hidden * a.clamp(min=0)
     return ResponseCurve(label, a, counts, ideal, spiking.T)
 
@@ -48,9 +50,11 @@ def describe_point(spiking) -> str:
 
 
 def summary(curve: ResponseCurve, points: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.5)) -> dict:
-    """Counts at a few pre-activations, the rheobase and the largest count (for tables and tests)."""
+    """Counts at a few pre-activations (those on the curve's grid), the rheobase and the largest count (for tables
+    and tests)."""
     fire = curve.a[curve.counts > 0]
-    at = {f"{x:g}": float(curve.counts[(curve.a - x).abs().argmin()]) for x in points}
+    at = {f"{x:g}": float(curve.counts[(curve.a - x).abs().argmin()]) for x in points
+          if float(curve.a.min()) <= x <= float(curve.a.max())}
     return {"label": curve.label, "counts_at": at, "rheobase": float(fire.min()) if len(fire) else None,
             "max_count": float(curve.counts.max()), "T": curve.T,
             "saturated": bool(float(curve.counts.max()) >= curve.T)}
@@ -81,12 +85,13 @@ def plot_response(curves: Sequence[ResponseCurve], path: str | Path, title: str 
     return path
 
 
-def curves_for(base, variants: Mapping[str, Mapping]) -> list[ResponseCurve]:
-    """One curve per variant: ``base`` (SpikingConfig) with the variant's fields replaced."""
+def curves_for(base, variants: Mapping[str, Mapping], a: torch.Tensor | None = None) -> list[ResponseCurve]:
+    """One curve per variant: ``base`` (SpikingConfig) with the variant's fields replaced (``a``: the
+    pre-activations, :func:`response_curve`'s default grid if None)."""
     import dataclasses
 
     out = []
     for label, changes in variants.items():
         sp = dataclasses.replace(base, **dict(changes))
-        out.append(response_curve(sp, label=label or describe_point(sp)))
+        out.append(response_curve(sp, a, label=label or describe_point(sp)))
     return out

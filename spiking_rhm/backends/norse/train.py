@@ -128,7 +128,7 @@ class NorseSetup:
         if self.levels:
             views = {level: self.encode(self.rhm.resample(sample, level, self.view_rng).inputs)
                      for level in sorted(set(self.levels))}
-        return PresentedBatch(self.encode(sample.inputs), target, views)
+        return PresentedBatch(self.encode(sample.inputs), target, views, self.spike_gen)
 
 
 def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[float, float, Tensor]:
@@ -142,7 +142,7 @@ def evaluate(setup: NorseSetup, sample, generator: torch.Generator) -> tuple[flo
         for i in range(0, n, EVAL_CHUNK):
             part = sample.take(np.arange(i, min(n, i + EVAL_CHUNK)))
             hbar, logits = forward_features(setup.encode(part.inputs, generator), weights, setup.spec,
-                                            setup.params)
+                                            setup.params, generator)
             y = torch.as_tensor(part.labels, device=setup.device)
             wrong += int((logits.argmax(1) != y).sum())
             loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
@@ -280,7 +280,7 @@ class NorseBackend(SetupParameters):
                 return None
             gen = torch.Generator().manual_seed(self.cfg.seed + 2)
             return activity(self.setup.encode(part.inputs, gen), self.setup.network_weights(), self.setup.spec,
-                            self.setup.params)
+                            self.setup.params, gen)
 
     def record(self):
         setup, rule, cfg = self.setup, self.rule, self.cfg
