@@ -18,7 +18,8 @@ nice -n 5 spiking-rhm curve --config $L3 --quiet
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,sibling-cca,random-features --backend rate
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend rate --P 2048,3072
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 1024,1536
-nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,random-features --backend norse --seeds 0 --P 1024
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,random-features --backend norse --P 1024
+nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 2048   # vs its rate P* 2254
 spiking-rhm plot results/rate_vs_norse
 cp results/rate_vs_norse/figures/learning_curves.png docs/figures/spiking/rate_vs_norse.png
 mkdir -p experiments/spiking/rate_vs_norse

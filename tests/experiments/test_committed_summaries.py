@@ -58,7 +58,8 @@ SWEEPS = {
         ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["norse"],
                                                        "P": [1024, 1536]}),
         ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["eprop", "dfa", "clapp", "random-features"],
-                                                       "backends": ["norse"], "seeds": [0], "P": [1024]}),
+                                                       "backends": ["norse"], "P": [1024]}),
+        ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["norse"], "P": [2048]}),
     ],
     # experiments/spiking/rate_vs_norse_converted.sh: rate and converted rows, converted also at T = 100
     "experiments/spiking/rate_vs_norse_converted": [
