@@ -359,7 +359,8 @@ class OnlineSiblingCCA(SiblingCCA):
     # lateral_lr on validation points (0.25 of P = 384, seed 0, batch 1, lr 1; rate / Norse T = 30 probe error):
     # 1 -> 0.33 / 0.49, 0.5 -> 0.25 / 0.41, 0.25 -> 0.31 / 0.41.  One sample's step on Q is
     # (lateral_lr / C) |xc|^2 / m along xc, ~lateral_lr on average: at 1 every sample of twice the mean input
-    # power overshoots, and Q (started at I) turns indefinite (smallest eigenvalue -0.2 after 1000 samples here)
+    # power overshoots, and Q (started at I) turns indefinite (smallest eigenvalue -0.15 to -0.39 after 1000 samples
+    # here; experiments/spiking/scca_online_updates.py)
     default_lr = 1.0
     option_defaults = {**SiblingCCA.option_defaults, "cov_decay": 0.9,
                        "lateral_lr": 0.5}  # the step of Q is lateral_lr / C
