@@ -19,13 +19,13 @@ cosine of the two weight displacements from the common start and their lengths, 
 from __future__ import annotations
 
 import argparse
+import tomllib
 
 import numpy as np
 import torch
 
 from rate_models.networks import NetParams, branch_inputs, branch_pre_activations, forward, make_spec
 from spiking_rhm.backends.norse.train import NorseSetup
-from spiking_rhm.cli.options import parse_option
 from spiking_rhm.config import RunConfig
 from spiking_rhm.rhm import onehot
 from spiking_rhm.rules import LearningContext, get_rule
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train", action="store_true", help="both copies of layer 2 take their step")
     ap.add_argument("--option", action="append", default=[], metavar="K=V", help="rule option (repeatable)")
     args = ap.parse_args(argv)
-    options = {path[-1]: value for path, value in map(parse_option, args.option)}
+    options = {k.strip(): tomllib.loads(f"v = {v}")["v"] for k, v in (o.split("=", 1) for o in args.option)}
     cfg = RunConfig.from_dict({"rhm": RHM, "P": P, "P_test": 128, "rule": "sibling-cca-online", "backend": "norse",
                                "seed": 0, "net": {"width": 64}, "optim": {"batch_size": 1},
                                "spiking": {"T": args.T}, "rule_options": options})
