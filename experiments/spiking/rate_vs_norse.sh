@@ -20,6 +20,18 @@ nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend ra
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 1024,1536
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule eprop,dfa,clapp,random-features --backend norse --P 1024
 nice -n 5 spiking-rhm curve --config $L3 --quiet --rule sibling-cca --backend norse --P 2048   # vs its rate P* 2254
+# -- sibling-cca-online (batch 1, lr 1, lateral_lr 0.5; docs/results_spiking.md "Online sibling-cca"): both back
+# ends on (8,4,8,2,2), 3 seeds (scca_online.toml); on (8,4,8,2,3) (scca_online_L3.toml) the same setting (it diverges
+# there: rate 3 seeds, Norse seed 0 at P = 1024), lr 0.2 (rate 3 seeds, Norse seed 0 at P = 1024) and lr 0.1 (rate,
+# seed 0, P = 3072).  Same output directory; ~40 min on one core of the shared machine.
+SO3=experiments/spiking/scca_online_L3.toml
+nice -n 5 spiking-rhm curve --config experiments/spiking/scca_online.toml --quiet
+nice -n 5 spiking-rhm curve --config $SO3 --quiet
+nice -n 5 spiking-rhm curve --config $SO3 --quiet --backend norse --seeds 0 --P 1024
+nice -n 5 spiking-rhm curve --config $SO3 --quiet --lr 0.2
+nice -n 5 spiking-rhm curve --config $SO3 --quiet --lr 0.2 --backend norse --seeds 0 --P 1024
+nice -n 5 spiking-rhm curve --config $SO3 --quiet --lr 0.1 --seeds 0 --P 3072
+# -- end of sibling-cca-online
 spiking-rhm plot results/rate_vs_norse
 cp results/rate_vs_norse/figures/learning_curves.png docs/figures/spiking/rate_vs_norse.png
 mkdir -p experiments/spiking/rate_vs_norse

@@ -245,6 +245,26 @@ def test_online_lateral_circuit_learns_the_inverse_the_batch_rule_computes():
         assert rel_err(g, e) < 1e-6
 
 
+def _smallest_lateral_eigenvalues(rule, steps=1500, every=100):
+    """Smallest eigenvalue of layer 2's lateral ``Q_k`` (over taps) every ``every`` samples of a one-sample stream."""
+    spec, _ = _batch(0, B=1)
+    state, out = _state(rule, spec), []
+    for i in range(steps):
+        state = rule.update_state(_batch(100 + i, B=1)[1], state, lr=1.0)
+        if i % every == every - 1:
+            out.append(min(float(torch.linalg.eigvalsh(Q).min()) for Q in state["Q"][1]))
+    return out
+
+
+def test_online_lateral_circuit_stays_positive_definite_at_batch_1_with_the_default_step():
+    """One sample moves Q along xc by (lateral_lr / C) |xc|^2 / m, ~lateral_lr on average: at the default (0.5) the
+    lateral Q (the eligibility's preconditioner) stays positive definite over a stream of single samples; at
+    lateral_lr = 1 the samples of large input power overshoot and Q turns indefinite."""
+    assert get_rule("sibling-cca-online").options["lateral_lr"] == 0.5
+    assert min(_smallest_lateral_eigenvalues(get_rule("sibling-cca-online", dim=4))) > 0
+    assert min(_smallest_lateral_eigenvalues(get_rule("sibling-cca-online", dim=4, lateral_lr=1.0))) < -0.1
+
+
 def test_online_rule_accepts_one_sample_and_refuses_autograd_and_bad_options():
     spec, ctx = _batch(3, B=1)
     rule = get_rule("sibling-cca-online", dim=4)
