@@ -60,6 +60,13 @@ SWEEPS = {
         ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["eprop", "dfa", "clapp", "random-features"],
                                                        "backends": ["norse"], "P": [1024]}),
         ("experiments/spiking/rate_vs_norse_L3.toml", {"rules": ["sibling-cca"], "backends": ["norse"], "P": [2048]}),
+        # its sibling-cca-online block
+        ("experiments/spiking/scca_online.toml", {}),
+        ("experiments/spiking/scca_online_L3.toml", {}),
+        ("experiments/spiking/scca_online_L3.toml", {"backends": ["norse"], "seeds": [0], "P": [1024]}),
+        ("experiments/spiking/scca_online_L3.toml", {"optim.lr": 0.2}),
+        ("experiments/spiking/scca_online_L3.toml", {"optim.lr": 0.2, "backends": ["norse"], "seeds": [0], "P": [1024]}),
+        ("experiments/spiking/scca_online_L3.toml", {"optim.lr": 0.1, "seeds": [0], "P": [3072]}),
     ],
     # experiments/spiking/rate_vs_norse_converted.sh: rate and converted rows, converted also at T = 100
     "experiments/spiking/rate_vs_norse_converted": [
