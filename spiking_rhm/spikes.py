@@ -126,7 +126,7 @@ def _check_input(x: Any) -> Tensor:
     return x
 
 
-def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+def uniform_draws(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
     """U[0, 1) draws of ``shape``: on the generator's device, returned on ``like.device``."""
     if generator is None:
         return torch.rand(shape, dtype=like.dtype, device=like.device)
@@ -136,7 +136,7 @@ def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | 
 
 def _bernoulli(prob: Tensor, T: int, generator: torch.Generator | None) -> Tensor:
     """Independent spikes ``[T, *prob.shape]`` with P(spike) = prob at every step."""
-    return (_uniform((T, *prob.shape), prob, generator) < prob).to(prob.dtype)
+    return (uniform_draws((T, *prob.shape), prob, generator) < prob).to(prob.dtype)
 
 
 # -- the codes -----------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def regular_code(x: Tensor, T: int, dt: float = 1e-3, p: RegularParams = Regular
     T, dt = _check_steps(T), _check_dt(dt)
     r = dt * _check_rate("max_rate", p.max_rate, dt) * x
     if p.phase is None:
-        phase = _uniform(tuple(x.shape), x, generator)
+        phase = uniform_draws(tuple(x.shape), x, generator)
     else:
         if isinstance(p.phase, bool) or not isinstance(p.phase, (int, float)) or not 0 <= p.phase < 1:
             raise ConfigError(f"phase must be a number in [0, 1) or None (random per input), got {p.phase!r}")

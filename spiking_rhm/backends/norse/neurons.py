@@ -52,7 +52,7 @@ from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_f
 
 from spiking_rhm.errors import ConfigError
 from spiking_rhm.network import Connectivity, Local, Shared, patches
-from spiking_rhm.spikes import _uniform
+from spiking_rhm.spikes import uniform_draws
 
 Tensor = torch.Tensor
 
@@ -119,7 +119,7 @@ def initial_lif_state(shape: tuple[int, ...], p: LIFParameters, dtype: torch.dty
         if generator is None:
             raise ConfigError("a dithered start potential (spiking.v_init = uniform) is drawn from the run's "
                               "spike generator: pass generator=")
-        v = v + float(spread) * _uniform(shape, v, generator)
+        v = v + float(spread) * uniform_draws(shape, v, generator)
     return LIFFeedForwardState(v=v, i=torch.zeros(shape, dtype=dtype, device=device))
 
 
