@@ -102,9 +102,8 @@ class Brian2Backend(SetupParameters):
         self.target = codegen_target(own["codegen"]) if target is None else target
         self.cfg = cfg
         # encoder, shapes, parameters, weights, rule and its state: the Norse set-up in float64
-        self.setup = setup = NorseSetup(cfg.replace(rule_options={**rule_opts, "readout_lr": own["readout_lr"],
-                                                                  "online_readout": own["online_readout"]}),
-                                        dtype=torch.float64)
+        shared = {k: v for k, v in own.items() if k != "codegen"}  # the options NorseSetup reads (readout_lr, ...)
+        self.setup = setup = NorseSetup(cfg.replace(rule_options={**rule_opts, **shared}), dtype=torch.float64)
         learner = setup.learner
         self.rule = learner.rule
         if setup.levels:
