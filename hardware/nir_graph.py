@@ -132,11 +132,12 @@ def to_nir(net, conv: bool = True, profile: str = "native"):
     if profile not in PROFILES:
         raise ConfigError(f"unknown export profile {profile!r}; valid: {', '.join(PROFILES)}")
     params = net.params
-    wrong = [*([f"resets by {params.reset!r}"] if getattr(params, "reset", "zero") != "zero" else []),
-             *([f"starts at v = {float(params.v_init):g}, not at rest"] if getattr(params, "v_init", None) is not None
-               and not getattr(params, "v_spread", 0.0) else []),
-             *([f"starts at a random potential in [{float(params.v_init):g}, "
-                f"{float(params.v_init) + params.v_spread:g})"] if getattr(params, "v_spread", 0.0) else [])]
+    wrong = [f"resets by {params.reset!r}"] if getattr(params, "reset", "zero") != "zero" else []
+    v0, spread = getattr(params, "v_init", None), getattr(params, "v_spread", 0.0)
+    if spread:
+        wrong.append(f"starts at a random potential in [{float(v0):g}, {float(v0) + spread:g})")
+    elif v0 is not None:
+        wrong.append(f"starts at v = {float(v0):g}, not at rest")
     if wrong:
         raise ConfigError(f"a NIR CubaLIF resets to v_reset and starts at rest; this network {' and '.join(wrong)}: "
                           f"export it with --option spiking.reset=zero --option spiking.v_init=rest")
